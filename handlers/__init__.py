@@ -1,0 +1,1 @@
+"""Transport-independent pieces of the embedding service: settings, core, backend, media."""

@@ -1,0 +1,267 @@
+"""The request core shared by every transport: validate once, call the backend, shape replies."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from .backend import Backend, ModelInfo
+from .errors import ErrorKind, ServiceError
+from .schemas import EmbeddingsRequest, RerankRequest
+from .settings import Settings
+
+__all__ = ["Core", "ImageLoader", "ROUTES"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Core", Any], Awaitable[dict[str, Any]]]
+
+
+class ImageLoader(Protocol):
+    """Turns image references into decoded images; errors name the item (`input[i]: ...`)."""
+
+    async def load(self, items: list[tuple[int, str]]) -> list[Any]: ...
+
+    @staticmethod
+    def looks_like_image(item: str) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _parse(model: type[BaseModel], body: Any) -> Any:
+    """Validate a request body; every failure becomes one 400 naming the fields."""
+    if not isinstance(body, dict):
+        raise ServiceError(ErrorKind.INVALID, "The request body must be a JSON object.")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        messages = [
+            err["msg"] if err["type"] == "modality" else f"{_format_loc(err['loc'])}: {err['msg']}"
+            for err in errors[:5]
+        ]
+        param = str(errors[0]["loc"][0]) if errors[0]["loc"] else None
+        raise ServiceError(ErrorKind.INVALID, "; ".join(messages), param=param) from None
+
+
+def _meta() -> dict[str, Any]:
+    return {"id": f"infinity-{uuid.uuid4()}", "created": int(time.time())}
+
+
+def _encode(vectors: list[np.ndarray], encoding: str, dimensions: int | None) -> list[Any]:
+    matrix = np.asarray(np.stack(vectors), dtype=np.float32)
+    if dimensions is not None:
+        matrix = matrix[:, :dimensions]
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = matrix / np.where(norms == 0, 1.0, norms)
+    if encoding == "base64":
+        little = matrix.astype("<f4", copy=False)
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+    return matrix.tolist()
+
+
+class Core:
+    """Validation and dispatch for /v1/models, /v1/embeddings and /v1/rerank."""
+
+    def __init__(self, settings: Settings, backend: Backend, images: ImageLoader) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.images = images
+
+    @property
+    def ready(self) -> bool:
+        return self.backend.ready
+
+    async def start(self) -> None:
+        await self.images.start()
+        await self.backend.start()
+
+    async def stop(self) -> None:
+        try:
+            await self.backend.stop()
+        finally:
+            await self.images.stop()
+
+    async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]:
+        """Run one request for `route` (a key of ROUTES).
+
+        Raises:
+            ServiceError: for every failure; unexpected exceptions become INTERNAL, logged
+                with their traceback, never shown to the client.
+        """
+        handler = ROUTES.get(route)
+        if handler is None:
+            raise ServiceError(
+                ErrorKind.NOT_FOUND,
+                f"Unknown route {route!r}. Supported: {', '.join(ROUTES)}.",
+                param="openai_route",
+            )
+        if not self.ready:
+            raise ServiceError(ErrorKind.NOT_READY, "The models are still loading. Retry shortly.")
+        try:
+            return await handler(self, body)
+        except ServiceError:
+            raise
+        except Exception:
+            log.exception("unexpected failure serving %s", route)
+            raise ServiceError(
+                ErrorKind.INTERNAL,
+                "The model failed to process this request. The error was logged.",
+                code="internal_error",
+            ) from None
+
+    def _model(self, model: str, *capabilities: str) -> ModelInfo:
+        infos = {info.id: info for info in self.backend.models()}
+        info = infos.get(model)
+        if info is None:
+            raise ServiceError(
+                ErrorKind.NOT_FOUND,
+                f"Model '{model}' is not deployed. Available deployments: {', '.join(infos)}.",
+                param="model",
+                code="model_not_found",
+            )
+        for capability in capabilities:
+            if capability not in info.capabilities:
+                wanted = "image" if capability == "image_embed" else capability
+                raise ServiceError(
+                    ErrorKind.INVALID,
+                    f"Model '{model}' does not expose the '{wanted}' capability. "
+                    f"Detected capabilities: {', '.join(sorted(info.capabilities))}.",
+                    param="model",
+                    code="model_capability",
+                )
+        return info
+
+    def _check_count(self, count: int, param: str) -> None:
+        limit = self.settings.max_client_batch_size
+        if count > limit:
+            raise ServiceError(
+                ErrorKind.TOO_LARGE,
+                f"{param} has {count} items; at most {limit} are allowed per request "
+                "(MAX_CLIENT_BATCH_SIZE).",
+                param=param,
+                code="too_many_items",
+            )
+
+    async def models(self, _body: Any = None) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": info.id,
+                    "object": "model",
+                    "owned_by": "infinity",
+                    "created": info.created,
+                    "capabilities": sorted(info.capabilities),
+                    "backend": info.backend,
+                    "stats": {**info.stats, "dimensions": info.dimensions},
+                }
+                for info in self.backend.models()
+            ],
+        }
+
+    async def embeddings(self, body: Any) -> dict[str, Any]:
+        req: EmbeddingsRequest = _parse(EmbeddingsRequest, body)
+        if req.modality == "audio":
+            raise ServiceError(
+                ErrorKind.NOT_IMPLEMENTED,
+                "Audio modality is not yet implemented.",
+                param="modality",
+                code="not_implemented",
+            )
+        self._check_count(len(req.input), "input")
+        if req.modality == "auto":
+            is_image = [self.images.looks_like_image(item) for item in req.input]
+        else:
+            is_image = [req.modality == "image"] * len(req.input)
+        needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
+        info = self._model(req.model, *sorted(needed))
+        if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"dimensions={req.dimensions} exceeds the model's embedding size "
+                f"{info.dimensions}.",
+                param="dimensions",
+            )
+        vectors, tokens = await self._embed_mixed(req.model, req.input, is_image)
+        data = _encode(vectors, req.encoding_format, req.dimensions) if vectors else []
+        return {
+            "object": "list",
+            "model": req.model,
+            "data": [
+                {"object": "embedding", "embedding": emb, "index": i} for i, emb in enumerate(data)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            **_meta(),
+        }
+
+    async def _embed_mixed(
+        self, model: str, items: list[str], is_image: list[bool]
+    ) -> tuple[list[np.ndarray], int]:
+        """Embed texts and images of one request; results come back in input order."""
+        text_idx = [i for i, flag in enumerate(is_image) if not flag]
+        image_idx = [i for i, flag in enumerate(is_image) if flag]
+        images = await self.images.load([(i, items[i]) for i in image_idx]) if image_idx else []
+        calls = []
+        if text_idx:
+            calls.append(self.backend.embed(model, [items[i] for i in text_idx]))
+        if image_idx:
+            calls.append(self.backend.image_embed(model, images))
+        results = await asyncio.gather(*calls)
+        out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
+        tokens = 0
+        for indices, (vectors, used) in zip(
+            [idx for idx in (text_idx, image_idx) if idx], results, strict=True
+        ):
+            tokens += int(used)
+            for i, vector in zip(indices, vectors, strict=True):
+                out[i] = vector
+        return out, tokens
+
+    async def rerank(self, body: Any) -> dict[str, Any]:
+        req: RerankRequest = _parse(RerankRequest, body)
+        self._check_count(len(req.documents), "documents")
+        self._model(req.model, "rerank")
+        hits, tokens = [], 0
+        if req.documents:
+            hits, tokens = await self.backend.rerank(
+                req.model, req.query, req.documents, req.raw_scores
+            )
+        hits = sorted(hits, key=lambda hit: hit.score, reverse=True)[: req.top_n]
+        results = []
+        for hit in hits:
+            result: dict[str, Any] = {"index": hit.index, "relevance_score": hit.score}
+            if req.return_documents:
+                result["document"] = req.documents[hit.index]
+            results.append(result)
+        return {
+            "object": "rerank",
+            "model": req.model,
+            "results": results,
+            "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
+            **_meta(),
+        }
+
+
+ROUTES: dict[str, Handler] = {
+    "/v1/models": Core.models,
+    "/v1/embeddings": Core.embeddings,
+    "/v1/rerank": Core.rerank,
+}

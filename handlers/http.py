@@ -1,0 +1,135 @@
+"""The /v1 HTTP routes: thin FastAPI handlers over the core, plus bearer-key middleware."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .core import Core
+from .errors import ErrorKind, ServiceError, openai_error_body
+from .schemas import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    ErrorResponse,
+    ModelList,
+    RerankRequest,
+    RerankResponse,
+)
+
+__all__ = ["OPEN_PATHS", "BearerAuthMiddleware", "build_app", "error_response"]
+
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 501, 503)
+}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def error_response(error: ServiceError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return json_response(openai_error_body(error), error.status, headers)
+
+
+def _body_doc(model: type) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+async def _call(request: Request, route: str, with_body: bool) -> Response:
+    core: Core = request.app.state.core
+    try:
+        body = None
+        if with_body:
+            raw = await request.body()
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ServiceError(
+                    ErrorKind.INVALID, f"The request body is not valid JSON: {exc.msg}."
+                ) from None
+        return json_response(await core.dispatch(route, body))
+    except ServiceError as error:
+        return error_response(error)
+
+
+def build_app() -> FastAPI:
+    """The FastAPI app BentoML mounts at /v1; `app.state.core` is set by the service."""
+    app = FastAPI(title="Embeddings and rerank (OpenAI-compatible)", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        kind = {404: ErrorKind.NOT_FOUND}.get(exc.status_code, ErrorKind.INVALID)
+        error = ServiceError(kind, str(exc.detail))
+        body = openai_error_body(error)
+        body["error"]["code"] = str(exc.status_code)
+        return json_response(body, exc.status_code)
+
+    @app.get("/models", response_model=ModelList, responses=_ERRORS)
+    async def models(request: Request) -> Response:
+        """List served models with their capabilities."""
+        return await _call(request, "/v1/models", with_body=False)
+
+    @app.post(
+        "/embeddings",
+        response_model=EmbeddingsResponse,
+        responses=_ERRORS,
+        openapi_extra=_body_doc(EmbeddingsRequest),
+    )
+    async def embeddings(request: Request) -> Response:
+        """Create embeddings for texts or images (OpenAI-compatible)."""
+        return await _call(request, "/v1/embeddings", with_body=True)
+
+    @app.post(
+        "/rerank",
+        response_model=RerankResponse,
+        responses=_ERRORS,
+        openapi_extra=_body_doc(RerankRequest),
+    )
+    async def rerank(request: Request) -> Response:
+        """Score documents against a query, highest first."""
+        return await _call(request, "/v1/rerank", with_body=True)
+
+    @app.api_route(
+        "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    )
+    async def unknown(path: str) -> Response:
+        # BentoML mounts /v1 passively: without this, unknown paths get a plain-text 404.
+        return error_response(ServiceError(ErrorKind.NOT_FOUND, f"Not Found: /v1/{path}"))
+
+    return app
+
+
+class BearerAuthMiddleware:
+    """ASGI middleware: when a key is configured, every path but OPEN_PATHS needs
+    `Authorization: Bearer <key>` (compared in constant time); otherwise a 401."""
+
+    def __init__(self, app: Any, key: Callable[[], str | None]) -> None:
+        self.app = app
+        self._key = key
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        key = self._key()
+        if key:
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            expected = b"Bearer " + key.encode()
+            if not hmac.compare_digest(given, expected):
+                error = ServiceError(
+                    ErrorKind.UNAUTHORIZED,
+                    "Missing or invalid API key: send 'Authorization: Bearer <API_KEY>'.",
+                    code="invalid_api_key",
+                )
+                response = error_response(error)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)

@@ -1,0 +1,224 @@
+"""Image inputs: classify items, fetch URLs (limits, address policy), decode data URIs, Pillow."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import re
+from typing import Any
+
+import httpcore
+import httpx
+
+from .addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
+from .errors import ErrorKind, ServiceError
+from .settings import Settings
+
+__all__ = ["MAX_IMAGE_PIXELS", "MAX_REDIRECTS", "ImageFetcher", "looks_like_image"]
+
+MAX_REDIRECTS = 5
+MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard: 40 megapixels (e.g. 8000x5000)
+MIN_IMAGE_SIDE = 3  # Infinity's CLIP processors refuse smaller images
+CHUNK = 64 * 1024
+_DATA_URI = re.compile(r"^data:image/[\w.+-]+(?:;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
+_ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+
+
+def looks_like_image(item: str) -> bool:
+    """`auto` modality: http(s) URLs and data URIs are images; everything else is text."""
+    head = item[:11].lower()
+    return head.startswith(("http://", "https://", "data:"))
+
+
+class _ItemError(Exception):
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.INVALID, code: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code or "invalid_image"
+
+
+def _decode_image(data: bytes) -> Any:
+    """Decode bytes to an RGB PIL image, refusing bombs, truncation and tiny images."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise _ItemError(
+                    f"image is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS} pixel limit",
+                    ErrorKind.TOO_LARGE,
+                    "image_too_large",
+                )
+            if min(width, height) < MIN_IMAGE_SIDE:
+                raise _ItemError(f"image is {width}x{height}; the minimum is 3x3 pixels")
+            img.seek(0)
+            return img.convert("RGB")
+    except _ItemError:
+        raise
+    except Image.DecompressionBombError:
+        raise _ItemError(
+            "image exceeds the pixel limit", ErrorKind.TOO_LARGE, "image_too_large"
+        ) from None
+    except Exception as exc:
+        raise _ItemError(f"not a decodable image ({type(exc).__name__})") from None
+
+
+class ImageFetcher:
+    """One shared httpx.AsyncClient per process; turns image items into PIL images."""
+
+    looks_like_image = staticmethod(looks_like_image)
+
+    def __init__(self, settings: Settings, resolver: Resolver = system_resolver) -> None:
+        self._settings = settings
+        self._resolver = resolver
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        s = self._settings
+        limits = httpx.Limits(
+            max_connections=s.http_client_max_connections,
+            max_keepalive_connections=s.http_client_max_keepalive_connections,
+        )
+        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+        pool: httpcore.AsyncConnectionPool = transport._pool  # type: ignore[assignment]
+        # The one place we reach into httpx: connect through the address guard.
+        pool._network_backend = GuardedBackend(
+            pool._network_backend,
+            allow_private=s.http_client_allow_private_networks,
+            resolver=self._resolver,
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(s.http_client_timeout),
+            headers={"User-Agent": s.http_client_user_agent, "Accept": "image/*"},
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment may bypass the guard
+        )
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def load(self, items: list[tuple[int, str]]) -> list[Any]:
+        """Fetch and decode every item concurrently.
+
+        Raises:
+            ServiceError: naming the first failing item, e.g. `input[2]: image download
+                failed: HTTP 404 from https://...`.
+        """
+        results = await asyncio.gather(
+            *(self._load_one(item) for _, item in items), return_exceptions=True
+        )
+        failures = [
+            (i, r) for (i, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)
+        ]
+        if failures:
+            index, error = failures[0]
+            if not isinstance(error, _ItemError):
+                raise error
+            more = f" ({len(failures) - 1} more item(s) failed)" if len(failures) > 1 else ""
+            raise ServiceError(
+                error.kind, f"input[{index}]: {error}{more}", param="input", code=error.code
+            )
+        return list(results)
+
+    async def _load_one(self, item: str) -> Any:
+        lowered = item[:8].lower()
+        if lowered.startswith(("http://", "https://")):
+            data = await self._download(item)
+        elif lowered.startswith("data:"):
+            match = _DATA_URI.match(item)
+            if match is None:
+                raise _ItemError("data URI must look like data:image/<type>;base64,<data>")
+            data = self._b64decode(item[match.end() :])
+        elif "://" in item[:16]:
+            raise _ItemError("only http and https URLs are supported", code="unsupported_scheme")
+        else:
+            data = self._b64decode(item)
+        return await asyncio.to_thread(_decode_image, data)
+
+    def _b64decode(self, payload: str) -> bytes:
+        limit = self._settings.max_image_bytes
+        if len(payload) * 3 // 4 > limit + 3:
+            raise _ItemError(
+                f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large"
+            )
+        try:
+            data = base64.b64decode("".join(payload.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise _ItemError("invalid base64 image data", code="invalid_base64") from None
+        if len(data) > limit:
+            raise _ItemError(
+                f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large"
+            )
+        return data
+
+    async def _download(self, url: str) -> bytes:
+        timeout = self._settings.http_client_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._follow(url)
+        except TimeoutError:
+            raise _ItemError(
+                f"image download failed: timed out after {timeout:g}s from {url}",
+                code="image_fetch_failed",
+            ) from None
+        except BlockedAddress as exc:
+            raise _ItemError(f"image download refused: {exc}", code="blocked_address") from None
+        except httpx.InvalidURL:
+            raise _ItemError(f"invalid image URL {url}", code="invalid_url") from None
+        except httpx.HTTPError as exc:
+            reason = type(exc).__name__
+            raise _ItemError(
+                f"image download failed: {reason} from {url}", code="image_fetch_failed"
+            ) from None
+
+    async def _follow(self, url: str) -> bytes:
+        assert self._client is not None, "ImageFetcher.start() was not called"
+        limit = self._settings.max_image_bytes
+        current = httpx.URL(url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            if current.scheme not in ("http", "https"):
+                raise _ItemError(
+                    "only http and https URLs are supported", code="unsupported_scheme"
+                )
+            async with self._client.stream("GET", current) as response:
+                if response.is_redirect:
+                    current = current.join(response.headers["location"])
+                    continue
+                if response.status_code != 200:
+                    raise _ItemError(
+                        f"image download failed: HTTP {response.status_code} from {url}",
+                        code="image_fetch_failed",
+                    )
+                ctype = response.headers.get("content-type", "").lower()
+                if ctype and not ctype.startswith(_ACCEPTED_TYPES):
+                    raise _ItemError(
+                        f"not an image: {url} answered content-type {ctype.split(';')[0]}",
+                        code="not_an_image",
+                    )
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise _ItemError(
+                        f"image is larger than {limit} bytes",
+                        ErrorKind.TOO_LARGE,
+                        "image_too_large",
+                    )
+                body = bytearray()
+                async for chunk in response.aiter_bytes(CHUNK):
+                    body += chunk
+                    if len(body) > limit:
+                        raise _ItemError(
+                            f"image is larger than {limit} bytes",
+                            ErrorKind.TOO_LARGE,
+                            "image_too_large",
+                        )
+                return bytes(body)
+        raise _ItemError(
+            f"image download failed: more than {MAX_REDIRECTS} redirects from {url}",
+            code="image_fetch_failed",
+        )

@@ -1,0 +1,162 @@
+"""Wire schemas (pydantic v2) for every request and response of the OpenAI-compatible API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "MODALITIES",
+    "EmbeddingsRequest",
+    "EmbeddingsResponse",
+    "ErrorResponse",
+    "ModelList",
+    "RerankRequest",
+    "RerankResponse",
+]
+
+MODALITIES = ("text", "image", "audio", "auto")
+TOKEN_ARRAY_MESSAGE = (
+    "token-id arrays are not supported as input: send the text itself "
+    "(LangChain: set check_embedding_ctx_length=False)"
+)
+
+
+def _input_as_list(value: Any) -> Any:
+    """A single string becomes a one-item list; token-id arrays are refused clearly."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and any(
+        isinstance(item, int | list) and not isinstance(item, bool) for item in value
+    ):
+        raise PydanticCustomError("token_ids", TOKEN_ARRAY_MESSAGE)
+    return value
+
+
+def _known_modality(value: Any) -> Any:
+    if value not in MODALITIES:
+        raise PydanticCustomError(
+            "modality",
+            "Invalid modality: {value}. Supported: text, image, auto (audio planned)",
+            {"value": repr(value)},
+        )
+    return value
+
+
+InputList = Annotated[
+    list[str],
+    BeforeValidator(_input_as_list),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}},
+            ],
+            "description": "A string or a list of strings (texts, or images for "
+            "modality image/auto). Order is preserved.",
+        }
+    ),
+]
+
+
+class _Request(BaseModel):
+    # Unknown fields are ignored, as OpenAI-compatible clients send extras (e.g. `user`).
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class EmbeddingsRequest(_Request):
+    model: str = Field(description="A served model id (see /v1/models).")
+    input: InputList
+    modality: Annotated[
+        str,
+        BeforeValidator(_known_modality),
+        WithJsonSchema({"type": "string", "enum": list(MODALITIES), "default": "text"}),
+    ] = "text"
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="base64: little-endian float32 bytes, as the OpenAI SDK expects."
+    )
+    dimensions: int | None = Field(
+        None, gt=0, description="Matryoshka: keep the first N dimensions and re-normalise."
+    )
+    user: str | None = Field(None, description="Accepted and ignored.")
+
+
+class RerankRequest(_Request):
+    model: str
+    query: str
+    documents: list[str] = Field(validation_alias=AliasChoices("documents", "docs"))
+    top_n: int | None = Field(None, gt=0)
+    return_documents: bool = Field(
+        False, validation_alias=AliasChoices("return_documents", "return_docs")
+    )
+    raw_scores: bool = False
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingObject(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float] | str
+    index: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EmbeddingObject]
+    usage: Usage
+    id: str
+    created: int
+
+
+class RerankResult(BaseModel):
+    index: int
+    relevance_score: float
+    document: str | None = None
+
+
+class RerankResponse(BaseModel):
+    object: Literal["rerank"] = "rerank"
+    model: str
+    results: list[RerankResult]
+    usage: Usage
+    id: str
+    created: int
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "infinity"
+    created: int
+    capabilities: list[str]
+    backend: str
+    stats: dict[str, Any] = {}
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

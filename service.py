@@ -1,0 +1,83 @@
+"""BentoML service: builds settings, core and engines; batchable APIs; mounts the /v1 routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import bentoml
+
+from handlers.backend import InfinityBackend
+from handlers.core import Core
+from handlers.errors import ServiceError, openai_error_body
+from handlers.http import BearerAuthMiddleware, build_app
+from handlers.media import ImageFetcher
+from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
+
+log = logging.getLogger("embedding_service")
+v1 = build_app()
+# BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
+logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def _api_key() -> str | None:
+    """The key the auth middleware checks: read once from the running service's settings."""
+    core: Core | None = getattr(v1.state, "core", None)
+    key = core.settings.api_key if core else None
+    return key.get_secret_value() if key else None
+
+
+@bentoml.service(
+    name="embedding-service",
+    traffic={"timeout": 300, "max_concurrency": 4096},
+    workers=1,
+)
+@bentoml.asgi_app(v1, path="/v1")
+class EmbeddingService:
+    """Embeddings, image embeddings and rerank on Infinity engines, one per model."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        if self.settings.uses_bundled_model:
+            log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
+        self.core = Core(self.settings, InfinityBackend(self.settings), ImageFetcher(self.settings))
+        v1.state.core = self.core
+
+    @bentoml.on_startup
+    async def start(self) -> None:
+        await self.core.start()
+
+    @bentoml.on_shutdown
+    async def stop(self) -> None:
+        await self.core.stop()
+
+    def __is_ready__(self) -> bool:
+        return self.core.ready
+
+    async def _many(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        async def one(body: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return await self.core.dispatch(route, body)
+            except ServiceError as error:
+                return openai_error_body(error)
+
+        return list(await asyncio.gather(*(one(body) for body in bodies)))
+
+    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=10_000)
+    async def embeddings(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Batchable: each item is an /v1/embeddings body; each result its reply or error."""
+        return await self._many("/v1/embeddings", requests)
+
+    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=10_000)
+    async def rerank(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Batchable: each item is an /v1/rerank body; each result its reply or error."""
+        return await self._many("/v1/rerank", requests)
+
+    @bentoml.api
+    async def models(self) -> dict[str, Any]:
+        """The /v1/models body."""
+        return await self.core.dispatch("/v1/models")
+
+
+EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny models built once per session, settings factory, a real server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handlers.settings import Settings, load_settings
+from tests.servers import ServiceProcess
+from tests.tiny_models import build_bert_embedder, build_bert_reranker, build_clip
+
+os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+EMBED_ID = "tiny/bert-embedder"
+RERANK_ID = "tiny/bert-reranker"
+CLIP_ID = "patrickjohncyh/fashion-clip"
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        EMBED_ID: build_bert_embedder(root / "bert"),
+        RERANK_ID: build_bert_reranker(root / "reranker"),
+        CLIP_ID: build_clip(root / "clip"),
+    }
+
+
+@pytest.fixture(scope="session")
+def model_env(tiny_models: dict[str, Path]) -> dict[str, str]:
+    """Environment serving the three tiny models under their served ids."""
+    return {
+        "MODEL_NAMES": ";".join(str(p) for p in tiny_models.values()),
+        "SERVED_MODEL_NAMES": ";".join(tiny_models),
+    }
+
+
+@pytest.fixture
+def make_settings():
+    def make(**env: str) -> Settings:
+        return load_settings({key.upper(): str(value) for key, value in env.items()})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def server(model_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """The real BentoML service on a free loopback port; private image hosts allowed."""
+    with ServiceProcess({**model_env, "HTTP_CLIENT_ALLOW_PRIVATE_NETWORKS": "true"}) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="session")
+def locked_server(model_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    """The real service with API_KEY set and the default (strict) image address policy."""
+    with ServiceProcess({**model_env, "API_KEY": "test-secret-key"}) as proc:
+        yield proc

@@ -1,0 +1,190 @@
+"""End to end over HTTP: the real BentoML service and engines, the real OpenAI SDK and httpx."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
+
+
+@pytest.fixture(scope="module")
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as session:
+        yield session
+
+
+def assert_openai_error(response: httpx.Response, status: int, fragment: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert fragment in body["error"]["message"]
+    assert "Traceback" not in response.text
+    return body["error"]
+
+
+def test_models_lists_every_served_model(client):
+    models = {m.id: m for m in client.models.list().data}
+    assert set(models) == {EMBED_ID, RERANK_ID, CLIP_ID}
+    assert models[RERANK_ID].model_extra["capabilities"] == ["rerank"]
+    assert models[CLIP_ID].model_extra["capabilities"] == ["embed", "image_embed"]
+
+
+def test_openai_sdk_default_base64_matches_float(client):
+    default = client.embeddings.create(model=EMBED_ID, input=["hello world", "a cat"])
+    floats = client.embeddings.create(
+        model=EMBED_ID, input=["hello world", "a cat"], encoding_format="float"
+    )
+    assert [d.index for d in default.data] == [0, 1]
+    assert len(default.data[0].embedding) == 32
+    assert np.allclose(default.data[0].embedding, floats.data[0].embedding, atol=1e-6)
+    assert np.isclose(np.linalg.norm(floats.data[1].embedding), 1.0, atol=1e-4)
+    assert default.usage.total_tokens > 0 and default.model == EMBED_ID
+
+
+def test_base64_wire_format_is_little_endian_float32(http):
+    body = {"model": EMBED_ID, "input": "hello", "encoding_format": "base64"}
+    b64 = http.post("/v1/embeddings", json=body).json()["data"][0]["embedding"]
+    floats = http.post("/v1/embeddings", json={**body, "encoding_format": "float"}).json()
+    assert np.allclose(
+        np.frombuffer(base64.b64decode(b64), "<f4"), floats["data"][0]["embedding"], atol=1e-6
+    )
+
+
+def test_dimensions_single_string_and_empty_list(client, http):
+    short = client.embeddings.create(
+        model=EMBED_ID, input="a dog", dimensions=8, encoding_format="float"
+    )
+    assert len(short.data[0].embedding) == 8
+    assert np.isclose(np.linalg.norm(short.data[0].embedding), 1.0, atol=1e-4)
+    empty = http.post("/v1/embeddings", json={"model": EMBED_ID, "input": []}).json()
+    assert empty["data"] == [] and empty["object"] == "list"
+    blank = client.embeddings.create(model=EMBED_ID, input="", encoding_format="float")
+    assert len(blank.data[0].embedding) == 32
+
+
+def test_errors_come_back_in_openai_shape(client, http):
+    with pytest.raises(openai.NotFoundError) as info:
+        client.embeddings.create(model="nope", input="a")
+    assert "Model 'nope' is not deployed. Available deployments:" in str(info.value)
+    assert_openai_error(
+        http.post("/v1/embeddings", json={"model": RERANK_ID, "input": "a"}),
+        400,
+        f"Model '{RERANK_ID}' does not expose the 'embed' capability. "
+        "Detected capabilities: rerank.",
+    )
+    assert_openai_error(
+        http.post("/v1/embeddings", json={"model": EMBED_ID, "input": [[1, 2], [3]]}),
+        400,
+        "token-id arrays",
+    )
+    assert_openai_error(
+        http.post("/v1/embeddings", json={"model": EMBED_ID, "input": "a", "dimensions": 33}),
+        400,
+        "exceeds the model's embedding size 32",
+    )
+    assert_openai_error(
+        http.post("/v1/embeddings", content=b"{not json", headers={"content-type": "x"}),
+        400,
+        "not valid JSON",
+    )
+    assert_openai_error(http.post("/v1/embeddings", json={"input": "a"}), 400, "model")
+    assert_openai_error(
+        http.post("/v1/embeddings", json={"model": EMBED_ID, "input": "a", "modality": "audio"}),
+        501,
+        "Audio modality is not yet implemented.",
+    )
+    assert_openai_error(http.get("/v1/no-such-route"), 404, "Not Found")
+
+
+def test_rerank_orders_indices_top_n_and_aliases(http):
+    docs = ["paris is the capital of france", "the dog is happy", "berlin germany", "rain"]
+    full = http.post(
+        "/v1/rerank",
+        json={
+            "model": RERANK_ID,
+            "query": "capital of france",
+            "documents": docs,
+            "return_documents": True,
+        },
+    ).json()
+    results = full["results"]
+    assert sorted(r["index"] for r in results) == [0, 1, 2, 3]
+    assert [r["relevance_score"] for r in results] == sorted(
+        (r["relevance_score"] for r in results), reverse=True
+    )
+    assert all(r["document"] == docs[r["index"]] for r in results)
+    assert all(0.0 < r["relevance_score"] < 1.0 for r in results)
+    alias = http.post(
+        "/v1/rerank",
+        json={
+            "model": RERANK_ID,
+            "query": "capital of france",
+            "docs": docs,
+            "top_n": 2,
+            "return_docs": False,
+            "raw_scores": True,
+        },
+    ).json()
+    assert [r["index"] for r in alias["results"]] == [r["index"] for r in results[:2]]
+    assert all("document" not in r for r in alias["results"])
+    assert full["object"] == "rerank" and full["usage"]["total_tokens"] > 0
+    assert_openai_error(
+        http.post("/v1/rerank", json={"model": EMBED_ID, "query": "q", "docs": ["a"]}),
+        400,
+        "does not expose the 'rerank' capability. Detected capabilities: embed.",
+    )
+
+
+def test_readiness_and_health_routes(http):
+    assert http.get("/readyz").status_code == 200
+    assert http.get("/livez").status_code == 200
+    assert http.get("/metrics").status_code == 200
+
+
+def test_openapi_documents_the_v1_routes(http):
+    spec = http.get("/v1/openapi.json").json()
+    assert {"/models", "/embeddings", "/rerank"} <= set(spec["paths"])
+
+
+def test_bentoml_batchable_apis_share_the_core(http):
+    replies = http.post(
+        "/embeddings",
+        json={"requests": [{"model": EMBED_ID, "input": "a dog"}, {"model": "nope", "input": "x"}]},
+    ).json()
+    assert len(replies[0]["data"][0]["embedding"]) == 32
+    assert replies[1]["error"]["message"].startswith("Model 'nope' is not deployed.")
+    ranked = http.post(
+        "/rerank", json={"requests": [{"model": RERANK_ID, "query": "q", "docs": ["a", "b"]}]}
+    ).json()
+    assert sorted(r["index"] for r in ranked[0]["results"]) == [0, 1]
+    assert {m["id"] for m in http.post("/models", json={}).json()["data"]} >= {EMBED_ID}
+
+
+def test_auth_required_when_api_key_is_set(locked_server):
+    url = locked_server.url
+    assert_openai_error(httpx.get(f"{url}/v1/models"), 401, "API key")
+    assert_openai_error(
+        httpx.post(
+            f"{url}/v1/embeddings",
+            json={"model": EMBED_ID, "input": "a"},
+            headers={"Authorization": "Bearer wrong"},
+        ),
+        401,
+        "API key",
+    )
+    assert_openai_error(httpx.post(f"{url}/embeddings", json={"requests": []}), 401, "API key")
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    assert httpx.get(f"{url}/livez").status_code == 200
+    authed = openai.OpenAI(base_url=f"{url}/v1", api_key="test-secret-key", max_retries=0)
+    assert len(authed.embeddings.create(model=EMBED_ID, input="a").data) == 1

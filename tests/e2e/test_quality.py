@@ -1,0 +1,33 @@
+"""Quality on the bundled all-MiniLM-L6-v2 through the real Infinity engine (in-process)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handlers.backend import InfinityBackend
+from handlers.core import Core
+from handlers.settings import BUNDLED_MODEL_ID
+from tests.fakes import FakeImages
+
+
+async def test_paraphrases_are_closer_than_unrelated_sentences(make_settings):
+    core = Core(settings := make_settings(), InfinityBackend(settings), FakeImages())
+    await core.start()
+    try:
+        body = await core.dispatch(
+            "/v1/embeddings",
+            {
+                "model": BUNDLED_MODEL_ID,
+                "input": [
+                    "A man is playing a guitar.",
+                    "Someone plays a guitar.",
+                    "The stock market fell sharply today.",
+                ],
+            },
+        )
+    finally:
+        await core.stop()
+    a, b, c = (np.array(d["embedding"]) for d in body["data"])
+    assert len(a) == 384
+    assert a @ b > 0.6
+    assert a @ b > a @ c + 0.3

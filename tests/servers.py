@@ -1,0 +1,82 @@
+"""Test helpers that run real processes on loopback: the BentoML service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """`python -m handlers.serve` on 127.0.0.1:<free port>; waits for /readyz; stops it."""
+
+    def __init__(self, env: dict[str, str], ready_timeout: float = 180.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "INFINITY_HOST": "127.0.0.1",
+            "INFINITY_PORT": str(self.port),
+            "HF_HUB_OFFLINE": "1",
+            "BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-"),
+            **env,
+        }
+        self.ready_timeout = ready_timeout
+        self.startup_seconds = 0.0
+        self.log = tempfile.NamedTemporaryFile(prefix="service-", suffix=".log", delete=False)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServiceProcess:
+        began = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "handlers.serve"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = began + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    self.startup_seconds = time.monotonic() - began
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"service not ready after {self.ready_timeout}s:\n{self.logs()}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+    def logs(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-6000:]

@@ -1,0 +1,143 @@
+"""Tiny random models built at test time (BERT embedder, BERT reranker, CLIP), no hub access."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WORDS = (
+    "the a an is are was of to and in on for with cat dog bird fish car house tree sun moon "
+    "red green blue big small fast slow happy sad quick brown fox jumps over lazy paris "
+    "france capital city berlin germany weather today rain cold hot hello world test query "
+    "document image photo shirt dress shoe fashion model embedding rerank search"
+).split()
+
+
+def build_bert_embedder(folder: Path) -> Path:
+    """A 2-layer BERT (hidden 32) with mean pooling, loadable as a sentence-transformer."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    _bert_tokenizer(folder, BertTokenizerFast)
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    _seed()
+    BertModel(config).save_pretrained(folder)
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
+            ]
+        )
+    )
+    (folder / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 128, "do_lower_case": False})
+    )
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    )
+    (folder / "2_Normalize").mkdir(exist_ok=True)
+    return folder
+
+
+def build_bert_reranker(folder: Path) -> Path:
+    """A BertForSequenceClassification with one label: Infinity serves it as a reranker."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    _bert_tokenizer(folder, BertTokenizerFast)
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=1,
+    )
+    _seed()
+    BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+def build_clip(folder: Path) -> Path:
+    """A CLIPModel with tiny text and vision towers (32 px, patch 8) and its processor."""
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTokenizer,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = ["<|startoftext|>", "<|endoftext|>", *[c for c in "abcdefghijklmnopqrstuvwxyz"]]
+    tokens += [c + "</w>" for c in "abcdefghijklmnopqrstuvwxyz"] + [w + "</w>" for w in WORDS]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+        },
+        vision_config={
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        projection_dim=16,
+    )
+    _seed()
+    CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+def _vocab() -> list[str]:
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz"]
+
+
+def _bert_tokenizer(folder: Path, cls: type) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(_vocab())) + "\n")
+    cls(vocab_file=str(folder / "vocab.txt"), model_max_length=128).save_pretrained(folder)
+
+
+def _seed() -> None:
+    import torch
+
+    torch.manual_seed(0)
