@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from handlers.settings import Settings, load_settings
+from tests.imagehost import ImageHost
 from tests.servers import ServiceProcess
 from tests.tiny_models import build_bert_embedder, build_bert_reranker, build_clip
 
@@ -50,8 +51,20 @@ def make_settings():
 @pytest.fixture(scope="session")
 def server(model_env: dict[str, str]) -> Iterator[ServiceProcess]:
     """The real BentoML service on a free loopback port; private image hosts allowed."""
-    with ServiceProcess({**model_env, "HTTP_CLIENT_ALLOW_PRIVATE_NETWORKS": "true"}) as proc:
+    env = {
+        **model_env,
+        "HTTP_CLIENT_ALLOW_PRIVATE_NETWORKS": "true",
+        "HTTP_CLIENT_TIMEOUT": "2",
+        "MAX_IMAGE_BYTES": "200000",
+    }
+    with ServiceProcess(env) as proc:
         yield proc
+
+
+@pytest.fixture(scope="session")
+def image_host() -> Iterator[ImageHost]:
+    with ImageHost() as host:
+        yield host
 
 
 @pytest.fixture(scope="session")
