@@ -81,3 +81,8 @@ class EmbeddingService:
 
 
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
+
+
+def create_service(settings: Settings) -> EmbeddingService:
+    """A plain service instance outside the BentoML runtime (the RunPod worker's way in)."""
+    return EmbeddingService.inner(settings)

@@ -81,10 +81,19 @@ class InfinityBackend:
         self._info: dict[str, ModelInfo] = {}
         self._array: Any = None
         self._ready = False
+        self._failed: dict[str, asyncio.Event] = {}
+        self._restarting: set[str] = set()
+        self._dead: set[str] = set()
 
     @property
     def ready(self) -> bool:
-        return self._ready and all(engine.is_running for engine in self._engines.values())
+        """True once every engine is loaded and running (not restarting, not dead)."""
+        return (
+            self._ready
+            and not self._restarting
+            and not self._dead
+            and all(engine.is_running for engine in self._engines.values())
+        )
 
     def models(self) -> list[ModelInfo]:
         out = []
@@ -118,13 +127,17 @@ class InfinityBackend:
         began = time.perf_counter()
         self._array = await asyncio.to_thread(infinity.AsyncEngineArray.from_args, args)
         self._engines = dict(self._array.engines_dict)
+        loop = asyncio.get_running_loop()
+        for model_id, engine in self._engines.items():
+            self._failed[model_id] = asyncio.Event()
+            self._guard_stages(model_id, engine, loop)
         await self._array.astart()
         created = int(time.time())
         for model_id, engine in self._engines.items():
             capabilities = frozenset(engine.capabilities)
             dims = None
             if "embed" in capabilities:
-                vectors, _ = await engine.embed(sentences=["dimension probe"])
+                vectors, _ = await self.embed(model_id, ["dimension probe"])
                 dims = int(vectors[0].shape[-1])
             self._info[model_id] = ModelInfo(
                 model_id, capabilities, settings.backend, dims, created
@@ -141,6 +154,69 @@ class InfinityBackend:
         if self._array is not None:
             await self._array.astop()
 
+    def _guard_stages(self, model_id: str, engine: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Infinity's batch threads die on the first exception in a stage and leave every
+        queued request waiting forever. We note the failure, fail that engine's in-flight
+        requests with a 500 and restart its batch threads (the weights stay loaded)."""
+        for replica in engine._model_replicas:
+            for stage in ("encode_pre", "encode_core", "encode_post"):
+                original = getattr(replica, stage)
+
+                def guarded(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                    try:
+                        return _original(*args, **kwargs)
+                    except Exception:
+                        log.exception("engine %s failed on a batch; restarting it", model_id)
+                        loop.call_soon_threadsafe(self._on_failure, model_id)
+                        raise
+
+                setattr(replica, stage, guarded)
+
+    def _on_failure(self, model_id: str) -> None:
+        if model_id in self._restarting:
+            return
+        self._restarting.add(model_id)
+        self._failed[model_id].set()
+        asyncio.get_running_loop().create_task(self._restart(model_id))
+
+    async def _restart(self, model_id: str) -> None:
+        engine = self._engines[model_id]
+        try:
+            await engine.astop()
+            await engine.astart()
+            self._failed[model_id] = asyncio.Event()
+            log.warning("engine %s restarted after a failure", model_id)
+        except Exception:
+            self._dead.add(model_id)
+            log.exception("engine %s could not be restarted; reporting not ready", model_id)
+        finally:
+            self._restarting.discard(model_id)
+
+    async def _run(self, model: str, items: int, call: Any) -> Any:
+        """Run one engine call; a batch failure in that engine fails it with a clean 500."""
+        if model in self._dead or model in self._restarting:
+            raise ServiceError(
+                ErrorKind.NOT_READY,
+                f"The engine for '{model}' is restarting after a failure. Retry shortly.",
+                code="engine_restarting",
+                retry_after=1,
+            )
+        engine = self._engine(model, items)
+        failed = self._failed[model]
+        work = asyncio.ensure_future(call(engine))
+        watch = asyncio.ensure_future(failed.wait())
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            watch.cancel()
+            return work.result()
+        work.cancel()
+        raise ServiceError(
+            ErrorKind.INTERNAL,
+            "The model failed while processing this batch; the error was logged and the "
+            "engine restarted. Retry the request.",
+            code="engine_failure",
+        )
+
     def _engine(self, model: str, items: int) -> Any:
         engine = self._engines[model]
         queued = engine.overload_status().queue_absolute
@@ -155,15 +231,17 @@ class InfinityBackend:
         return engine
 
     async def embed(self, model: str, texts: list[str]) -> tuple[list[np.ndarray], int]:
-        return await self._engine(model, len(texts)).embed(sentences=texts)
+        return await self._run(model, len(texts), lambda e: e.embed(sentences=texts))
 
     async def image_embed(self, model: str, images: list[Any]) -> tuple[list[np.ndarray], int]:
-        return await self._engine(model, len(images)).image_embed(images=images)
+        return await self._run(model, len(images), lambda e: e.image_embed(images=images))
 
     async def rerank(
         self, model: str, query: str, docs: list[str], raw_scores: bool
     ) -> tuple[list[RerankHit], int]:
-        results, usage = await self._engine(model, len(docs)).rerank(
-            query=query, docs=docs, raw_scores=raw_scores
+        results, usage = await self._run(
+            model,
+            len(docs),
+            lambda e: e.rerank(query=query, docs=docs, raw_scores=raw_scores),
         )
         return [RerankHit(int(r.index), float(r.relevance_score)) for r in results], usage

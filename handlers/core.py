@@ -149,7 +149,8 @@ class Core:
                 )
         return info
 
-    def _check_count(self, count: int, param: str) -> None:
+    def _check_size(self, param: str, count: int, texts: list[str]) -> None:
+        """413 past MAX_CLIENT_BATCH_SIZE items or MAX_TOTAL_CHARS characters of text."""
         limit = self.settings.max_client_batch_size
         if count > limit:
             raise ServiceError(
@@ -158,6 +159,15 @@ class Core:
                 "(MAX_CLIENT_BATCH_SIZE).",
                 param=param,
                 code="too_many_items",
+            )
+        chars, most = sum(map(len, texts)), self.settings.max_total_chars
+        if chars > most:
+            raise ServiceError(
+                ErrorKind.TOO_LARGE,
+                f"The request holds {chars} characters of text; at most {most} are allowed "
+                "(MAX_TOTAL_CHARS).",
+                param=param,
+                code="too_many_characters",
             )
 
     async def models(self, _body: Any = None) -> dict[str, Any]:
@@ -186,11 +196,12 @@ class Core:
                 param="modality",
                 code="not_implemented",
             )
-        self._check_count(len(req.input), "input")
         if req.modality == "auto":
             is_image = [self.images.looks_like_image(item) for item in req.input]
         else:
             is_image = [req.modality == "image"] * len(req.input)
+        texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
+        self._check_size("input", len(req.input), texts)
         needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
         info = self._model(req.model, *sorted(needed))
         if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
@@ -237,7 +248,7 @@ class Core:
 
     async def rerank(self, body: Any) -> dict[str, Any]:
         req: RerankRequest = _parse(RerankRequest, body)
-        self._check_count(len(req.documents), "documents")
+        self._check_size("documents", len(req.documents), [req.query, *req.documents])
         self._model(req.model, "rerank")
         hits, tokens = [], 0
         if req.documents:

@@ -44,12 +44,30 @@ def _body_doc(model: type) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    too_large = ServiceError(
+        ErrorKind.TOO_LARGE,
+        f"The request body exceeds {limit} bytes (MAX_REQUEST_BYTES).",
+        code="request_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
 async def _call(request: Request, route: str, with_body: bool) -> Response:
     core: Core = request.app.state.core
     try:
         body = None
         if with_body:
-            raw = await request.body()
+            raw = await _read_body(request, core.settings.max_request_bytes)
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:

@@ -1,0 +1,100 @@
+"""A private event loop in a thread that owns the engines; SDK handlers in any loop call it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from handlers.errors import ErrorKind, ServiceError
+
+from .handler import Dispatcher, error_output, handle
+
+__all__ = ["EngineLoop"]
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """What EngineLoop needs of service.EmbeddingService."""
+
+    core: Dispatcher
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class EngineLoop:
+    """Runs `service` (its engines and image client) in one event loop on a daemon thread.
+
+    The RunPod SDK runs handlers in loops it creates and closes itself: `asyncio.run` per
+    worker run, per `--test_input` job, uvicorn's loop for `--rp_serve_api`. Infinity's
+    engines must start, serve and stop in one loop, and must be stopped (their batch
+    threads are not daemons), so they live here, independent of whichever loop the SDK
+    uses: `start()` before the SDK starts, `stop()` after it returns or exits.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="engine-loop", daemon=True
+        )
+        self._started = False
+
+    def _run(self, make: Callable[[], Awaitable[Any]], timeout: float | None = None) -> Any:
+        async def call() -> Any:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
+
+    def start(self) -> None:
+        """Start the loop thread and the service in it; on failure stop what started.
+
+        Interrupted (SIGTERM/SIGINT raise SystemExit/KeyboardInterrupt here) while models
+        load, the start is cancelled and whatever already started is stopped, so no
+        engine thread outlives the process.
+
+        Raises:
+            Exception: whatever the service's start raised (e.g. a model failed to load).
+        """
+        self._thread.start()
+        self._started = True
+        future = asyncio.run_coroutine_threadsafe(self.service.start(), self._loop)
+        try:
+            future.result()
+        except BaseException:
+            future.cancel()
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the service (engines, image client) in its loop, then the loop. Idempotent."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            self._run(self.service.stop, timeout)
+            log.info("engines stopped")
+        except Exception:
+            log.exception("stopping the engines failed")
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    async def handler(self, job: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+        """The RunPod handler: runs `handle(job, core)` in the engine loop, from any loop."""
+        coro = handle(job, self.service.core)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the engine loop is closed: the worker is shutting down
+            coro.close()
+            return error_output(
+                ServiceError(ErrorKind.NOT_READY, "The worker is shutting down. Retry.")
+            )
+        return await asyncio.wrap_future(future)

@@ -1,0 +1,325 @@
+"""RunPod adapter without the SDK or engines: normalize() shapes, output and error shaping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.errors import ErrorKind, ServiceError
+from runpod_adapter.engine_loop import EngineLoop
+from runpod_adapter.handler import ACCEPTED_SHAPES, error_output, handle, normalize
+
+ROOT = Path(__file__).resolve().parents[2]
+EMBED_BODY = {"model": "m", "input": ["a", "b"], "modality": "text"}
+RERANK_BODY = {"model": "r", "query": "q", "documents": ["x", "y"]}
+
+
+# ----------------------------------------------------------------------------- normalize
+@pytest.mark.parametrize(
+    ("job_input", "expected"),
+    [
+        ({"openai_route": "/v1/models"}, ("/v1/models", None)),
+        ({"openai_route": "/v1/models", "openai_input": None}, ("/v1/models", None)),
+        ({"openai_route": "/v1/models", "openai_input": {}}, ("/v1/models", None)),
+        (
+            {"openai_route": "/v1/embeddings", "openai_input": EMBED_BODY},
+            ("/v1/embeddings", EMBED_BODY),
+        ),
+        (
+            {"openai_route": "/v1/rerank", "openai_input": RERANK_BODY},
+            ("/v1/rerank", RERANK_BODY),
+        ),
+        ({"model": "m", "input": "hi"}, ("/v1/embeddings", {"model": "m", "input": "hi"})),
+        (
+            {"model": "m", "input": ["u"], "modality": "image", "dimensions": 8},
+            (
+                "/v1/embeddings",
+                {"model": "m", "input": ["u"], "modality": "image", "dimensions": 8},
+            ),
+        ),
+        (
+            {"model": "r", "query": "q", "docs": ["x"], "return_docs": True},
+            ("/v1/rerank", {"model": "r", "query": "q", "docs": ["x"], "return_docs": True}),
+        ),
+        (
+            {"model": "r", "query": "q", "documents": ["x"], "top_n": 1},
+            ("/v1/rerank", {"model": "r", "query": "q", "documents": ["x"], "top_n": 1}),
+        ),
+    ],
+)
+def test_normalize_accepted_shapes(job_input, expected):
+    assert normalize(job_input) == expected
+
+
+@pytest.mark.parametrize(
+    ("spelling", "route"),
+    [
+        ("/v1/embeddings/", "/v1/embeddings"),
+        ("/embeddings", "/v1/embeddings"),
+        ("v1/rerank", "/v1/rerank"),
+        ("rerank/", "/v1/rerank"),
+        ("/models", "/v1/models"),
+    ],
+)
+def test_normalize_is_lenient_only_on_prefix_and_slashes(spelling, route):
+    body = {} if route == "/v1/models" else {"model": "m"}
+    assert normalize({"openai_route": spelling, "openai_input": body})[0] == route
+
+
+def test_native_body_is_a_copy():
+    job_input = {"model": "m", "input": "hi"}
+    _, body = normalize(job_input)
+    body["input"] = "changed"
+    assert job_input["input"] == "hi"
+
+
+def _invalid(job_input: Any) -> ServiceError:
+    with pytest.raises(ServiceError) as info:
+        normalize(job_input)
+    error = info.value
+    assert error.kind is ErrorKind.INVALID
+    assert error.message.endswith(ACCEPTED_SHAPES)
+    return error
+
+
+@pytest.mark.parametrize("job_input", [None, [1, 2], "text", 3, True])
+def test_non_object_input_is_refused(job_input):
+    error = _invalid(job_input)
+    assert error.param == "input"
+    assert error.message.startswith("The job input must be a JSON object, got ")
+
+
+@pytest.mark.parametrize(
+    "route", ["/v1/chat/completions", "/V1/EMBEDDINGS", " /v1/embeddings", "", "/v2/models", 7]
+)
+def test_unknown_openai_route_is_refused(route):
+    error = _invalid({"openai_route": route, "openai_input": {"model": "m"}})
+    assert error.param == "openai_route"
+    assert f"Unknown openai_route {route!r}" in error.message
+    assert "Supported: /v1/models, /v1/embeddings, /v1/rerank." in error.message
+
+
+@pytest.mark.parametrize("openai_input", [None, [EMBED_BODY], "body", 1])
+@pytest.mark.parametrize("route", ["/v1/embeddings", "/v1/rerank"])
+def test_openai_input_must_be_an_object(route, openai_input):
+    job_input = {"openai_route": route}
+    if openai_input is not None:
+        job_input["openai_input"] = openai_input
+    error = _invalid(job_input)
+    assert error.param == "openai_input"
+    assert f"openai_input must be a JSON object holding the {route} request body" in error.message
+
+
+@pytest.mark.parametrize("job_input", [{}, {"foo": 1}, {"model": "m"}, {"docs": ["x"]}])
+def test_neither_input_nor_query_is_refused(job_input):
+    error = _invalid(job_input)
+    assert error.param == "input"
+    assert "has no 'openai_route', 'input' or 'query'" in error.message
+
+
+def test_both_input_and_query_is_refused():
+    error = _invalid({"model": "m", "input": "a", "query": "b", "docs": ["c"]})
+    assert "both 'input' (embeddings) and 'query' (rerank)" in error.message
+
+
+# ----------------------------------------------------------------------------- handle
+class FakeCore:
+    """Records dispatches; answers with a canned body or raises a canned error."""
+
+    def __init__(self, result: Any = None, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.result = result if result is not None else {"object": "list", "data": []}
+        self.error = error
+
+    async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]:
+        self.calls.append((route, body))
+        if self.error:
+            raise self.error
+        return self.result
+
+
+async def test_openai_embeddings_and_rerank_are_wrapped_in_a_list():
+    core = FakeCore({"object": "list", "data": [1]})
+    job = {"id": "j", "input": {"openai_route": "/v1/embeddings", "openai_input": EMBED_BODY}}
+    assert await handle(job, core) == [{"object": "list", "data": [1]}]
+    job = {"id": "j", "input": {"openai_route": "/rerank", "openai_input": RERANK_BODY}}
+    assert await handle(job, core) == [{"object": "list", "data": [1]}]
+    assert core.calls == [("/v1/embeddings", EMBED_BODY), ("/v1/rerank", RERANK_BODY)]
+
+
+async def test_models_and_native_jobs_return_the_body_itself():
+    core = FakeCore({"object": "x"})
+    assert await handle({"input": {"openai_route": "/v1/models"}}, core) == {"object": "x"}
+    assert await handle({"input": {"model": "m", "input": "a"}}, core) == {"object": "x"}
+    assert await handle({"input": {"model": "r", "query": "q", "docs": []}}, core) == {
+        "object": "x"
+    }
+    assert [route for route, _ in core.calls] == ["/v1/models", "/v1/embeddings", "/v1/rerank"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ServiceError(ErrorKind.NOT_FOUND, "Model 'x' is not deployed.", param="model"),
+        ServiceError(ErrorKind.NOT_IMPLEMENTED, "Audio modality is not yet implemented."),
+        ServiceError(ErrorKind.OVERLOADED, "The model queue is full.", retry_after=1),
+        ServiceError(ErrorKind.INTERNAL, "The model failed to process this request."),
+    ],
+)
+async def test_service_errors_become_error_output(error):
+    job = {"input": {"openai_route": "/v1/embeddings", "openai_input": EMBED_BODY}}
+    out = await handle(job, FakeCore(error=error))
+    assert out == {
+        "object": "error",
+        "message": error.message,
+        "type": error.kind.type,
+        "param": None,
+        "code": error.kind.status,
+    }
+    assert "error" not in out  # the SDK would mark the job FAILED and drop the body
+
+
+@pytest.mark.parametrize("job", [{"input": [1]}, {"input": {"foo": 1}}, {"id": "no-input"}, None])
+async def test_malformed_jobs_become_400_output_without_dispatch(job):
+    core = FakeCore()
+    out = await handle(job, core)
+    assert out["object"] == "error" and out["code"] == 400
+    assert out["type"] == "invalid_request_error" and out["param"] is None
+    assert ACCEPTED_SHAPES in out["message"]
+    assert core.calls == []
+
+
+async def test_unexpected_exception_never_escapes(caplog):
+    out = await handle({"input": {"model": "m", "input": "a"}}, FakeCore(error=KeyError("boom")))
+    assert out == error_output(
+        ServiceError(
+            ErrorKind.INTERNAL, "The worker failed to process this job. The error was logged."
+        )
+    )
+    assert "boom" not in json.dumps(out)
+    assert "unexpected failure handling a RunPod job" in caplog.text
+
+
+# ----------------------------------------------------------------------------- EngineLoop
+class FakeService:
+    """Stands in for EmbeddingService: records the thread its start/stop/dispatch run on."""
+
+    def __init__(self, fail_start: bool = False) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.fail_start = fail_start
+        self.core = self
+
+    async def start(self) -> None:
+        self.events.append(("start", threading.current_thread().name))
+        if self.fail_start:
+            raise RuntimeError("model failed to load")
+
+    async def stop(self) -> None:
+        self.events.append(("stop", threading.current_thread().name))
+
+    async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]:
+        self.events.append((route, threading.current_thread().name))
+        return {"object": "list", "data": []}
+
+
+def test_engine_loop_runs_service_in_one_thread_from_any_caller_loop():
+    service = FakeService()
+    engines = EngineLoop(service)
+    engines.start()
+    try:
+        # Two separate asyncio.run calls, as the SDK does per --test_input job or run.
+        job = {"input": {"openai_route": "/v1/models"}}
+        assert asyncio.run(engines.handler(job)) == {"object": "list", "data": []}
+        assert asyncio.run(engines.handler(job)) == {"object": "list", "data": []}
+    finally:
+        engines.stop()
+    engines.stop()  # idempotent
+    assert [name for name, _ in service.events] == ["start", "/v1/models", "/v1/models", "stop"]
+    assert {thread for _, thread in service.events} == {"engine-loop"}
+    assert not engines._thread.is_alive()
+
+
+def test_engine_loop_after_stop_answers_503_output():
+    engines = EngineLoop(FakeService())
+    engines.start()
+    engines.stop()
+    out = asyncio.run(engines.handler({"input": {"openai_route": "/v1/models"}}))
+    assert out["object"] == "error" and out["code"] == 503
+
+
+def test_engine_loop_start_failure_stops_and_raises():
+    service = FakeService(fail_start=True)
+    engines = EngineLoop(service)
+    with pytest.raises(RuntimeError, match="model failed to load"):
+        engines.start()
+    assert [name for name, _ in service.events] == ["start", "stop"]
+    assert not engines._thread.is_alive()
+
+
+# ----------------------------------------------------------------------------- Hub files
+def test_hub_tests_json_payloads_are_accepted_shapes():
+    tests = json.loads((ROOT / ".runpod" / "tests.json").read_text())
+    assert tests["tests"], "tests.json has no tests"
+    for case in tests["tests"]:
+        assert {"name", "input"} <= set(case)
+        route, _ = normalize(case["input"])
+        assert route in ("/v1/models", "/v1/embeddings", "/v1/rerank")
+
+
+def test_hub_json_has_required_fields_and_documents_settings():
+    hub = json.loads((ROOT / ".runpod" / "hub.json").read_text())
+    assert hub["type"] == "serverless" and hub["category"] == "embedding"
+    assert hub["title"] and hub["description"]
+    config = hub["config"]
+    assert config["runsOn"] == "GPU" and config["gpuCount"] >= 1 and config["gpuIds"]
+    assert isinstance(config["containerDiskInGb"], int)
+    keys = {entry["key"] for entry in config["env"]}
+    for key in ("MODEL_NAMES", "BATCH_SIZES", "BACKEND", "DTYPES", "INFINITY_QUEUE_SIZE"):
+        assert key in keys
+    assert {"RUNPOD_MAX_CONCURRENCY", "HF_TOKEN"} <= keys
+
+
+def test_dockerfile_runs_the_adapter_with_the_volume_cache():
+    dockerfile = (ROOT / "runpod_adapter" / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "runpod_adapter"]' in dockerfile
+    assert "HF_HOME=/runpod-volume/huggingface-cache" in dockerfile
+    assert "nvidia/cuda:" in dockerfile and "pip install" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+class SlowStartService(FakeService):
+    async def start(self) -> None:
+        self.events.append(("start", threading.current_thread().name))
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.events.append(("start cancelled", threading.current_thread().name))
+            raise
+
+
+def test_engine_loop_interrupted_start_is_cancelled_then_stopped():
+    class Interrupted(BaseException):
+        pass
+
+    def interrupt(_signum, _frame):
+        raise Interrupted
+
+    service = SlowStartService()
+    engines = EngineLoop(service)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    try:
+        with pytest.raises(Interrupted):
+            engines.start()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [name for name, _ in service.events] == ["start", "start cancelled", "stop"]
+    assert not engines._thread.is_alive()
