@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import struct
 import threading
 import time
@@ -60,6 +61,8 @@ class ImageHost:
                 host.requests.append(self.path)
                 if self.path == "/slow.png":
                     time.sleep(host.slow_seconds)
+                if self.path in ("/reset.png", "/hang.png"):
+                    return self._partial_body(reset=self.path == "/reset.png")
                 if self.path.startswith(("/redirect", "/loop")):
                     default = "/loop" if self.path == "/loop" else "/red.png"
                     target = self.path.partition("to=")[2] or default
@@ -81,6 +84,22 @@ class ImageHost:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _partial_body(self, reset: bool) -> None:
+                """Promise 100 kB, send 1 kB, then reset the socket or go silent."""
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(png_bytes()[:1000])
+                self.wfile.flush()
+                if reset:
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.connection.close()
+                else:
+                    time.sleep(host.slow_seconds)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -72,6 +72,8 @@ async def test_every_form_decodes_to_the_same_rgb_image(fetcher, image_host):
         ("/bomb-medium.png", ErrorKind.TOO_LARGE, "pixel limit"),
         ("/truncated.png", ErrorKind.INVALID, "not a decodable image"),
         ("/slow.png", ErrorKind.INVALID, "timed out after 1s"),
+        ("/hang.png", ErrorKind.INVALID, "timed out after 1s"),
+        ("/reset.png", ErrorKind.INVALID, "image download failed: "),
     ],
 )
 async def test_download_failures_name_the_item(fetcher, image_host, path, kind, fragment):
