@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,7 +27,6 @@ class ModelInfo:
     backend: str
     dimensions: int | None
     created: int
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,9 @@ class Backend(Protocol):
     @property
     def ready(self) -> bool: ...
 
-    def models(self) -> list[ModelInfo]: ...
+    def models(self) -> dict[str, ModelInfo]: ...
+
+    def stats(self, model: str) -> dict[str, Any]: ...
 
     async def embed(self, model: str, texts: list[str]) -> tuple[list[np.ndarray], int]: ...
 
@@ -95,18 +96,20 @@ class InfinityBackend:
             and all(engine.is_running for engine in self._engines.values())
         )
 
-    def models(self) -> list[ModelInfo]:
-        out = []
-        for model_id, info in self._info.items():
-            status = self._engines[model_id].overload_status()
-            stats = {
-                "queue_fraction": status.queue_fraction,
-                "queue_absolute": status.queue_absolute,
-                "results_pending": status.results_absolute,
-                "batch_size": self._engines[model_id].engine_args.batch_size,
-            }
-            out.append(ModelInfo(**{**info.__dict__, "stats": stats}))
-        return out
+    def models(self) -> dict[str, ModelInfo]:
+        """Served models by id; fixed once the engines have started."""
+        return self._info
+
+    def stats(self, model: str) -> dict[str, Any]:
+        """Live queue figures of one engine, for /v1/models."""
+        engine = self._engines[model]
+        status = engine.overload_status()
+        return {
+            "queue_fraction": status.queue_fraction,
+            "queue_absolute": status.queue_absolute,
+            "results_pending": status.results_absolute,
+            "batch_size": engine.engine_args.batch_size,
+        }
 
     async def start(self) -> None:
         """Load weights (off the event loop), start batch threads, probe embedding sizes."""

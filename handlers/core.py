@@ -128,7 +128,7 @@ class Core:
             ) from None
 
     def _model(self, model: str, *capabilities: str) -> ModelInfo:
-        infos = {info.id: info for info in self.backend.models()}
+        infos = self.backend.models()
         info = infos.get(model)
         if info is None:
             raise ServiceError(
@@ -181,9 +181,9 @@ class Core:
                     "created": info.created,
                     "capabilities": sorted(info.capabilities),
                     "backend": info.backend,
-                    "stats": {**info.stats, "dimensions": info.dimensions},
+                    "stats": {**self.backend.stats(info.id), "dimensions": info.dimensions},
                 }
-                for info in self.backend.models()
+                for info in self.backend.models().values()
             ],
         }
 

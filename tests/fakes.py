@@ -24,14 +24,20 @@ class FakeBackend:
         self.ready = True
         self.calls: list[tuple[str, Any]] = []
         self.fail_with = fail_with
-        self._models = [
-            ModelInfo("embedder", frozenset({"embed"}), "fake", 8, 1),
-            ModelInfo("reranker", frozenset({"rerank"}), "fake", None, 1),
-            ModelInfo("clip", frozenset({"embed", "image_embed"}), "fake", 8, 1),
-        ]
+        self._models = {
+            info.id: info
+            for info in (
+                ModelInfo("embedder", frozenset({"embed"}), "fake", 8, 1),
+                ModelInfo("reranker", frozenset({"rerank"}), "fake", None, 1),
+                ModelInfo("clip", frozenset({"embed", "image_embed"}), "fake", 8, 1),
+            )
+        }
 
-    def models(self) -> list[ModelInfo]:
+    def models(self) -> dict[str, ModelInfo]:
         return self._models
+
+    def stats(self, model: str) -> dict[str, Any]:
+        return {"queue_absolute": 0}
 
     async def start(self) -> None:
         self.ready = True
