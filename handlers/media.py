@@ -39,6 +39,10 @@ class _ItemError(Exception):
         self.code = code or "invalid_image"
 
 
+def _too_large(limit: int) -> _ItemError:
+    return _ItemError(f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large")
+
+
 def _decode_image(data: bytes) -> Any:
     """Decode bytes to an RGB PIL image, refusing bombs, truncation and tiny images."""
     from PIL import Image
@@ -144,17 +148,13 @@ class ImageFetcher:
     def _b64decode(self, payload: str) -> bytes:
         limit = self._settings.max_image_bytes
         if len(payload) * 3 // 4 > limit + 3:
-            raise _ItemError(
-                f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large"
-            )
+            raise _too_large(limit)
         try:
             data = base64.b64decode("".join(payload.split()), validate=True)
         except (binascii.Error, ValueError):
             raise _ItemError("invalid base64 image data", code="invalid_base64") from None
         if len(data) > limit:
-            raise _ItemError(
-                f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large"
-            )
+            raise _too_large(limit)
         return data
 
     async def _download(self, url: str) -> bytes:
@@ -203,20 +203,12 @@ class ImageFetcher:
                     )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
-                    raise _ItemError(
-                        f"image is larger than {limit} bytes",
-                        ErrorKind.TOO_LARGE,
-                        "image_too_large",
-                    )
+                    raise _too_large(limit)
                 body = bytearray()
                 async for chunk in response.aiter_bytes(CHUNK):
                     body += chunk
                     if len(body) > limit:
-                        raise _ItemError(
-                            f"image is larger than {limit} bytes",
-                            ErrorKind.TOO_LARGE,
-                            "image_too_large",
-                        )
+                        raise _too_large(limit)
                 return bytes(body)
         raise _ItemError(
             f"image download failed: more than {MAX_REDIRECTS} redirects from {url}",
