@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from handlers.core import ROUTES as CORE_ROUTES
 from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [
@@ -19,7 +20,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/v1/models", "/v1/embeddings", "/v1/rerank")
+ROUTES = tuple(CORE_ROUTES)
 ACCEPTED_SHAPES = (
     'Accepted job inputs: {"openai_route": "/v1/models"}; '
     '{"openai_route": "/v1/embeddings" or "/v1/rerank", "openai_input": {...}}; '
