@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import socket
 import struct
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from PIL import Image
+
+from tests.servers import LoopbackHTTPServer
 
 
 def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: int = 40) -> bytes:
@@ -35,7 +36,7 @@ def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
     return bytes(data)
 
 
-class ImageHost:
+class ImageHost(LoopbackHTTPServer):
     """ThreadingHTTPServer on 127.0.0.1; `requests` records every path it was asked for."""
 
     def __init__(self, big_bytes: int = 300_000, slow_seconds: float = 5.0) -> None:
@@ -101,22 +102,10 @@ class ImageHost:
                 else:
                     time.sleep(host.slow_seconds)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @staticmethod
     def _cmyk() -> bytes:
         buf = io.BytesIO()
         Image.new("CMYK", (40, 40), (0, 200, 200, 0)).save(buf, "JPEG")
         return buf.getvalue()
-
-    def __enter__(self) -> ImageHost:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

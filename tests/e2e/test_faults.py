@@ -110,4 +110,4 @@ async def test_a_full_queue_answers_429_at_once(make_core):
             core.dispatch("/v1/embeddings", {"model": EMBED_ID, "input": ["x"] * 5}), 5
         )
     assert info.value.kind is ErrorKind.OVERLOADED and info.value.retry_after == 1
-    assert (await core.dispatch("/v1/embeddings", {"model": EMBED_ID, "input": ["x"] * 4}))
+    assert await core.dispatch("/v1/embeddings", {"model": EMBED_ID, "input": ["x"] * 4})

@@ -8,17 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,92 +17,9 @@ import pytest
 
 from runpod_adapter.handler import ACCEPTED_SHAPES
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
-from tests.servers import ROOT, free_port
+from tests.runpod_procs import LocalApi, assert_error, worker_env
 
 DEPLOYED = f"{EMBED_ID}, {RERANK_ID}, {CLIP_ID}"
-
-
-def worker_env(model_env: dict[str, str], **extra: str) -> dict[str, str]:
-    """os.environ without any RunPod platform variable (so nothing can reach RunPod's
-    servers), plus the tiny models, offline hub and skipped system checks."""
-    base = {key: value for key, value in os.environ.items() if not key.startswith("RUNPOD_")}
-    return {
-        **base,
-        **model_env,
-        "HF_HUB_OFFLINE": "1",
-        "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
-        "RUNPOD_SKIP_GPU_CHECK": "true",
-        **extra,
-    }
-
-
-class WorkerProcess:
-    """`python -m runpod_adapter ARGS` in its own session, logging to a temp file."""
-
-    def __init__(self, env: dict[str, str], args: list[str]) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="runpod-", suffix=".log", delete=False)
-        self.began = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runpod_adapter", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self, timeout: float = 30.0) -> tuple[int, float]:
-        """SIGTERM, then SIGKILL after `timeout`; returns (exit code, seconds to exit)."""
-        began = time.monotonic()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode, time.monotonic() - began
-
-    def logs(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-6000:]
-
-
-class LocalApi(WorkerProcess):
-    """The SDK's local API server (`--rp_serve_api`) on a free loopback port."""
-
-    def __init__(self, env: dict[str, str], ready_timeout: float = 240.0) -> None:
-        self.port = free_port()
-        super().__init__(
-            env,
-            ["--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", str(self.port)],
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.client = httpx.Client(base_url=self.url, timeout=60)
-        self.first_job_seconds = self._wait_for_first_job(ready_timeout)
-
-    def _wait_for_first_job(self, timeout: float) -> float:
-        deadline = self.began + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.logs()}")
-            try:
-                reply = self.client.post("/runsync", json={"input": {"openai_route": "/v1/models"}})
-                if reply.status_code == 200 and reply.json().get("status") == "COMPLETED":
-                    return time.monotonic() - self.began
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"worker did not answer within {timeout}s:\n{self.logs()}")
-
-    def runsync(self, job_input: Any) -> Any:
-        """POST /runsync; returns the job output (asserting the job COMPLETED)."""
-        reply = self.client.post("/runsync", json={"input": job_input})
-        assert reply.status_code == 200, reply.text
-        body = reply.json()
-        assert body["status"] == "COMPLETED", body
-        assert "Traceback" not in reply.text
-        return body["output"]
 
 
 @pytest.fixture(scope="module")
@@ -138,16 +45,6 @@ def png_data_uri(size: int = 32) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def assert_error(output: Any, code: int, message: str | None = None, fragment: str = "") -> None:
-    assert isinstance(output, dict), output
-    assert set(output) == {"object", "message", "type", "param", "code"}, output
-    assert output["object"] == "error" and output["param"] is None
-    assert output["code"] == code, output
-    if message is not None:
-        assert output["message"] == message
-    assert fragment in output["message"]
 
 
 # ----------------------------------------------------------------------------- success
@@ -358,149 +255,6 @@ def test_parity_with_http(worker, server, route, body):
     assert isinstance(via_openai, list) and len(via_openai) == 1
     assert _strip_volatile(via_openai[0]) == expected
     assert _strip_volatile(worker.runsync(body)) == expected  # the native shape
-
-
-# ----------------------------------------------------------------------------- processes
-def test_test_input_runs_one_job_and_exits(model_env):
-    job = {
-        "input": {
-            "openai_route": "/v1/embeddings",
-            "openai_input": {"model": EMBED_ID, "input": "hello"},
-        }
-    }
-    began = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "runpod_adapter", "--test_input", json.dumps(job)],
-        cwd=ROOT,
-        env=worker_env(model_env),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    elapsed = time.monotonic() - began
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
-    assert "Job result: {'output': [{'object': 'list'" in out
-    assert "engines stopped" in out
-    print(f"\nrunpod_adapter --test_input: whole process {elapsed:.1f}s")
-
-
-def test_bad_configuration_exits_with_one_line(model_env):
-    proc = subprocess.run(
-        [sys.executable, "-m", "runpod_adapter", "--test_input", '{"input": {}}'],
-        cwd=ROOT,
-        env=worker_env(model_env, BATCH_SIZES="0"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "BATCH_SIZES" in lines[0] and "Traceback" not in proc.stderr
-    assert proc.stdout == ""
-
-
-class FakeRunPod:
-    """A loopback stand-in for RunPod's job API: hands out jobs, collects results."""
-
-    def __init__(self, jobs: list[dict[str, Any]]) -> None:
-        self.pending = list(jobs)
-        self.expected = len(jobs)
-        self.results: dict[str, Any] = {}
-        self.take_paths: list[str] = []
-        self.all_done = threading.Event()
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: Any = None) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path.startswith("/job-take"):
-                    with fake.lock:
-                        fake.take_paths.append(self.path)
-                        jobs, fake.pending = fake.pending, []
-                    if jobs:
-                        batch = self.path.startswith("/job-take-batch/")
-                        return self._reply(200, jobs if batch else jobs[0])
-                time.sleep(0.3)  # a long poll that found nothing
-                self._reply(204)
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length", 0))
-                job_id = self.path.split("?")[0].rsplit("/", 1)[-1]
-                with fake.lock:
-                    fake.results[job_id] = json.loads(self.rfile.read(length))
-                    if len(fake.results) >= fake.expected:
-                        fake.all_done.set()
-                self._reply(200, {})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeRunPod:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_real_worker_loop_takes_jobs_concurrently_and_stops_on_sigterm(model_env):
-    jobs = [
-        {"id": "models", "input": {"openai_route": "/v1/models"}},
-        {"id": "native", "input": {"model": EMBED_ID, "input": "hello"}},
-        {
-            "id": "openai",
-            "input": {
-                "openai_route": "/v1/embeddings",
-                "openai_input": {"model": EMBED_ID, "input": "hello"},
-            },
-        },
-        {"id": "bad", "input": {"model": "x", "input": "hello"}},
-    ]
-    with FakeRunPod(jobs) as fake:
-        base = f"http://127.0.0.1:{fake.port}"
-        env = worker_env(
-            model_env,
-            RUNPOD_WEBHOOK_GET_JOB=f"{base}/job-take/$ID?gpu=test",
-            RUNPOD_WEBHOOK_POST_OUTPUT=f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=test",
-            RUNPOD_MAX_CONCURRENCY="4",
-        )
-        proc = WorkerProcess(env, [])
-        try:
-            assert fake.all_done.wait(240), proc.logs()
-            code, seconds = proc.stop(timeout=60)
-        finally:
-            proc.stop(timeout=5)
-    assert code == 0 and seconds < 60, proc.logs()
-    assert "engines stopped" in proc.logs()
-    # The concurrency modifier asked for RUNPOD_MAX_CONCURRENCY jobs per take.
-    assert "batch_size=4" in fake.take_paths[0]
-    results = fake.results
-    assert set(results) == {"models", "native", "openai", "bad"}
-    assert results["models"]["output"]["object"] == "list"
-    assert len(results["native"]["output"]["data"][0]["embedding"]) == 32
-    # Concurrent jobs share engine batches: equal up to float rounding.
-    assert np.allclose(
-        results["openai"]["output"][0]["data"][0]["embedding"],
-        results["native"]["output"]["data"][0]["embedding"],
-        atol=1e-5,
-    )
-    assert "error" not in results["bad"]
-    assert_error(results["bad"]["output"], 404, fragment="Model 'x' is not deployed")
 
 
 def test_sigterm_stops_the_local_api_worker(worker):
