@@ -10,6 +10,7 @@ import bentoml
 
 from handlers.backend import InfinityBackend
 from handlers.core import Core
+from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ServiceError, openai_error_body
 from handlers.http import BearerAuthMiddleware, build_app
 from handlers.media import ImageFetcher
@@ -17,6 +18,7 @@ from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
 
 log = logging.getLogger("embedding_service")
 v1 = build_app()
+drain = Drain()
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
@@ -47,13 +49,14 @@ class EmbeddingService:
     @bentoml.on_startup
     async def start(self) -> None:
         await self.core.start()
+        drain.install(self.settings.shutdown_drain_seconds)
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
         await self.core.stop()
 
     def __is_ready__(self) -> bool:
-        return self.core.ready
+        return self.core.ready and not drain.draining
 
     async def _many(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async def one(body: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +84,7 @@ class EmbeddingService:
 
 
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
+EmbeddingService.add_asgi_middleware(DrainMiddleware, drain=drain)
 
 
 def create_service(settings: Settings) -> EmbeddingService:

@@ -30,6 +30,7 @@ class LoadResult:
     other: int = 0
     refused: int = 0  # connection refused before the request was accepted
     dropped: int = 0  # accepted, then the connection died without an answer
+    errors: dict[str, int] = field(default_factory=dict)  # transport errors by type
     latencies: list[float] = field(default_factory=list, repr=False)
 
     @property
@@ -44,9 +45,16 @@ class LoadResult:
 
 
 async def run_load(
-    url: str, body: dict, total: int, concurrency: int, headers: dict | None = None
+    url: str,
+    body: dict,
+    total: int,
+    concurrency: int,
+    headers: dict | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LoadResult:
-    """Send `total` POSTs of `body` to `url` with `concurrency` workers; never retries."""
+    """Send up to `total` POSTs of `body` to `url` with `concurrency` workers; never retries.
+    Once `stop` is set no new request is sent (as a load balancer stops routing to a
+    replica whose readiness probe fails)."""
     result = LoadResult()
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -54,6 +62,8 @@ async def run_load(
 
         async def worker() -> None:
             for _ in counter:
+                if stop is not None and stop.is_set():
+                    return
                 result.sent += 1
                 began = time.perf_counter()
                 try:
@@ -61,8 +71,10 @@ async def run_load(
                 except httpx.ConnectError:
                     result.refused += 1
                     continue
-                except httpx.TransportError:
+                except httpx.TransportError as exc:
                     result.dropped += 1
+                    name = type(exc).__name__
+                    result.errors[name] = result.errors.get(name, 0) + 1
                     continue
                 result.answered += 1
                 result.latencies.append(time.perf_counter() - began)
@@ -78,6 +90,19 @@ async def run_load(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result
+
+
+async def watch_readiness(base_url: str, stop: asyncio.Event, every: float = 0.1) -> None:
+    """Set `stop` once GET /readyz stops answering 200 (a load balancer's readiness probe)."""
+    async with httpx.AsyncClient(timeout=2) as client:
+        while not stop.is_set():
+            try:
+                ready = (await client.get(f"{base_url}/readyz")).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if not ready:
+                stop.set()
+            await asyncio.sleep(every)
 
 
 def rss_mb(pid: int) -> float:

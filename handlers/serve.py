@@ -25,6 +25,8 @@ def main() -> None:
             settings.infinity_host,
             "--port",
             str(settings.infinity_port),
+            "--timeout-graceful-shutdown",
+            str(settings.shutdown_timeout),
         ],
     )
 

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     max_client_batch_size: int = Field(2048, gt=0)
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_total_chars: int = Field(8 * 1024 * 1024, gt=0)
+    shutdown_drain_seconds: float = Field(5.0, ge=0, allow_inf_nan=False)
+    shutdown_timeout: int = Field(30, gt=0)
     api_key: SecretStr | None = None
     infinity_host: str = "0.0.0.0"
     infinity_port: int = Field(7997, gt=0, lt=65536)
