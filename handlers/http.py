@@ -25,6 +25,7 @@ from .schemas import (
 __all__ = ["OPEN_PATHS", "BearerAuthMiddleware", "build_app", "error_response"]
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
+_METHODS = {"/models": "GET", "/embeddings": "POST", "/rerank": "POST"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 501, 503)
 }
@@ -89,7 +90,7 @@ def build_app() -> FastAPI:
         error = ServiceError(kind, str(exc.detail))
         body = openai_error_body(error)
         body["error"]["code"] = str(exc.status_code)
-        return json_response(body, exc.status_code)
+        return json_response(body, exc.status_code, dict(exc.headers or {}))  # e.g. Allow
 
     @app.get("/models", response_model=ModelList, responses=_ERRORS)
     async def models(request: Request) -> Response:
@@ -121,8 +122,37 @@ def build_app() -> FastAPI:
     )
     async def unknown(path: str) -> Response:
         # BentoML mounts /v1 passively: without this, unknown paths get a plain-text 404.
+        # A known path with another method lands here too (this route matches fully).
+        allowed = _METHODS.get(f"/{path}")
+        if allowed:
+            error = ServiceError(ErrorKind.INVALID, "Method Not Allowed", code="405")
+            return json_response(openai_error_body(error), 405, {"Allow": allowed})
         return error_response(ServiceError(ErrorKind.NOT_FOUND, f"Not Found: /v1/{path}"))
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with each route's `model` limited to the ids that route
+        serves (known once the engines are up; the document is cached only then)."""
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)
+        core: Core | None = getattr(app.state, "core", None)
+        if core is None or not core.ready:
+            app.openapi_schema = None
+            return schema
+        infos = core.backend.models().values()
+        for path, capability in (("/embeddings", "embed"), ("/rerank", "rerank")):
+            body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            ids = [info.id for info in infos if capability in info.capabilities]
+            if ids:
+                body["schema"]["properties"]["model"]["enum"] = ids
+        sizes = [info.dimensions for info in infos if info.dimensions]
+        if sizes:
+            embeddings = schema["paths"]["/embeddings"]["post"]["requestBody"]
+            dimensions = embeddings["content"]["application/json"]["schema"]["properties"]
+            dimensions["dimensions"]["anyOf"][0]["maximum"] = max(sizes)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -52,6 +52,15 @@ def _known_modality(value: Any) -> Any:
     return value
 
 
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer includes 1.0; strict pydantic would refuse it."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+PositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_integral)]
+
 InputList = Annotated[
     list[str],
     BeforeValidator(_input_as_list),
@@ -69,8 +78,9 @@ InputList = Annotated[
 
 
 class _Request(BaseModel):
-    # Unknown fields are ignored, as OpenAI-compatible clients send extras (e.g. `user`).
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Unknown fields are ignored, as OpenAI-compatible clients send extras. Types are
+    # strict: `"8"` is not a number and `0` is not a boolean, as the schema says.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
 class EmbeddingsRequest(_Request):
@@ -79,13 +89,20 @@ class EmbeddingsRequest(_Request):
     modality: Annotated[
         str,
         BeforeValidator(_known_modality),
-        WithJsonSchema({"type": "string", "enum": list(MODALITIES), "default": "text"}),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": ["text", "image", "auto"],
+                "default": "text",
+                "description": "'audio' is planned and answers 501 Not Implemented.",
+            }
+        ),
     ] = "text"
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="base64: little-endian float32 bytes, as the OpenAI SDK expects."
     )
-    dimensions: int | None = Field(
-        None, gt=0, description="Matryoshka: keep the first N dimensions and re-normalise."
+    dimensions: PositiveInt | None = Field(
+        None, description="Matryoshka: keep the first N dimensions and re-normalise."
     )
     user: str | None = Field(None, description="Accepted and ignored.")
 
@@ -94,7 +111,7 @@ class RerankRequest(_Request):
     model: str
     query: str
     documents: list[str] = Field(validation_alias=AliasChoices("documents", "docs"))
-    top_n: int | None = Field(None, gt=0)
+    top_n: PositiveInt | None = None
     return_documents: bool = Field(
         False, validation_alias=AliasChoices("return_documents", "return_docs")
     )

@@ -58,6 +58,15 @@ CASES = [
     ("dimensions negative", E, emb(dimensions=-3), 400, "dimensions"),
     ("dimensions huge", E, emb(dimensions=10**30), 400, "dimensions"),
     ("dimensions string", E, emb(dimensions="eight"), 400, "dimensions"),
+    ("dimensions numeric string", E, emb(dimensions="8"), 400, "dimensions"),
+    ("dimensions integral float", E, emb(dimensions=8.0), 200, None),
+    (
+        "raw_scores as number",
+        R,
+        {"model": RERANK_ID, "query": "q", "docs": ["a"], "raw_scores": 0},
+        400,
+        "raw_scores",
+    ),
     ("model number", E, {"model": 7, "input": "a"}, 400, "model"),
     ("model null", E, {"model": None, "input": "a"}, 400, "model"),
     ("model empty", E, {"model": "", "input": "a"}, 404, "is not deployed"),
@@ -183,6 +192,12 @@ def test_catalogue_is_large_enough():
 
 
 def test_wrong_method_and_unknown_route(http):
-    for response in (http.get("/v1/embeddings"), http.delete("/v1/rerank"), http.get("/v1/x")):
-        assert response.status_code in (404, 405)
+    for response, allow in (
+        (http.get("/v1/embeddings"), "POST"),
+        (http.put("/v1/rerank"), "POST"),
+        (http.post("/v1/models"), "GET"),
+    ):
+        assert response.status_code == 405 and response.headers["allow"] == allow
         assert set(response.json()) == {"error"}
+    unknown = http.get("/v1/x")
+    assert unknown.status_code == 404 and set(unknown.json()) == {"error"}
