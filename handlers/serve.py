@@ -7,6 +7,11 @@ import sys
 
 from .settings import SettingsError, load_settings
 
+# Idle keep-alive connections stay open longer than clients and load balancers keep theirs
+# (httpx 5 s, AWS ALB 60 s), so the client side always closes an idle connection first
+# and never sends a request into one the server is closing (uvicorn's default is 5 s).
+KEEPALIVE_SECONDS = 75
+
 
 def main() -> None:
     try:
@@ -25,6 +30,8 @@ def main() -> None:
             settings.infinity_host,
             "--port",
             str(settings.infinity_port),
+            "--timeout-keep-alive",
+            str(KEEPALIVE_SECONDS),
             "--timeout-graceful-shutdown",
             str(settings.shutdown_timeout),
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -188,3 +189,4 @@ def test_auth_required_when_api_key_is_set(locked_server):
     assert httpx.get(f"{url}/livez").status_code == 200
     authed = openai.OpenAI(base_url=f"{url}/v1", api_key="test-secret-key", max_retries=0)
     assert len(authed.embeddings.create(model=EMBED_ID, input="a").data) == 1
+    assert "test-secret-key" not in Path(locked_server.log.name).read_text(errors="replace")
