@@ -49,6 +49,10 @@ class EmbeddingService:
     @bentoml.on_startup
     async def start(self) -> None:
         await self.core.start()
+
+    @bentoml.on_startup
+    async def drain_on_sigterm(self) -> None:
+        """HTTP server only (the RunPod worker calls start() itself, from another thread)."""
         drain.install(self.settings.shutdown_drain_seconds)
 
     @bentoml.on_shutdown
