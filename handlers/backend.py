@@ -10,8 +10,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import onnx
 from .errors import ErrorKind, ServiceError
-from .settings import Settings
+from .settings import ModelSpec, Settings
 
 __all__ = ["Backend", "InfinityBackend", "ModelInfo", "RerankHit"]
 
@@ -114,21 +115,14 @@ class InfinityBackend:
     async def start(self) -> None:
         """Load weights (off the event loop), start batch threads, probe embedding sizes."""
         infinity = _import_infinity()
-        settings = self._settings
-        args = [
-            infinity.EngineArgs(
-                model_name_or_path=spec.path,
-                served_model_name=spec.served_id,
-                engine=settings.backend,
-                batch_size=spec.batch_size,
-                dtype=spec.dtype,
-                model_warmup=False,
-                bettertransformer=False,
-            )
-            for spec in settings.models
-        ]
         began = time.perf_counter()
-        self._array = await asyncio.to_thread(infinity.AsyncEngineArray.from_args, args)
+        planned = await asyncio.to_thread(
+            lambda: [self._engine_args(infinity, spec) for spec in self._settings.models]
+        )
+        backends = {args.served_model_name: backend for args, backend in planned}
+        self._array = await asyncio.to_thread(
+            infinity.AsyncEngineArray.from_args, [args for args, _ in planned]
+        )
         self._engines = dict(self._array.engines_dict)
         loop = asyncio.get_running_loop()
         for model_id, engine in self._engines.items():
@@ -143,14 +137,55 @@ class InfinityBackend:
                 vectors, _ = await self.embed(model_id, ["dimension probe"])
                 dims = int(vectors[0].shape[-1])
             self._info[model_id] = ModelInfo(
-                model_id, capabilities, settings.backend, dims, created
+                model_id, capabilities, backends[model_id], dims, created
             )
         self._ready = True
         log.info(
             "engines ready in %.1fs: %s",
             time.perf_counter() - began,
-            ", ".join(f"{m} {sorted(i.capabilities)}" for m, i in self._info.items()),
+            ", ".join(f"{m} {sorted(i.capabilities)} ({i.backend})" for m, i in self._info.items()),
         )
+
+    def _engine_args(self, infinity: Any, spec: ModelSpec) -> tuple[Any, str]:
+        """Infinity's EngineArgs for one model and the backend it will really run on.
+
+        With BACKEND=optimum an embedder is exported to ONNX once (see onnx.plan); models
+        ONNX does not cover run on torch, with a log line saying why.
+        """
+        common = {
+            "served_model_name": spec.served_id,
+            "batch_size": spec.batch_size,
+            "model_warmup": False,
+            "bettertransformer": False,
+        }
+        backend = self._settings.backend
+        if backend == "optimum":
+            root = onnx.cache_root(self._settings.hf_home)
+            decision = onnx.plan(spec.path, spec.served_id, spec.dtype, root)
+            if isinstance(decision, onnx.OnnxPlan):
+                onnx.patch_infinity_path_bug()
+                log.info(
+                    "model %s: ONNX %s from %s, %s pooling",
+                    spec.served_id,
+                    decision.precision,
+                    decision.folder,
+                    decision.pooling,
+                )
+                args = infinity.EngineArgs(
+                    model_name_or_path=str(decision.folder),
+                    engine="optimum",
+                    device="cpu",  # the onnxruntime package is the CPU build
+                    pooling_method=decision.pooling,
+                    onnx_disable_optimize=True,
+                    **common,
+                )
+                return args, backend
+            log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, decision)
+            backend = "torch"
+        args = infinity.EngineArgs(
+            model_name_or_path=spec.path, engine=backend, dtype=spec.dtype, **common
+        )
+        return args, backend
 
     async def stop(self) -> None:
         self._ready = False

@@ -26,6 +26,7 @@ DEFAULT_USER_AGENT = (
 RUNPOD_VOLUME = "/runpod-volume"
 DTYPE_ALIASES = {"fp16": "float16", "fp32": "float32", "bf16": "bfloat16"}
 DTYPES = ("auto", "float32", "float16", "bfloat16", "fp8", "int8")
+ONNX_DTYPES = ("auto", "float32", "int8")  # what BACKEND=optimum can serve on CPU
 
 SemiList = Annotated[tuple[str, ...], NoDecode]
 
@@ -122,6 +123,13 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{name} has {len(values)} entries but {n} model(s) are configured"
                 )
+        if self.backend == "optimum":
+            for dtype in self.dtypes:
+                if dtype not in ONNX_DTYPES:
+                    raise ValueError(
+                        f"DTYPES entry {dtype!r} is not available with BACKEND=optimum; "
+                        f"allowed: {', '.join(ONNX_DTYPES)}"
+                    )
         served = [spec.served_id for spec in self.models]
         if len(set(served)) != len(served):
             raise ValueError(f"served model ids must be unique, got {'; '.join(served)}")

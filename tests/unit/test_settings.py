@@ -32,14 +32,14 @@ def test_lists_expand_per_model_and_aliases_normalise():
             "SERVED_MODEL_NAMES": "x;y",
             "BATCH_SIZES": "8;16",
             "DTYPES": "fp16",
-            "BACKEND": "optimum",
+            "BACKEND": "ctranslate2",
         }
     )
     assert [tuple(m) for m in settings.models] == [
         ("a/b", "x", 8, "float16"),
         ("/models/c", "y", 16, "float16"),
     ]
-    assert settings.backend == "optimum"
+    assert settings.backend == "ctranslate2"
 
 
 def test_served_names_default_to_model_entries_and_legacy_model_name():

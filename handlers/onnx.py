@@ -1,0 +1,174 @@
+"""BACKEND=optimum: export embedders to ONNX once into the model cache; say how to serve them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["OnnxPlan", "cache_root", "patch_infinity_path_bug", "plan"]
+
+log = logging.getLogger(__name__)
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model_quantized.onnx"  # Infinity picks files named *quantize* on CPU
+PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX_DTYPES
+# Files a Hugging Face snapshot needs for the export; weights are added below.
+SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+
+
+@dataclass(frozen=True)
+class OnnxPlan:
+    """An embedder served through Infinity's optimum engine from `folder`."""
+
+    folder: Path
+    pooling: str  # "mean" or "cls", from the model's sentence-transformers config
+    precision: str  # "fp32" or "int8"
+
+
+def cache_root(hf_home: str | None) -> Path:
+    """Where exports live: beside the Hugging Face cache (a RunPod volume keeps it)."""
+    if hf_home:
+        return Path(hf_home) / "onnx"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "onnx"
+
+
+def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
+    """Export the model at `path` (a folder or Hub id) if needed; a string says why not.
+
+    Rerankers, CLIP and models whose pooling the optimum engine lacks stay on torch; the
+    returned reason is logged by the caller. Settings allow only dtypes in PRECISION.
+    """
+    source = _resolve(path)
+    config = json.loads((source / "config.json").read_text())
+    architectures = " ".join(config.get("architectures") or [])
+    if config.get("model_type") == "clip" or "CLIP" in architectures:
+        return "ONNX export covers text embedders only, not CLIP"
+    if "ForSequenceClassification" in architectures:
+        return "ONNX export covers text embedders only, not rerankers"
+    pooling = _pooling(source)
+    if pooling not in ("mean", "cls"):
+        return f"the optimum engine has no {pooling} pooling"
+    precision = PRECISION[dtype]
+    folder = root / f"{_slug(served_id)}-{_digest(source)}" / precision
+    if not folder.is_dir():
+        _export(source, folder, precision, _max_length(source))
+    return OnnxPlan(folder, pooling, precision)
+
+
+def patch_infinity_path_bug() -> None:
+    """Infinity 0.0.78 hands optimum the onnx file's full path where a name in the folder is
+    expected, so every local folder fails with FileNotFoundError; return it relative."""
+    from infinity_emb.transformer.embedder import optimum as embedder
+
+    original = embedder.get_onnx_files
+    if getattr(original, "relative_to_folder", False):
+        return
+
+    def relative(*, model_name_or_path: str, **kwargs: object) -> Path:
+        found = original(model_name_or_path=model_name_or_path, **kwargs)
+        folder = Path(model_name_or_path)
+        return found.relative_to(folder) if folder.is_dir() and found.is_absolute() else found
+
+    relative.relative_to_folder = True  # type: ignore[attr-defined]
+    embedder.get_onnx_files = relative
+
+
+def _resolve(path: str) -> Path:
+    """A local folder as is; a Hub id through the cache (its folder names the revision)."""
+    if Path(path).is_dir():
+        return Path(path).resolve()
+    from huggingface_hub import snapshot_download
+
+    folder = Path(snapshot_download(path, allow_patterns=SNAPSHOT_PATTERNS))
+    if not any(folder.glob("*.safetensors")):
+        folder = Path(snapshot_download(path, allow_patterns=[*SNAPSHOT_PATTERNS, "*.bin"]))
+    return folder
+
+
+def _pooling(source: Path) -> str:
+    """The pooling sentence-transformers applies (mean when the folder has no modules.json)."""
+    modules = source / "modules.json"
+    if not modules.is_file():
+        return "mean"
+    for module in json.loads(modules.read_text()):
+        if module.get("type", "").endswith("Pooling"):
+            config = json.loads((source / module["path"] / "config.json").read_text())
+            modes = [k for k, on in config.items() if k.startswith("pooling_mode_") and on]
+            names = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+            if len(modes) == 1:
+                return names.get(modes[0], modes[0].removeprefix("pooling_mode_"))
+            return "+".join(sorted(m.removeprefix("pooling_mode_") for m in modes)) or "no"
+    return "mean"
+
+
+def _max_length(source: Path) -> int | None:
+    """sentence-transformers' max_seq_length: what the torch engine truncates at."""
+    config = source / "sentence_bert_config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("max_seq_length")
+    return None
+
+
+def _slug(served_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in served_id)[-80:]
+
+
+def _digest(source: Path) -> str:
+    """Names the source: its folder (a Hub snapshot folder is the revision) and weights."""
+    h = hashlib.sha256(str(source).encode())
+    for weights in sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")):
+        stat = weights.stat()
+        h.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def _export(source: Path, folder: Path, precision: str, max_length: int | None) -> None:
+    """Export into a scratch folder beside `folder`, then rename it into place atomically."""
+    from optimum.exporters.onnx import main_export
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log.info("exporting %s to ONNX (%s) into %s, once", source, precision, folder)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".export-") as scratch:
+        out = Path(scratch) / "model"
+        # transformers-style outputs (last_hidden_state): what Infinity's engine reads
+        main_export(
+            str(source),
+            out,
+            task="feature-extraction",
+            library_name="transformers",
+            do_validation=False,
+        )
+        if precision == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            logging.disable(logging.INFO)  # the quantiser logs every tensor on the root logger
+            try:
+                quantize_dynamic(
+                    out / FP32_FILE, out / INT8_FILE, per_channel=True, weight_type=QuantType.QInt8
+                )
+            finally:
+                logging.disable(logging.NOTSET)
+            (out / FP32_FILE).unlink()
+        if max_length:
+            # Infinity's optimum engine truncates at config.max_position_embeddings; the
+            # torch engine at max_seq_length. Cap the served copy's config to match torch.
+            config_file = out / "config.json"
+            config = json.loads(config_file.read_text())
+            config["max_position_embeddings"] = min(
+                max_length, config.get("max_position_embeddings", max_length)
+            )
+            config_file.write_text(json.dumps(config, indent=2))
+        try:
+            os.rename(out, folder)
+        except OSError:
+            if not folder.is_dir():  # not a concurrent export that won the race
+                raise
+            shutil.rmtree(out, ignore_errors=True)

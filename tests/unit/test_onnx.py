@@ -1,0 +1,79 @@
+"""onnx.plan: which models go to ONNX, with what pooling, exported once into the cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from handlers import onnx
+from handlers.settings import SettingsError, load_settings
+from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
+
+
+def test_embedder_is_exported_once_with_its_pooling(tiny_models, tmp_path: Path):
+    first = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "auto", tmp_path)
+    assert isinstance(first, onnx.OnnxPlan)
+    assert (first.pooling, first.precision) == ("mean", "fp32")
+    assert [p.name for p in first.folder.glob("*.onnx")] == ["model.onnx"]
+    stamp = (first.folder / "model.onnx").stat().st_mtime_ns
+    again = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "auto", tmp_path)
+    assert again == first
+    assert (again.folder / "model.onnx").stat().st_mtime_ns == stamp
+    assert not list(first.folder.parent.glob(".export-*"))  # no scratch left behind
+
+
+def test_int8_folder_holds_only_the_quantised_file(tiny_models, tmp_path: Path):
+    plan = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "int8", tmp_path)
+    assert plan.precision == "int8"
+    assert [p.name for p in plan.folder.glob("*.onnx")] == ["model_quantized.onnx"]
+
+
+def test_cls_pooling_and_max_length_come_from_the_sentence_transformers_config(
+    tiny_models, tmp_path: Path
+):
+    folder = shutil.copytree(tiny_models[EMBED_ID], tmp_path / "cls-model")
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(config))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 40}))
+    plan = onnx.plan(str(folder), "cls-model", "auto", tmp_path / "cache")
+    assert plan.pooling == "cls"
+    served = json.loads((plan.folder / "config.json").read_text())
+    assert served["max_position_embeddings"] == 40
+
+
+def test_unsupported_pooling_stays_on_torch(tiny_models, tmp_path: Path):
+    folder = shutil.copytree(tiny_models[EMBED_ID], tmp_path / "max-model")
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_max_tokens=True)
+    pooling.write_text(json.dumps(config))
+    reason = onnx.plan(str(folder), "max-model", "auto", tmp_path / "cache")
+    assert reason == "the optimum engine has no max_tokens pooling"
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("model_id", "reason"),
+    [
+        (RERANK_ID, "ONNX export covers text embedders only, not rerankers"),
+        (CLIP_ID, "ONNX export covers text embedders only, not CLIP"),
+    ],
+)
+def test_rerankers_and_clip_stay_on_torch(tiny_models, tmp_path: Path, model_id, reason):
+    assert onnx.plan(str(tiny_models[model_id]), model_id, "auto", tmp_path) == reason
+
+
+def test_optimum_refuses_dtypes_onnx_cannot_serve():
+    with pytest.raises(SettingsError) as info:
+        load_settings({"BACKEND": "optimum", "DTYPES": "fp16"})
+    assert "BACKEND=optimum" in str(info.value) and "int8" in str(info.value)
+    assert load_settings({"BACKEND": "optimum", "DTYPES": "int8"}).dtypes == ("int8",)
+
+
+def test_cache_root_follows_hf_home(tmp_path: Path):
+    assert onnx.cache_root(str(tmp_path)) == tmp_path / "onnx"
