@@ -8,7 +8,7 @@ from typing import Any
 
 import bentoml
 
-from handlers.backend import InfinityBackend
+from handlers.backend import InfinityBackend, preload_infinity
 from handlers.core import Core
 from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ServiceError, openai_error_body
@@ -17,6 +17,9 @@ from handlers.media import ImageFetcher
 from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
 
 log = logging.getLogger("embedding_service")
+# Parsed once per process, at import: the class decorator below needs the server options;
+# the service instance uses the same object unless it is handed its own (RunPod adapter).
+SETTINGS = load_settings()
 v1 = build_app()
 drain = Drain()
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
@@ -34,13 +37,18 @@ def _api_key() -> str | None:
     name="embedding-service",
     traffic={"timeout": 300, "max_concurrency": 4096},
     workers=1,
+    # One access line per request costs about a quarter of the throughput on small
+    # requests (BENCHMARKS.md): off unless ACCESS_LOG=true. Prometheus metrics likewise.
+    logging={"access": {"enabled": SETTINGS.access_log}},
+    metrics={"enabled": SETTINGS.prometheus_metrics},
 )
 @bentoml.asgi_app(v1, path="/v1")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank on Infinity engines, one per model."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or load_settings()
+        preload_infinity()  # overlaps the server's own start-up; start() waits for it
+        self.settings = settings or SETTINGS
         if self.settings.uses_bundled_model:
             log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
         self.core = Core(self.settings, InfinityBackend(self.settings), ImageFetcher(self.settings))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,7 +15,7 @@ from . import onnx
 from .errors import ErrorKind, ServiceError
 from .settings import ModelSpec, Settings
 
-__all__ = ["Backend", "InfinityBackend", "ModelInfo", "RerankHit"]
+__all__ = ["Backend", "InfinityBackend", "ModelInfo", "RerankHit", "preload_infinity"]
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,30 @@ class Backend(Protocol):
     async def stop(self) -> None: ...
 
 
+_import_lock = threading.Lock()
+
+
 def _import_infinity() -> Any:
     """Import infinity_emb without letting it replace the root logger's handlers.
 
     Its log_handler clears the root handlers and installs its own at INFO, which makes
     every server access line appear twice; we put the host's logging back as it was.
+    The lock makes a second caller wait for a preload in progress (see preload_infinity).
     """
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    import infinity_emb
+    with _import_lock:
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        import infinity_emb
 
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    return infinity_emb
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        return infinity_emb
+
+
+def preload_infinity() -> None:
+    """Start importing Infinity (torch, transformers: most of a cold start) in a thread, so
+    it overlaps the transport's own imports and set-up; the backend's start() joins it."""
+    threading.Thread(target=_import_infinity, name="preload-infinity", daemon=True).start()
 
 
 class InfinityBackend:
@@ -163,7 +175,7 @@ class InfinityBackend:
             root = onnx.cache_root(self._settings.hf_home)
             decision = onnx.plan(spec.path, spec.served_id, spec.dtype, root)
             if isinstance(decision, onnx.OnnxPlan):
-                onnx.patch_infinity_path_bug()
+                onnx.patch_infinity_optimum()
                 log.info(
                     "model %s: ONNX %s from %s, %s pooling",
                     spec.served_id,

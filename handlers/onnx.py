@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OnnxPlan", "cache_root", "patch_infinity_path_bug", "plan"]
+__all__ = ["OnnxPlan", "cache_root", "patch_infinity_optimum", "plan"]
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,38 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     return OnnxPlan(folder, pooling, precision)
 
 
-def patch_infinity_path_bug() -> None:
-    """Infinity 0.0.78 hands optimum the onnx file's full path where a name in the folder is
-    expected, so every local folder fails with FileNotFoundError; return it relative."""
+def patch_infinity_optimum() -> None:
+    """Two fixes to Infinity 0.0.78's optimum embedder, made here and only here.
+
+    - It hands optimum the onnx file's full path where a name inside the folder is
+      expected, so every local folder fails with FileNotFoundError: return it relative.
+    - It opens the ONNX Runtime session with default options, whose worker threads spin
+      while idle and take the CPU the event loop needs: turn spinning off (about +15%
+      requests/s at c=64 on 2 cores, BENCHMARKS.md).
+    """
     from infinity_emb.transformer.embedder import optimum as embedder
 
-    original = embedder.get_onnx_files
-    if getattr(original, "relative_to_folder", False):
+    if getattr(embedder, "patched_by_handlers", False):
         return
+    import onnxruntime
+
+    find_onnx, ort_model = embedder.get_onnx_files, embedder.ORTModelForFeatureExtraction
 
     def relative(*, model_name_or_path: str, **kwargs: object) -> Path:
-        found = original(model_name_or_path=model_name_or_path, **kwargs)
+        found = find_onnx(model_name_or_path=model_name_or_path, **kwargs)
         folder = Path(model_name_or_path)
         return found.relative_to(folder) if folder.is_dir() and found.is_absolute() else found
 
-    relative.relative_to_folder = True  # type: ignore[attr-defined]
+    class QuietThreads(ort_model):
+        @classmethod
+        def from_pretrained(cls, *args: object, **kwargs: object) -> object:
+            options = onnxruntime.SessionOptions()
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort_model.from_pretrained(*args, session_options=options, **kwargs)
+
     embedder.get_onnx_files = relative
+    embedder.ORTModelForFeatureExtraction = QuietThreads
+    embedder.patched_by_handlers = True
 
 
 def _resolve(path: str) -> Path:

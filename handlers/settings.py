@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     shutdown_drain_seconds: float = Field(5.0, ge=0, allow_inf_nan=False)
     shutdown_timeout: int = Field(30, gt=0)
     api_key: SecretStr | None = None
+    access_log: bool = False
+    prometheus_metrics: bool = True
     infinity_host: str = "0.0.0.0"
     infinity_port: int = Field(7997, gt=0, lt=65536)
     hf_home: str | None = None
@@ -184,12 +186,19 @@ def _describe(error: ValidationError) -> str:
     return f"invalid configuration: {message}"
 
 
+_from_process_env: Settings | None = None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Parse settings from `environ` (default: os.environ) and apply the HF cache default.
+    """Parse settings from `environ`, or from os.environ once per process (later calls
+    without `environ` return that object), and apply the HF cache default.
 
     Raises:
         SettingsError: one line naming the variable, its value and what is allowed.
     """
+    global _from_process_env
+    if environ is None and _from_process_env is not None:
+        return _from_process_env
     env = dict(os.environ if environ is None else environ)
     values = {
         key.lower(): value for key, value in env.items() if key.lower() in Settings.model_fields
@@ -200,6 +209,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = Settings(**values)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
-    if environ is None and settings.hf_home:
-        os.environ.setdefault("HF_HOME", settings.hf_home)
+    if environ is None:
+        if settings.hf_home:
+            os.environ.setdefault("HF_HOME", settings.hf_home)
+        _from_process_env = settings
     return settings

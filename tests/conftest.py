@@ -69,6 +69,8 @@ def image_host() -> Iterator[ImageHost]:
 
 @pytest.fixture(scope="session")
 def locked_server(model_env: dict[str, str]) -> Iterator[ServiceProcess]:
-    """The real service with API_KEY set and the default (strict) image address policy."""
-    with ServiceProcess({**model_env, "API_KEY": "test-secret-key"}) as proc:
+    """The real service with API_KEY set and the default (strict) image address policy;
+    also the non-default server options: access log on, Prometheus metrics off."""
+    env = {**model_env, "API_KEY": "test-secret-key", "ACCESS_LOG": "true"}
+    with ServiceProcess({**env, "PROMETHEUS_METRICS": "false"}) as proc:
         yield proc

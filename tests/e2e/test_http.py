@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import httpx
@@ -151,6 +152,24 @@ def test_readiness_and_health_routes(http):
     assert http.get("/readyz").status_code == 200
     assert http.get("/livez").status_code == 200
     assert http.get("/metrics").status_code == 200
+
+
+def test_metrics_on_and_access_log_off_by_default(http, server):
+    assert http.post("/v1/embeddings", json={"model": EMBED_ID, "input": "m"}).status_code == 200
+    assert 'endpoint="/v1/embeddings"' in http.get("/metrics").text
+    assert "path=/v1/embeddings" not in server.logs()
+
+
+def test_access_log_and_metrics_follow_their_settings(locked_server):
+    headers = {"Authorization": "Bearer test-secret-key"}
+    body = {"model": EMBED_ID, "input": "m"}
+    url = locked_server.url
+    assert httpx.post(f"{url}/v1/embeddings", json=body, headers=headers).status_code == 200
+    assert httpx.get(f"{url}/metrics").status_code == 404
+    deadline = time.monotonic() + 5
+    while "path=/v1/embeddings" not in locked_server.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "path=/v1/embeddings" in locked_server.logs()
 
 
 def test_openapi_documents_the_v1_routes(http):

@@ -104,3 +104,22 @@ def test_serve_command_exits_with_one_line_on_bad_config():
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0
     assert "BATCH_SIZES='zero'" in proc.stderr
+
+
+def test_server_options_default_to_lean_and_parse_booleans():
+    assert (load_settings({}).access_log, load_settings({}).prometheus_metrics) == (False, True)
+    chosen = load_settings({"ACCESS_LOG": "true", "PROMETHEUS_METRICS": "0"})
+    assert (chosen.access_log, chosen.prometheus_metrics) == (True, False)
+    with pytest.raises(SettingsError, match="ACCESS_LOG"):
+        load_settings({"ACCESS_LOG": "loud"})
+
+
+def test_process_environment_is_parsed_once(monkeypatch):
+    import handlers.settings as module
+
+    monkeypatch.setattr(module, "_from_process_env", None)
+    monkeypatch.setenv("BATCH_SIZES", "7")
+    first = load_settings()
+    monkeypatch.setenv("BATCH_SIZES", "9")
+    assert load_settings() is first and first.models[0].batch_size == 7
+    assert load_settings({"BATCH_SIZES": "9"}).models[0].batch_size == 9
