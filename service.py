@@ -12,7 +12,7 @@ from handlers.backend import InfinityBackend, preload_infinity
 from handlers.core import Core
 from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ServiceError, openai_error_body
-from handlers.http import BearerAuthMiddleware, build_app
+from handlers.http import BearerAuthMiddleware, HotRoutes, build_app
 from handlers.media import ImageFetcher
 from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
 
@@ -42,7 +42,7 @@ def _api_key() -> str | None:
     logging={"access": {"enabled": SETTINGS.access_log}},
     metrics={"enabled": SETTINGS.prometheus_metrics},
 )
-@bentoml.asgi_app(v1, path="/v1")
+@bentoml.asgi_app(HotRoutes(v1), path="/v1")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank on Infinity engines, one per model."""
 
