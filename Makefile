@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 serve: $(STAMP)
 	$(BIN)/python -m handlers.serve
 
+# Side-by-side benchmark, about 25 min: writes BENCHMARKS.md and bench/throughput.png.
+# Needs wrk (installed with apt-get when run as root); installs stock Infinity into
+# bench/.stock-venv once. Another model: make bench BENCH_ARGS="--model <id or folder>".
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.perf $(BENCH_ARGS)
+
 runpod: $(STAMP)
 	$(BIN)/python -m runpod_adapter
 
