@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -80,9 +81,11 @@ def _import_infinity() -> Any:
         return infinity_emb
 
 
+@functools.cache
 def preload_infinity() -> None:
     """Start importing Infinity (torch, transformers: most of a cold start) in a thread, so
-    it overlaps the transport's own imports and set-up; the backend's start() joins it."""
+    it overlaps the transport's own imports and set-up; the backend's start() joins it.
+    Once per process: the RunPod adapter calls it early, then the service's __init__ again."""
     threading.Thread(target=_import_infinity, name="preload-infinity", daemon=True).start()
 
 
