@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -105,21 +104,6 @@ async def watch_readiness(base_url: str, stop: asyncio.Event, every: float = 0.1
             await asyncio.sleep(every)
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of pid and its children (the BentoML arbiter and worker), in MB."""
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text().split()
-            if int(proc.name) == pid or int(stat[3]) == pid:
-                total += int(stat[23]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    return round(total / 1e6, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
@@ -128,6 +112,7 @@ def main() -> None:
     parser.add_argument("--bundled", action="store_true", help="serve the bundled MiniLM")
     args = parser.parse_args()
 
+    from bench.servers import tree_rss_mb
     from tests.servers import ServiceProcess
     from tests.tiny_models import build_bert_embedder
 
@@ -144,13 +129,13 @@ def main() -> None:
         print(json.dumps(result.summary(), indent=2))
         return
     with ServiceProcess(env) as server:
-        before = rss_mb(server.proc.pid)
+        before = round(tree_rss_mb(server.proc.pid), 1)
         began = time.perf_counter()
         result = asyncio.run(
             run_load(f"{server.url}/v1/embeddings", body, args.requests, args.concurrency)
         )
         elapsed = time.perf_counter() - began
-        after = rss_mb(server.proc.pid)
+        after = round(tree_rss_mb(server.proc.pid), 1)
     report = {
         **result.summary(),
         "concurrency": args.concurrency,

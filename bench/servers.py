@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import threading
@@ -12,13 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.servers import free_port
+
 __all__ = ["Server", "tree_rss_mb"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -52,8 +47,8 @@ class Server:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], path: str, model: str):
         self.name, self.argv, self.path, self.model = name, argv, path, model
         self.port = free_port()
-        self.env = {**os.environ, **env}
-        self.env = {k: v.replace("{port}", str(self.port)) for k, v in self.env.items()}
+        merged = {**os.environ, **env}
+        self.env = {k: v.replace("{port}", str(self.port)) for k, v in merged.items()}
         self.argv = [a.replace("{port}", str(self.port)) for a in argv]
         self.url = f"http://127.0.0.1:{self.port}{path}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
