@@ -27,6 +27,7 @@ __all__ = ["OPEN_PATHS", "BearerAuthMiddleware", "HotRoutes", "build_app", "erro
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
 _METHODS = {"/models": "GET", "/embeddings": "POST", "/rerank": "POST"}
+_HOT = {path: f"/v1{path}" for path, method in _METHODS.items() if method == "POST"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 501, 503)
 }
@@ -176,9 +177,6 @@ class HotRoutes:
                 response = await _call(self.state.core, request, route, with_body=True)
                 return await response(scope, receive, send)
         return await self.app(scope, receive, send)
-
-
-_HOT = {"/embeddings": "/v1/embeddings", "/rerank": "/v1/rerank"}
 
 
 class BearerAuthMiddleware:
