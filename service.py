@@ -8,12 +8,13 @@ from typing import Any
 
 import bentoml
 
-from handlers.backend import InfinityBackend, preload_infinity
+from handlers.backend import EngineBackend
 from handlers.core import Core
 from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ServiceError, openai_error_body
 from handlers.http import BearerAuthMiddleware, HotRoutes, build_app
 from handlers.media import ImageFetcher
+from handlers.runners import preload_infinity
 from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
 
 log = logging.getLogger("embedding_service")
@@ -44,14 +45,15 @@ def _api_key() -> str | None:
 )
 @bentoml.asgi_app(HotRoutes(v1), path="/v1")
 class EmbeddingService:
-    """Embeddings, image embeddings and rerank on Infinity engines, one per model."""
+    """Embeddings, image embeddings and rerank; one scheduler per model over its engine."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        preload_infinity()  # overlaps the server's own start-up; start() waits for it
         self.settings = settings or SETTINGS
+        if self.settings.backend != "optimum":
+            preload_infinity()  # overlaps the server's own start-up; loading waits for it
         if self.settings.uses_bundled_model:
             log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
-        self.core = Core(self.settings, InfinityBackend(self.settings), ImageFetcher(self.settings))
+        self.core = Core(self.settings, EngineBackend(self.settings), ImageFetcher(self.settings))
         v1.state.core = self.core
 
     @bentoml.on_startup
@@ -61,7 +63,7 @@ class EmbeddingService:
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:
         """HTTP server only (the RunPod worker calls start() itself, from another thread)."""
-        drain.install(self.settings.shutdown_drain_seconds)
+        drain.install(self.settings.shutdown_drain_seconds, self.core.backend.close_admission)
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
@@ -69,6 +71,10 @@ class EmbeddingService:
 
     def __is_ready__(self) -> bool:
         return self.core.ready and not drain.draining
+
+    def __is_alive__(self) -> bool:
+        """/livez: false once a model is dead (a batching thread died, or a long stall)."""
+        return self.core.alive
 
     async def _many(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async def one(body: dict[str, Any]) -> dict[str, Any]:

@@ -82,6 +82,35 @@ def load_points(servers: list[Server], seconds: float) -> dict[str, list[dict]]:
     return rows
 
 
+def overload(model_env: dict, cache: Path, model: str, seconds: float) -> dict:
+    """The hostile burst: cap 256 items, 256 connections x 32 sentences, each retrying a
+    429 at once (wrk does). Capacity is measured first on the same server at c=4."""
+    env = {**ours_env(model_env, "torch", cache), "INFINITY_QUEUE_SIZE": "256"}
+    body = {"model": model, "input": [SENTENCE] * 32, "encoding_format": "float"}
+    with Server("overload", OURS, env, "/v1/embeddings", model) as server:
+        run_wrk(server.url, body, 4, 2)
+        check_answer(server.url, body)
+        calm = run_wrk(server.url, body, 4, seconds)
+        check_answer(server.url, body)
+        burst = run_wrk(server.url, body, 256, seconds, statuses=True)
+        check_answer(server.url, body)
+        models = httpx.get(server.url.replace("/v1/embeddings", "/v1/models")).json()
+        stats = models["data"][0]["stats"]
+    duration = burst["requests"] / burst["rps"] if burst["rps"] else seconds
+    out = {
+        "cap": 256,
+        "capacity_rps": calm["rps"],
+        "goodput_rps": round(burst["ok"] / duration, 1),
+        "throttled": burst["throttled"],
+        "server_errors": burst["failed"],
+        "socket_errors": burst["socket_errors"],
+        "peak_admitted_items": stats["peak_admitted_items"],
+        "p99_ms": burst["p99_ms"],
+    }
+    print(f"overload: {out}", flush=True)
+    return out
+
+
 def ours_env(model_env: dict, backend: str, cache: Path) -> dict:
     return {
         **model_env,
@@ -200,6 +229,7 @@ def main() -> None:
             results["load"] = load_points(servers, seconds)
             results["peak_rss_mb"] = {s.name: round(s.peak_rss_mb) for s in servers}
 
+        results["overload"] = overload(model_env, cache, spec.served_id, seconds)
         results["adapter"] = {}
         for backend in ("torch", "optimum"):
             results["adapter"][backend] = run_adapter(adapters[f"adapter_{backend}"], seconds)

@@ -23,9 +23,26 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     '{"requests":%d,"duration_us":%d,"status":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"timeout":%d,"p50_us":%d,"p99_us":%d}\\n',
+    '"timeout":%d,"p50_us":%d,"p99_us":%d%s}\\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), classes and classes() or ""))
+end
+"""
+# Appended when status classes are wanted (a response callback costs wrk some speed).
+COUNT_STATUSES = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok, throttled, failed = 0, 0, 0 end
+function response(status, headers, body)
+  if status < 300 then ok = ok + 1
+  elseif status == 429 then throttled = throttled + 1
+  elseif status >= 500 then failed = failed + 1 end
+end
+function classes()
+  local a, b, c = 0, 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("ok"); b = b + t:get("throttled");
+    c = c + t:get("failed") end
+  return string.format(',"ok":%d,"throttled":%d,"failed":%d', a, b, c)
 end
 """
 
@@ -44,14 +61,15 @@ def ensure_wrk() -> str:
     return found
 
 
-def run_wrk(url: str, body: dict, connections: int, seconds: float) -> dict:
+def run_wrk(url: str, body: dict, connections: int, seconds: float, statuses: bool = False) -> dict:
     """POST `body` to `url` over `connections` keep-alive connections for `seconds`.
 
-    Returns requests/s, p50/p99 in ms and error counts (non-2xx, socket errors).
+    Returns requests/s, p50/p99 in ms and error counts (non-2xx, socket errors); with
+    `statuses`, also 2xx, 429 and 5xx counts (`ok`, `throttled`, `failed`).
     """
     with tempfile.TemporaryDirectory(prefix="wrk-") as scratch:
         script = Path(scratch) / "post.lua"
-        script.write_text(LUA)
+        script.write_text(LUA + (COUNT_STATUSES if statuses else ""))
         payload = Path(scratch) / "body.json"
         payload.write_text(json.dumps(body))
         out = subprocess.run(
@@ -75,7 +93,9 @@ def run_wrk(url: str, body: dict, connections: int, seconds: float) -> dict:
     raw = json.loads(line)
     seconds_run = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("connect", "read", "write", "timeout"))
+    counts = {k: raw[k] for k in ("ok", "throttled", "failed") if k in raw}
     return {
+        **counts,
         "rps": round(raw["requests"] / seconds_run, 1),
         "p50_ms": round(raw["p50_us"] / 1000, 1),
         "p99_ms": round(raw["p99_us"] / 1000, 1),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
@@ -87,7 +86,13 @@ class Core:
 
     @property
     def ready(self) -> bool:
+        """Every model loaded and making progress (readiness)."""
         return self.backend.ready
+
+    @property
+    def alive(self) -> bool:
+        """No model dead (liveness): a dead one needs a new process."""
+        return self.backend.alive
 
     async def start(self) -> None:
         await self.images.start()
@@ -113,7 +118,7 @@ class Core:
                 f"Unknown route {route!r}. Supported: {', '.join(ROUTES)}.",
                 param="openai_route",
             )
-        if not self.ready:
+        if not self.backend.models():
             raise ServiceError(ErrorKind.NOT_READY, "The models are still loading. Retry shortly.")
         try:
             return await handler(self, body)
@@ -211,7 +216,22 @@ class Core:
                 f"{info.dimensions}.",
                 param="dimensions",
             )
-        vectors, tokens = await self._embed_mixed(req.model, req.input, is_image)
+        if not req.input:
+            return self._embeddings_body(req, [], 0)
+        async with self.backend.admit(req.model, len(req.input)):
+            items: list[Any] = list(req.input)
+            image_idx = [i for i, flag in enumerate(is_image) if flag]
+            if image_idx:
+                images = await self.images.load([(i, items[i]) for i in image_idx])
+                for i, image in zip(image_idx, images, strict=True):
+                    items[i] = image
+            vectors, tokens = await self.backend.embed(req.model, items)
+        return self._embeddings_body(req, vectors, tokens)
+
+    @staticmethod
+    def _embeddings_body(
+        req: EmbeddingsRequest, vectors: list[np.ndarray], tokens: int
+    ) -> dict[str, Any]:
         data = _encode(vectors, req.encoding_format, req.dimensions) if vectors else []
         return {
             "object": "list",
@@ -223,44 +243,22 @@ class Core:
             **_meta(),
         }
 
-    async def _embed_mixed(
-        self, model: str, items: list[str], is_image: list[bool]
-    ) -> tuple[list[np.ndarray], int]:
-        """Embed texts and images of one request; results come back in input order."""
-        text_idx = [i for i, flag in enumerate(is_image) if not flag]
-        image_idx = [i for i, flag in enumerate(is_image) if flag]
-        images = await self.images.load([(i, items[i]) for i in image_idx]) if image_idx else []
-        calls = []
-        if text_idx:
-            calls.append(self.backend.embed(model, [items[i] for i in text_idx]))
-        if image_idx:
-            calls.append(self.backend.image_embed(model, images))
-        results = await asyncio.gather(*calls)
-        out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
-        tokens = 0
-        for indices, (vectors, used) in zip(
-            [idx for idx in (text_idx, image_idx) if idx], results, strict=True
-        ):
-            tokens += int(used)
-            for i, vector in zip(indices, vectors, strict=True):
-                out[i] = vector
-        return out, tokens
-
     async def rerank(self, body: Any) -> dict[str, Any]:
         req: RerankRequest = _parse(RerankRequest, body)
         self._check_size("documents", len(req.documents), [req.query, *req.documents])
         self._model(req.model, "rerank")
-        hits, tokens = [], 0
+        scores, tokens = [], 0
         if req.documents:
-            hits, tokens = await self.backend.rerank(
-                req.model, req.query, req.documents, req.raw_scores
-            )
-        hits = sorted(hits, key=lambda hit: hit.score, reverse=True)[: req.top_n]
+            async with self.backend.admit(req.model, len(req.documents)):
+                scores, tokens = await self.backend.rerank(req.model, req.query, req.documents)
+        if not req.raw_scores:
+            scores = (1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))).tolist()
+        ranked = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[: req.top_n]
         results = []
-        for hit in hits:
-            result: dict[str, Any] = {"index": hit.index, "relevance_score": hit.score}
+        for index in ranked:
+            result: dict[str, Any] = {"index": index, "relevance_score": scores[index]}
             if req.return_documents:
-                result["document"] = req.documents[hit.index]
+                result["document"] = req.documents[index]
             results.append(result)
         return {
             "object": "rerank",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Drain", "DrainMiddleware"]
@@ -26,10 +27,13 @@ class Drain:
         self._seconds = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: Any = None
+        self._on_begin: Callable[[], None] = lambda: None
 
-    def install(self, seconds: float) -> None:
-        """Take over SIGTERM in the running loop (call from the server's startup hook)."""
+    def install(self, seconds: float, on_begin: Callable[[], None] = lambda: None) -> None:
+        """Take over SIGTERM in the running loop (call from the server's startup hook);
+        `on_begin` runs when draining begins (requests waiting for admission get 503)."""
         self._seconds = seconds
+        self._on_begin = on_begin
         self._loop = asyncio.get_running_loop()
         self._previous = signal.getsignal(signal.SIGTERM)
         self._loop.add_signal_handler(signal.SIGTERM, self._begin)
@@ -38,6 +42,7 @@ class Drain:
         if self.draining:
             return
         self.draining = True
+        self._on_begin()
         log.info("SIGTERM: draining for %.1fs before shutting down", self._seconds)
         assert self._loop is not None
         self._loop.call_later(self._seconds, self._hand_over)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -76,9 +77,37 @@ async def _call(core: Core, request: Request, route: str, with_body: bool) -> Re
                 raise ServiceError(
                     ErrorKind.INVALID, f"The request body is not valid JSON: {exc.msg}."
                 ) from None
-        return json_response(await core.dispatch(route, body))
+        return json_response(await _unless_client_leaves(request, core.dispatch(route, body)))
     except ServiceError as error:
         return error_response(error)
+
+
+async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Any]) -> Any:
+    """Await `work`; if the client disconnects first, cancel it (its queued inputs are
+    dropped before inference, its admission released) and answer 499 to nobody."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise ServiceError(
+            ErrorKind.INVALID, "The client closed the connection.", code="client_closed"
+        ) from None
+    finally:
+        watcher.cancel()
 
 
 def build_app() -> FastAPI:

@@ -11,12 +11,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OnnxPlan", "cache_root", "patch_infinity_optimum", "plan"]
+__all__ = ["OnnxPlan", "cache_root", "plan"]
 
 log = logging.getLogger(__name__)
 
 FP32_FILE = "model.onnx"
-INT8_FILE = "model_quantized.onnx"  # Infinity picks files named *quantize* on CPU
+INT8_FILE = "model_quantized.onnx"
 PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX_DTYPES
 # Files a Hugging Face snapshot needs for the export; weights are added below.
 SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
@@ -24,7 +24,7 @@ SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
 
 @dataclass(frozen=True)
 class OnnxPlan:
-    """An embedder served through Infinity's optimum engine from `folder`."""
+    """An embedder served by onnxruntime (handlers.ort) from `folder`."""
 
     folder: Path
     pooling: str  # "mean" or "cls", from the model's sentence-transformers config
@@ -61,40 +61,6 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     if not folder.is_dir():
         _export(source, folder, precision, _max_length(source))
     return OnnxPlan(folder, pooling, precision)
-
-
-def patch_infinity_optimum() -> None:
-    """Two fixes to Infinity 0.0.78's optimum embedder, made here and only here.
-
-    - It hands optimum the onnx file's full path where a name inside the folder is
-      expected, so every local folder fails with FileNotFoundError: return it relative.
-    - It opens the ONNX Runtime session with default options, whose worker threads spin
-      while idle and take the CPU the event loop needs: turn spinning off (about +15%
-      requests/s at c=64 on 2 cores, BENCHMARKS.md).
-    """
-    from infinity_emb.transformer.embedder import optimum as embedder
-
-    if getattr(embedder, "patched_by_handlers", False):
-        return
-    import onnxruntime
-
-    find_onnx, ort_model = embedder.get_onnx_files, embedder.ORTModelForFeatureExtraction
-
-    def relative(*, model_name_or_path: str, **kwargs: object) -> Path:
-        found = find_onnx(model_name_or_path=model_name_or_path, **kwargs)
-        folder = Path(model_name_or_path)
-        return found.relative_to(folder) if folder.is_dir() and found.is_absolute() else found
-
-    class QuietThreads(ort_model):
-        @classmethod
-        def from_pretrained(cls, *args: object, **kwargs: object) -> object:
-            options = onnxruntime.SessionOptions()
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            return ort_model.from_pretrained(*args, session_options=options, **kwargs)
-
-    embedder.get_onnx_files = relative
-    embedder.ORTModelForFeatureExtraction = QuietThreads
-    embedder.patched_by_handlers = True
 
 
 def _resolve(path: str) -> Path:

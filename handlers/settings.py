@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -41,18 +41,14 @@ def _split(value: object) -> object:
     return value
 
 
-class ModelSpec(tuple):
-    """One configured model: (path, served id, batch size, dtype)."""
+class ModelSpec(NamedTuple):
+    """One configured model."""
 
-    __slots__ = ()
-
-    def __new__(cls, path: str, served_id: str, batch_size: int, dtype: str):
-        return super().__new__(cls, (path, served_id, batch_size, dtype))
-
-    path = property(lambda self: self[0])
-    served_id = property(lambda self: self[1])
-    batch_size = property(lambda self: self[2])
-    dtype = property(lambda self: self[3])
+    path: str
+    served_id: str
+    batch_size: int
+    dtype: str
+    revision: str | None = None
 
 
 class Settings(BaseSettings):
@@ -67,6 +63,12 @@ class Settings(BaseSettings):
     backend: Literal["torch", "optimum", "ctranslate2"] = "torch"
     dtypes: SemiList = ("auto",)
     infinity_queue_size: int = Field(48000, gt=0)
+    max_waiting_items: int = Field(48000, ge=0)
+    queue_timeout_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
+    watchdog_seconds: float = Field(120.0, gt=0, allow_inf_nan=False)
+    trust_remote_code: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_revisions: SemiList = ()
     runpod_max_concurrency: int = Field(300, gt=0)
     http_client_user_agent: str = DEFAULT_USER_AGENT
     http_client_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
@@ -87,7 +89,12 @@ class Settings(BaseSettings):
     hf_home: str | None = None
 
     _split_lists = field_validator(
-        "model_names", "served_model_names", "batch_sizes", "dtypes", mode="before"
+        "model_names",
+        "served_model_names",
+        "batch_sizes",
+        "dtypes",
+        "model_revisions",
+        mode="before",
     )(_split)
 
     @field_validator("api_key", mode="before")
@@ -119,6 +126,7 @@ class Settings(BaseSettings):
             ("SERVED_MODEL_NAMES", self.served_model_names, (n,)),
             ("BATCH_SIZES", self.batch_sizes, (1, n)),
             ("DTYPES", self.dtypes, (1, n)),
+            ("MODEL_REVISIONS", self.model_revisions, (1, n)),
         )
         for name, values, allowed in checks:
             if values and len(values) not in allowed:
@@ -171,7 +179,13 @@ class Settings(BaseSettings):
             return values[i] if len(values) > 1 else values[0]
 
         return tuple(
-            ModelSpec(path, served[i], int(pick(self.batch_sizes, i)), pick(self.dtypes, i))
+            ModelSpec(
+                path,
+                served[i],
+                int(pick(self.batch_sizes, i)),
+                pick(self.dtypes, i),
+                pick(self.model_revisions, i) if self.model_revisions else None,
+            )
             for i, path in enumerate(paths)
         )
 

@@ -35,9 +35,10 @@ def main() -> None:
     # The SDK logs every handler output at its default DEBUG level (whole embedding
     # vectors); INFO unless the operator asks otherwise. Read when runpod is imported.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
-    from handlers.backend import preload_infinity
+    if settings.backend != "optimum":
+        from handlers.runners import preload_infinity
 
-    preload_infinity()  # overlaps importing the SDK and the service (about 1.3 s here)
+        preload_infinity()  # overlaps importing the SDK and the service (about 1.3 s here)
     import runpod
 
     from service import create_service

@@ -104,14 +104,18 @@ def normalize(job_input: Any) -> tuple[str, dict[str, Any] | None]:
 
 def error_output(error: ServiceError) -> dict[str, Any]:
     """The error job output clients of the RunPod Infinity worker parse (no `error` key,
-    which would make the SDK mark the job FAILED and hide the body)."""
-    return {
+    which would make the SDK mark the job FAILED and hide the body); 429 and 503 outputs
+    carry `retry_after` seconds."""
+    output: dict[str, Any] = {
         "object": "error",
         "message": error.message,
         "type": error.kind.type,
         "param": None,
         "code": error.status,
     }
+    if error.retry_after:
+        output["retry_after"] = error.retry_after  # seconds, as HTTP's Retry-After
+    return output
 
 
 INTERNAL_ERROR = ServiceError(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from handlers.backend import ModelInfo, RerankHit
+from handlers.backend import ModelInfo
 from handlers.media import looks_like_image
 
 
@@ -22,6 +25,9 @@ class FakeBackend:
 
     def __init__(self, fail_with: Exception | None = None) -> None:
         self.ready = True
+        self.alive = True
+        self.loaded = True
+        self.admissions: list[int] = []
         self.calls: list[tuple[str, Any]] = []
         self.fail_with = fail_with
         self._models = {
@@ -34,7 +40,7 @@ class FakeBackend:
         }
 
     def models(self) -> dict[str, ModelInfo]:
-        return self._models
+        return self._models if self.loaded else {}
 
     def stats(self, model: str) -> dict[str, Any]:
         return {"queue_absolute": 0}
@@ -49,28 +55,41 @@ class FakeBackend:
         if self.fail_with is not None:
             raise self.fail_with
 
-    async def embed(self, model: str, texts: list[str]) -> tuple[list[np.ndarray], int]:
-        self.calls.append(("embed", texts))
-        self._maybe_fail()
-        return [fake_vector(t) for t in texts], sum(len(t.split()) + 2 for t in texts)
+    @contextlib.asynccontextmanager
+    async def admit(self, model: str, items: int) -> AsyncIterator[None]:
+        self.admissions.append(items)
+        yield
 
-    async def image_embed(self, model: str, images: list[Any]) -> tuple[list[np.ndarray], int]:
-        self.calls.append(("image_embed", images))
-        self._maybe_fail()
-        return [fake_vector(f"image:{img}") for img in images], len(images)
+    def close_admission(self) -> None:
+        pass
 
-    async def rerank(
-        self, model: str, query: str, docs: list[str], raw_scores: bool
-    ) -> tuple[list[RerankHit], int]:
+    async def embed(self, model: str, items: list[Any]) -> tuple[list[np.ndarray], int]:
+        self.calls.append(("embed", items))
+        self._maybe_fail()
+        vectors = [
+            fake_vector(f"image:{item.ref}" if isinstance(item, FakeImage) else item)
+            for item in items
+        ]
+        return vectors, sum(len(item.split()) + 2 for item in items if isinstance(item, str))
+
+    async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
         self.calls.append(("rerank", (query, docs)))
         self._maybe_fail()
         words = set(query.lower().split())
-        scores = [len(words & set(doc.lower().split())) / (len(words) or 1) for doc in docs]
-        return [RerankHit(i, s) for i, s in enumerate(scores)], len(docs) * 3
+        return [len(words & set(d.lower().split())) / (len(words) or 1) for d in docs], len(
+            docs
+        ) * 3
+
+
+@dataclass(frozen=True)
+class FakeImage:
+    """What FakeImages 'decodes' an image reference to."""
+
+    ref: str
 
 
 class FakeImages:
-    """Image loader stand-in: 'decodes' an item to a tag; items containing 'bad' fail."""
+    """Image loader stand-in: 'decodes' an item to a FakeImage; items containing 'bad' fail."""
 
     looks_like_image = staticmethod(looks_like_image)
 
@@ -80,7 +99,7 @@ class FakeImages:
         for index, item in items:
             if "bad" in item:
                 raise ServiceError(ErrorKind.INVALID, f"input[{index}]: bad image", param="input")
-        return [item for _, item in items]
+        return [FakeImage(item) for _, item in items]
 
     async def start(self) -> None:
         pass

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from handlers.backend import InfinityBackend
+from handlers.backend import EngineBackend
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.imagehost import png_bytes
 from tests.servers import ServiceProcess
@@ -87,7 +87,7 @@ async def test_int8_is_close_to_torch(make_settings, tiny_models, tmp_path):
             dtypes=dtype,
             hf_home=str(tmp_path),
         )
-        engine = InfinityBackend(settings)
+        engine = EngineBackend(settings)
         await engine.start()
         try:
             assert engine.models()[EMBED_ID].backend == backend

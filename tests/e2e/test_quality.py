@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from handlers.backend import InfinityBackend
+from handlers.backend import EngineBackend
 from handlers.core import Core
 from handlers.settings import BUNDLED_MODEL_ID
 from tests.fakes import FakeImages
 
 
 async def test_paraphrases_are_closer_than_unrelated_sentences(make_settings):
-    core = Core(settings := make_settings(), InfinityBackend(settings), FakeImages())
+    core = Core(settings := make_settings(), EngineBackend(settings), FakeImages())
     await core.start()
     try:
         body = await core.dispatch(

@@ -215,10 +215,17 @@ PARITY_CASES = [
 
 
 def _strip_volatile(body: dict[str, Any]) -> dict[str, Any]:
-    """Drop what differs per reply or per process: `id`, `created`, model cards' `created`."""
+    """Drop what differs per reply or per process: `id`, `created`, model cards' `created`
+    and their live figures (only batch size and dimensions of `stats` are fixed)."""
     out = {key: value for key, value in body.items() if key not in ("id", "created")}
     if route_of(out) == "/v1/models":
-        out["data"] = [{k: v for k, v in card.items() if k != "created"} for card in out["data"]]
+        out["data"] = [
+            {
+                **{k: v for k, v in card.items() if k != "created"},
+                "stats": {k: card["stats"][k] for k in ("batch_size", "dimensions")},
+            }
+            for card in out["data"]
+        ]
     return out
 
 

@@ -146,7 +146,9 @@ async def test_auto_mixes_text_and_images_in_input_order(core, backend):
     assert np.allclose(got[1], fake_vector(f"image:{items[1]}"))
     assert np.allclose(got[2], fake_vector("plain"))
     assert np.allclose(got[3], fake_vector(f"image:{items[3]}"))
-    assert sorted(kind for kind, _ in backend.calls) == ["embed", "image_embed"]
+    (call,) = backend.calls  # one batch for texts and images alike, admitted once
+    assert [type(item).__name__ for item in call[1]] == ["str", "FakeImage", "str", "FakeImage"]
+    assert backend.admissions == [4]
 
 
 async def test_text_modality_embeds_urls_as_text(core, backend):
@@ -180,7 +182,8 @@ async def test_rerank_top_n_and_no_documents_by_default(core):
         "/v1/rerank",
         {"model": "reranker", "query": "france", "documents": ["a", "france", "b"], "top_n": 1},
     )
-    assert body["results"] == [{"index": 1, "relevance_score": 1.0}]
+    # the backend gives logits; the reply is their sigmoid unless raw_scores
+    assert body["results"] == [{"index": 1, "relevance_score": pytest.approx(1 / (1 + np.exp(-1)))}]
 
 
 async def test_rerank_empty_documents_returns_no_results(core, backend):
@@ -229,5 +232,5 @@ async def test_engine_failure_is_a_clean_internal_error(make_settings, caplog):
 
 async def test_not_ready_and_unknown_route(core, backend):
     assert (await error_of(core, "/v1/chat", {})).kind is ErrorKind.NOT_FOUND
-    backend.ready = False
+    backend.loaded = False  # models still loading
     assert (await error_of(core, "/v1/models", None)).kind is ErrorKind.NOT_READY

@@ -33,11 +33,12 @@ def test_lists_expand_per_model_and_aliases_normalise():
             "BATCH_SIZES": "8;16",
             "DTYPES": "fp16",
             "BACKEND": "ctranslate2",
+            "MODEL_REVISIONS": "main;abc123",
         }
     )
     assert [tuple(m) for m in settings.models] == [
-        ("a/b", "x", 8, "float16"),
-        ("/models/c", "y", 16, "float16"),
+        ("a/b", "x", 8, "float16", "main"),
+        ("/models/c", "y", 16, "float16", "abc123"),
     ]
     assert settings.backend == "ctranslate2"
 

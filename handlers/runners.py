@@ -1,0 +1,135 @@
+"""Models loaded by Infinity, driven stage by stage; the only infinity_emb importer."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .scheduler import Runner
+from .settings import ModelSpec, Settings
+
+__all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
+
+log = logging.getLogger(__name__)
+
+_import_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded model: one runner per replica, what it can do, the engine it runs on."""
+
+    runners: list[Runner]
+    capabilities: frozenset[str]
+    backend: str
+
+
+def import_infinity() -> Any:
+    """Import infinity_emb without letting it replace the root logger's handlers.
+
+    Its log_handler clears the root handlers and installs its own at INFO, which makes
+    every server access line appear twice and costs about 30% of throughput; we put the
+    host's logging back as it was. The lock makes a second caller wait for a preload.
+    """
+    with _import_lock:
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        import infinity_emb
+
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        return infinity_emb
+
+
+@functools.cache
+def preload_infinity() -> None:
+    """Start importing Infinity (torch, transformers: most of a cold start) in a thread, so
+    it overlaps the transport's own imports; loading joins it. Once per process."""
+    threading.Thread(target=import_infinity, name="preload-infinity", daemon=True).start()
+
+
+def _token_counts(mask: Any) -> list[int]:
+    return [int(n) for n in mask.sum(dim=1).tolist()]
+
+
+class _Stages:
+    """Infinity's encode_pre / encode_core / encode_post as a scheduler Runner."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def prepare(self, inputs: list[Any]) -> tuple[Any, list[int]]:
+        features = self.model.encode_pre(inputs)
+        return features, _token_counts(features["attention_mask"])
+
+    def forward(self, features: Any) -> Any:
+        return self.model.encode_core(features)
+
+    def finish(self, output: Any) -> Any:
+        return self.model.encode_post(output)
+
+
+class _ClipStages(_Stages):
+    """CLIP-like models: texts and images in one batch; images count no tokens."""
+
+    def prepare(self, inputs: list[Any]) -> tuple[Any, list[int]]:
+        features, is_image = self.model.encode_pre(inputs)
+        text_tokens = iter(
+            _token_counts(features["attention_mask"]) if "input_ids" in features else []
+        )
+        return (features, is_image), [0 if image else next(text_tokens) for image in is_image]
+
+
+def _engine_args(infinity: Any, spec: ModelSpec, settings: Settings, engine: str) -> Any:
+    """Every EngineArgs field from Settings: Infinity's INFINITY_* variables change nothing."""
+    from infinity_emb.primitives import DeviceID
+
+    return infinity.EngineArgs(
+        model_name_or_path=spec.path,
+        served_model_name=spec.served_id,
+        batch_size=spec.batch_size,
+        revision=spec.revision,
+        trust_remote_code=settings.trust_remote_code,
+        engine=engine,
+        device=settings.device,
+        device_id=DeviceID([]),
+        dtype=spec.dtype,
+        model_warmup=False,
+        vector_disk_cache_path="",
+        compile=False,
+        bettertransformer=False,
+        pooling_method="auto",
+        lengths_via_tokenize=False,
+        embedding_dtype="float32",
+        onnx_disable_optimize=True,
+        onnx_do_not_prefer_quantized=False,
+    )
+
+
+def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
+    """Load one model with Infinity's own loader (blocking; call it off the event loop).
+
+    Raises:
+        RuntimeError: the model is of a kind this service does not serve (a classifier).
+    """
+    infinity = import_infinity()
+    from infinity_emb.inference.select_model import select_model
+    from infinity_emb.transformer.abstract import BaseCrossEncoder, BaseEmbedder, BaseTIMM
+
+    replicas, _, _ = select_model(_engine_args(infinity, spec, settings, engine))
+    first = replicas[0]
+    if isinstance(first, BaseTIMM):
+        return Loaded(
+            [_ClipStages(r) for r in replicas], frozenset({"embed", "image_embed"}), engine
+        )
+    if isinstance(first, BaseCrossEncoder):
+        return Loaded([_Stages(r) for r in replicas], frozenset({"rerank"}), engine)
+    if isinstance(first, BaseEmbedder):
+        return Loaded([_Stages(r) for r in replicas], frozenset({"embed"}), engine)
+    raise RuntimeError(
+        f"model {spec.served_id}: {type(first).__name__} models are not served here "
+        "(embedders, rerankers and CLIP-like models are)"
+    )

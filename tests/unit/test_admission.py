@@ -1,0 +1,106 @@
+"""Admission: the item cap, the FIFO waiting line, its deadline, shutdown and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from handlers.admission import Admission
+from handlers.errors import ErrorKind, ServiceError
+
+
+def make(capacity: int = 4, max_waiting: int = 8, timeout: float = 5.0) -> Admission:
+    return Admission("m", capacity, max_waiting, timeout, retry_after=lambda depth: depth)
+
+
+async def test_reserves_up_to_the_cap_and_never_past_it():
+    admission = make(capacity=4)
+    await admission.acquire(3)
+    waiter = asyncio.ensure_future(admission.acquire(2))
+    await asyncio.sleep(0)
+    assert not waiter.done() and admission.admitted == 3 and admission.waiting == 2
+    admission.release(3)
+    await waiter
+    assert admission.admitted == 2 and admission.waiting == 0
+
+
+async def test_a_request_larger_than_the_cap_is_413_naming_both_numbers():
+    with pytest.raises(ServiceError) as info:
+        await make(capacity=4).acquire(5)
+    assert info.value.kind is ErrorKind.TOO_LARGE
+    assert "5 items" in info.value.message and "at most 4" in info.value.message
+
+
+async def test_the_line_is_strict_fifo():
+    admission = make(capacity=4)
+    await admission.acquire(4)
+    order: list[str] = []
+
+    async def enter(name: str, items: int) -> None:
+        await admission.acquire(items)
+        order.append(name)
+
+    big = asyncio.ensure_future(enter("big", 4))
+    await asyncio.sleep(0)
+    small = asyncio.ensure_future(enter("small", 1))
+    await asyncio.sleep(0)
+    admission.release(1)  # room for `small`, but `big` is first in line
+    await asyncio.sleep(0)
+    assert order == []
+    admission.release(3)
+    await big
+    await asyncio.sleep(0)
+    assert order == ["big"] and not small.done() and admission.admitted == 4
+    admission.release(4)
+    await small
+    assert order == ["big", "small"] and admission.admitted == 1
+
+
+async def test_a_full_line_is_429_with_retry_after_from_the_depth():
+    admission = make(capacity=2, max_waiting=2)
+    await admission.acquire(2)
+    waiter = asyncio.ensure_future(admission.acquire(2))
+    await asyncio.sleep(0)
+    with pytest.raises(ServiceError) as info:
+        await admission.acquire(1)
+    assert info.value.kind is ErrorKind.OVERLOADED
+    assert info.value.retry_after == 4  # depth: 2 admitted + 2 waiting
+    waiter.cancel()
+
+
+async def test_waiting_past_the_deadline_is_429_and_leaves_the_line():
+    admission = make(capacity=1, timeout=0.05)
+    await admission.acquire(1)
+    with pytest.raises(ServiceError) as info:
+        await admission.acquire(1)
+    assert info.value.kind is ErrorKind.OVERLOADED and "QUEUE_TIMEOUT_SECONDS" in info.value.message
+    assert admission.waiting == 0 and admission.admitted == 1
+
+
+async def test_a_cancelled_waiter_leaves_and_lets_the_next_one_in():
+    admission = make(capacity=2)
+    await admission.acquire(1)
+    head = asyncio.ensure_future(admission.acquire(2))
+    await asyncio.sleep(0)
+    nxt = asyncio.ensure_future(admission.acquire(1))
+    await asyncio.sleep(0)
+    head.cancel()
+    await nxt  # fits beside the 1 admitted once the head is gone
+    assert admission.admitted == 2 and admission.waiting == 0
+
+
+async def test_close_answers_waiters_503_and_admitted_ones_keep_their_items():
+    admission = make(capacity=1)
+    await admission.acquire(1)
+    waiter = asyncio.ensure_future(admission.acquire(1))
+    await asyncio.sleep(0)
+    admission.close()
+    with pytest.raises(ServiceError) as info:
+        await waiter
+    assert info.value.kind is ErrorKind.NOT_READY and info.value.retry_after
+    assert admission.admitted == 1 and admission.waiting == 0
+    with pytest.raises(ServiceError):  # would have to wait
+        await admission.acquire(1)
+    admission.release(1)
+    await admission.acquire(1)  # fits: still served while the server drains
