@@ -27,9 +27,9 @@ _ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 
 
 def looks_like_image(item: str) -> bool:
-    """`auto` modality: http(s) URLs and data URIs are images; everything else is text."""
-    head = item[:11].lower()
-    return head.startswith(("http://", "https://", "data:"))
+    """`auto` modality: http(s) URLs and `data:image/...;base64,` URIs are images; everything
+    else (including other text that starts with "data:") is text."""
+    return item[:8].lower().startswith(("http://", "https://")) or bool(_DATA_URI.match(item))
 
 
 class _ItemError(Exception):

@@ -39,6 +39,9 @@ def test_auto_classification():
     assert not looks_like_image("a photo of a cat")
     assert not looks_like_image(base64.b64encode(png_bytes()).decode())
     assert not looks_like_image("ftp://x.test/a.png")
+    assert not looks_like_image("data: q3 revenue was up")
+    assert not looks_like_image("data:text/plain;base64,aGVsbG8=")
+    assert not looks_like_image("Data: see the appendix")
 
 
 async def test_every_form_decodes_to_the_same_rgb_image(fetcher, image_host):
