@@ -7,6 +7,7 @@ import base64
 import binascii
 import io
 import re
+import ssl
 from typing import Any
 
 import httpcore
@@ -15,6 +16,7 @@ import httpx
 from .addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
 from .errors import ErrorKind, ServiceError
 from .settings import Settings
+from .transport import PoolTransport
 
 __all__ = ["MAX_IMAGE_PIXELS", "MAX_REDIRECTS", "ImageFetcher", "looks_like_image"]
 
@@ -70,29 +72,48 @@ def _decode_image(data: bytes) -> Any:
         raise _ItemError(f"not a decodable image ({type(exc).__name__})") from None
 
 
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """ "ConnectError", or what the TLS certificate check said when that is why."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return "ConnectError"
+    return f"TLS certificate check failed ({cause.verify_message})"
+
+
 class ImageFetcher:
     """One shared httpx.AsyncClient per process; turns image items into PIL images."""
 
     looks_like_image = staticmethod(looks_like_image)
 
-    def __init__(self, settings: Settings, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`resolver` and `ssl_context` (the CAs trusted for https downloads; default: httpx's
+        certifi bundle) are seams for tests."""
         self._settings = settings
         self._resolver = resolver
+        self._ssl_context = ssl_context
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
         s = self._settings
-        limits = httpx.Limits(
-            max_connections=s.http_client_max_connections,
-            max_keepalive_connections=s.http_client_max_keepalive_connections,
-        )
-        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
-        pool: httpcore.AsyncConnectionPool = transport._pool  # type: ignore[assignment]
-        # The one place we reach into httpx: connect through the address guard.
-        pool._network_backend = GuardedBackend(
-            pool._network_backend,
+        guard = GuardedBackend(
+            httpcore.AnyIOBackend(),
             allow_private=s.http_client_allow_private_networks,
             resolver=self._resolver,
+        )
+        transport = PoolTransport(
+            guard,
+            ssl_context=self._ssl_context or httpx.create_ssl_context(),
+            limits=httpx.Limits(
+                max_connections=s.http_client_max_connections,
+                max_keepalive_connections=s.http_client_max_keepalive_connections,
+            ),
         )
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -171,6 +192,11 @@ class ImageFetcher:
             raise _ItemError(f"image download refused: {exc}", code="blocked_address") from None
         except httpx.InvalidURL:
             raise _ItemError(f"invalid image URL {url}", code="invalid_url") from None
+        except httpx.ConnectError as exc:
+            raise _ItemError(
+                f"image download failed: {_connect_failure(exc)} from {url}",
+                code="image_fetch_failed",
+            ) from None
         except httpx.HTTPError as exc:
             reason = type(exc).__name__
             raise _ItemError(

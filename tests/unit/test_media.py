@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import pytest
 
 from handlers import addresses
+from handlers.addresses import system_resolver
 from handlers.errors import ErrorKind, ServiceError
 from handlers.media import ImageFetcher, looks_like_image
-from tests.imagehost import png_bytes
+from tests.imagehost import TestCA, TLSImageHost, png_bytes
 
 
 @pytest.fixture
-async def fetcher(make_settings):
-    fetcher = ImageFetcher(
-        make_settings(
-            http_client_allow_private_networks="true",
-            http_client_timeout="1",
-            max_image_bytes="200000",
-        )
-    )
-    await fetcher.start()
-    yield fetcher
-    await fetcher.stop()
+async def make_fetcher(make_settings):
+    """Started fetchers (private networks allowed, 1 s timeout, 200 kB cap unless overridden),
+    stopped after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(resolver=system_resolver, ssl_context=None, **env: str) -> ImageFetcher:
+            env = {
+                "http_client_allow_private_networks": "true",
+                "http_client_timeout": "1",
+                "max_image_bytes": "200000",
+                **env,
+            }
+            fetcher = ImageFetcher(make_settings(**env), resolver, ssl_context)
+            await fetcher.start()
+            stack.push_async_callback(fetcher.stop)
+            return fetcher
+
+        yield make
+
+
+@pytest.fixture
+async def fetcher(make_fetcher):
+    return await make_fetcher()
+
+
+def stub_resolver(table: dict[str, list[str]]):
+    """A resolver that answers from `table` (test host names to loopback addresses)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return table[host]
+
+    return resolve
 
 
 async def failure(fetcher, *items: str) -> ServiceError:
@@ -131,3 +154,42 @@ async def test_too_many_redirects(fetcher, image_host):
 async def test_several_failures_report_the_first_and_count(fetcher, image_host):
     error = await failure(fetcher, "@@", f"{image_host.url}/red.png", "%%")
     assert error.message.startswith("input[0]: ") and "(1 more item(s) failed)" in error.message
+
+
+async def test_next_resolved_address_is_tried_when_one_refuses(make_fetcher, image_host):
+    # Nothing listens on 127.0.0.2 at the image host's port: that connect is refused.
+    resolver = stub_resolver({"images.test": ["127.0.0.2", "127.0.0.1"]})
+    fetcher = await make_fetcher(resolver)
+    (image,) = await fetcher.load([(0, f"http://images.test:{image_host.port}/red.png")])
+    assert image.size == (40, 40)
+
+
+@pytest.fixture(scope="module")
+def test_ca() -> TestCA:
+    return TestCA()
+
+
+@pytest.fixture(scope="module")
+def tls_host(test_ca, tmp_path_factory):
+    """The image host over TLS on 127.0.0.1 with a certificate for images.test only."""
+    context = test_ca.server_context("images.test", tmp_path_factory.mktemp("tls"))
+    with TLSImageHost(context) as host:
+        yield host
+
+
+@pytest.fixture
+async def tls_fetcher(make_fetcher, test_ca):
+    resolver = stub_resolver({"images.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    return await make_fetcher(resolver, test_ca.client_context())
+
+
+async def test_https_checks_the_certificate_against_the_url_host_name(tls_fetcher, tls_host):
+    (image,) = await tls_fetcher.load([(0, f"https://images.test:{tls_host.port}/red.png")])
+    assert image.size == (40, 40) and tls_host.requests == ["/red.png"]
+
+
+async def test_https_refuses_a_certificate_for_another_host(tls_fetcher, tls_host):
+    error = await failure(tls_fetcher, f"https://other.test:{tls_host.port}/red.png")
+    assert error.kind is ErrorKind.INVALID
+    assert error.message.startswith("input[0]: image download failed: TLS certificate check")
+    assert "other.test" in error.message
