@@ -22,16 +22,21 @@ from PIL import Image
 from tests.servers import LoopbackHTTPServer
 
 
-def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: int = 40) -> bytes:
+def encoded(
+    fmt: str, size: tuple[int, int] = (40, 40), color: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
+    """A one-colour RGB image of `size` saved in Pillow format `fmt` (PNG, JPEG, TIFF, ...)."""
     buf = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(buf, "PNG")
+    Image.new("RGB", size, color).save(buf, fmt)
     return buf.getvalue()
+
+
+def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: int = 40) -> bytes:
+    return encoded("PNG", (size, size), color)
 
 
 def jpeg_bytes(color: tuple[int, int, int] = (20, 40, 220), size: int = 40) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), color).save(buf, "JPEG")
-    return buf.getvalue()
+    return encoded("JPEG", (size, size), color)
 
 
 def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
@@ -58,6 +63,7 @@ class ImageHost(LoopbackHTTPServer):
             "/bomb-medium.png": (200, "image/png", bomb_png(8000, 8000)),
             "/truncated.png": (200, "image/png", png_bytes()[:60]),
             "/cmyk.jpg": (200, "image/jpeg", self._cmyk()),
+            "/narrow.png": (200, "image/png", encoded("PNG", (4, 20_000))),
         }
         self.slow_seconds = slow_seconds
         host = self

@@ -85,6 +85,7 @@ def test_text_modality_embeds_a_url_as_text(server, image_host):
         ("/huge.png", 413, "larger than 200000 bytes"),
         ("/bomb.png", 413, "pixel limit"),
         ("/truncated.png", 400, "not a decodable image"),
+        ("/narrow.png", 400, "image is 4x20000 pixels, an aspect ratio of 5000:1; at most 20:1"),
     ],
 )
 def test_download_failures_are_index_aware(server, image_host, path, status, fragment):

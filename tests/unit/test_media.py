@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
+import logging
+import threading
 
 import pytest
+from PIL import Image
 
-from handlers import addresses
+from handlers import addresses, media
 from handlers.addresses import system_resolver
 from handlers.errors import ErrorKind, ServiceError
 from handlers.media import ImageFetcher, looks_like_image
-from tests.imagehost import TestCA, TLSImageHost, png_bytes
+from tests.imagehost import TestCA, TLSImageHost, encoded, png_bytes
 
 
 @pytest.fixture
@@ -193,3 +197,109 @@ async def test_https_refuses_a_certificate_for_another_host(tls_fetcher, tls_hos
     assert error.kind is ErrorKind.INVALID
     assert error.message.startswith("input[0]: image download failed: TLS certificate check")
     assert "other.test" in error.message
+
+
+def inline(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def animated_gif(*colors: tuple[int, int, int]) -> bytes:
+    frames = [Image.new("RGB", (40, 40), color) for color in colors]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "source", "size"),
+    [
+        ("PNG", (640, 480), (64, 48)),
+        ("JPEG", (2000, 1000), (64, 32)),  # decoded at 1/8 scale (draft), then shrunk
+        ("PNG", (400, 20), (64, 3)),  # a 20:1 image keeps a 3-pixel side
+        ("PNG", (40, 40), (40, 40)),  # never enlarged
+    ],
+)
+async def test_images_are_shrunk_to_the_maximum_side(make_fetcher, fmt, source, size):
+    fetcher = await make_fetcher(max_image_side="64")
+    (image,) = await fetcher.load([(0, inline(encoded(fmt, source)))])
+    assert image.mode == "RGB" and image.size == size
+
+
+@pytest.mark.parametrize("size", [(4, 20_000), (20_000, 4), (3, 61)])
+async def test_aspect_ratio_over_the_limit_is_refused(fetcher, size):
+    error = await failure(fetcher, inline(png_bytes()), inline(encoded("PNG", size)))
+    assert error.kind is ErrorKind.INVALID
+    ratio = f"{max(size) / min(size):.1f}".removesuffix(".0")
+    assert error.message.startswith(f"input[1]: image is {size[0]}x{size[1]} pixels")
+    assert f"aspect ratio of {ratio}:1; at most 20:1" in error.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+async def test_accepted_formats_decode(fetcher, fmt):
+    (image,) = await fetcher.load([(0, inline(encoded(fmt)))])
+    assert image.mode == "RGB" and image.size == (40, 40)
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "PPM", "ICO", "TGA"])
+async def test_other_formats_are_refused_by_name(fetcher, fmt):
+    error = await failure(fetcher, inline(encoded(fmt)))
+    assert error.kind is ErrorKind.INVALID
+    assert error.message == (
+        f"input[0]: image format {fmt} is not accepted; send JPEG, PNG, WebP, GIF or BMP"
+    )
+
+
+async def test_animated_gif_uses_its_first_frame(fetcher):
+    (image,) = await fetcher.load([(0, inline(animated_gif((250, 0, 0), (0, 0, 250))))])
+    red, _, blue = image.getpixel((20, 20))
+    assert red > 200 and blue < 50
+
+
+async def test_request_pixel_budget_names_the_item_that_exceeds_it(make_fetcher):
+    fetcher = await make_fetcher(max_request_pixels="5000")
+    three = [inline(png_bytes())] * 3  # 3 x 1600 pixels fit
+    assert len(await fetcher.load(list(enumerate(three)))) == 3
+    error = await failure(fetcher, *three, inline(png_bytes()))
+    assert error.kind is ErrorKind.TOO_LARGE
+    assert error.message.startswith("input[3]: the request's images reach 6400 decoded pixels")
+    assert "MAX_REQUEST_PIXELS" in error.message
+
+
+async def test_decodes_beyond_the_bound_wait_their_turn(make_fetcher, monkeypatch):
+    fetcher = await make_fetcher(max_concurrent_decodes="2")
+    original = media.decode_image
+    lock, pair = threading.Lock(), threading.Barrier(2, timeout=10)
+    running, peak = 0, 0
+
+    def counting(*args):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        pair.wait()  # proves two decodes do run at the same time
+        with lock:
+            running -= 1
+        return original(*args)
+
+    monkeypatch.setattr(media, "decode_image", counting)
+    images = await fetcher.load(list(enumerate([inline(png_bytes())] * 6)))
+    assert len(images) == 6 and peak == 2
+
+
+async def test_decode_errors_are_400_for_the_item(fetcher):
+    cut = encoded("JPEG", (200, 200))[:400]  # the header parses, the data ends early
+    error = await failure(fetcher, inline(png_bytes()), inline(cut))
+    assert error.kind is ErrorKind.INVALID
+    assert error.message == "input[1]: not a decodable image (OSError)"
+
+
+async def test_out_of_memory_while_decoding_is_a_logged_503(fetcher, monkeypatch, caplog):
+    def exhausted(self, *args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Image.Image, "convert", exhausted)
+    with caplog.at_level(logging.ERROR, logger="handlers.images"):
+        error = await failure(fetcher, inline(png_bytes()))
+    assert error.kind is ErrorKind.NOT_READY and error.status == 503 and error.retry_after
+    assert error.message.startswith("input[0]: not enough memory to decode this image")
+    assert any("Out of memory" in record.getMessage() for record in caplog.records)
