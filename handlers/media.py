@@ -5,69 +5,76 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import re
-from typing import Any
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
 
 from .addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
 from .errors import ErrorKind, ServiceError
+from .images import ItemError, decode_image, open_image
 from .settings import Settings
+from .transport import PoolTransport
 
-__all__ = ["MAX_IMAGE_PIXELS", "MAX_REDIRECTS", "ImageFetcher", "looks_like_image"]
+__all__ = ["MAX_REDIRECTS", "ImageFetcher", "looks_like_image"]
 
 MAX_REDIRECTS = 5
-MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard: 40 megapixels (e.g. 8000x5000)
-MIN_IMAGE_SIDE = 3  # Infinity's CLIP processors refuse smaller images
 CHUNK = 64 * 1024
 _DATA_URI = re.compile(r"^data:image/[\w.+-]+(?:;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
 _ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 
 
 def looks_like_image(item: str) -> bool:
-    """`auto` modality: http(s) URLs and data URIs are images; everything else is text."""
-    head = item[:11].lower()
-    return head.startswith(("http://", "https://", "data:"))
+    """`auto` modality: http(s) URLs and `data:image/...;base64,` URIs are images; everything
+    else (including other text that starts with "data:") is text."""
+    return item[:8].lower().startswith(("http://", "https://")) or bool(_DATA_URI.match(item))
 
 
-class _ItemError(Exception):
-    def __init__(self, message: str, kind: ErrorKind = ErrorKind.INVALID, code: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.code = code or "invalid_image"
+def _too_large(limit: int) -> ItemError:
+    return ItemError(f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large")
 
 
-def _too_large(limit: int) -> _ItemError:
-    return _ItemError(f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large")
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """ "ConnectError", or what the TLS certificate check said when that is why."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return "ConnectError"
+    return f"TLS certificate check failed ({cause.verify_message})"
 
 
-def _decode_image(data: bytes) -> Any:
-    """Decode bytes to an RGB PIL image, refusing bombs, truncation and tiny images."""
-    from PIL import Image
+T = TypeVar("T")
+R = TypeVar("R")
 
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise _ItemError(
-                    f"image is {width}x{height} pixels, over the {MAX_IMAGE_PIXELS} pixel limit",
-                    ErrorKind.TOO_LARGE,
-                    "image_too_large",
-                )
-            if min(width, height) < MIN_IMAGE_SIDE:
-                raise _ItemError(f"image is {width}x{height}; the minimum is 3x3 pixels")
-            img.seek(0)
-            return img.convert("RGB")
-    except _ItemError:
-        raise
-    except Image.DecompressionBombError:
-        raise _ItemError(
-            "image exceeds the pixel limit", ErrorKind.TOO_LARGE, "image_too_large"
-        ) from None
-    except Exception as exc:
-        raise _ItemError(f"not a decodable image ({type(exc).__name__})") from None
+
+async def _each(items: list[tuple[int, T]], step: Callable[[T], Awaitable[R]]) -> list[R]:
+    """`step` on every item concurrently.
+
+    Raises:
+        ServiceError: for the first item (in input order) whose step raised an ItemError,
+            as `input[i]: <message>`, counting the other failures.
+    """
+    results = await asyncio.gather(*(step(item) for _, item in items), return_exceptions=True)
+    failures = [
+        (i, r) for (i, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)
+    ]
+    if not failures:
+        return results  # type: ignore[return-value]
+    index, error = failures[0]
+    if not isinstance(error, ItemError):
+        raise error
+    more = f" ({len(failures) - 1} more item(s) failed)" if len(failures) > 1 else ""
+    raise ServiceError(
+        error.kind,
+        f"input[{index}]: {error}{more}",
+        param="input",
+        code=error.code,
+        retry_after=error.retry_after,
+    )
 
 
 class ImageFetcher:
@@ -75,24 +82,34 @@ class ImageFetcher:
 
     looks_like_image = staticmethod(looks_like_image)
 
-    def __init__(self, settings: Settings, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """`resolver` and `ssl_context` (the CAs trusted for https downloads; default: httpx's
+        certifi bundle) are seams for tests."""
         self._settings = settings
         self._resolver = resolver
+        self._ssl_context = ssl_context
+        self._decode_slots = asyncio.Semaphore(settings.max_concurrent_decodes)
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
         s = self._settings
-        limits = httpx.Limits(
-            max_connections=s.http_client_max_connections,
-            max_keepalive_connections=s.http_client_max_keepalive_connections,
-        )
-        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
-        pool: httpcore.AsyncConnectionPool = transport._pool  # type: ignore[assignment]
-        # The one place we reach into httpx: connect through the address guard.
-        pool._network_backend = GuardedBackend(
-            pool._network_backend,
+        guard = GuardedBackend(
+            httpcore.AnyIOBackend(),
             allow_private=s.http_client_allow_private_networks,
             resolver=self._resolver,
+        )
+        transport = PoolTransport(
+            guard,
+            ssl_context=self._ssl_context or httpx.create_ssl_context(),
+            limits=httpx.Limits(
+                max_connections=s.http_client_max_connections,
+                max_keepalive_connections=s.http_client_max_keepalive_connections,
+            ),
         )
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -108,42 +125,53 @@ class ImageFetcher:
             self._client = None
 
     async def load(self, items: list[tuple[int, str]]) -> list[Any]:
-        """Fetch and decode every item concurrently.
+        """Fetch and check every item concurrently, check the request's pixel budget, then
+        decode (at most MAX_CONCURRENT_DECODES at a time in this process).
 
         Raises:
             ServiceError: naming the first failing item, e.g. `input[2]: image download
                 failed: HTTP 404 from https://...`.
         """
-        results = await asyncio.gather(
-            *(self._load_one(item) for _, item in items), return_exceptions=True
-        )
-        failures = [
-            (i, r) for (i, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)
-        ]
-        if failures:
-            index, error = failures[0]
-            if not isinstance(error, _ItemError):
-                raise error
-            more = f" ({len(failures) - 1} more item(s) failed)" if len(failures) > 1 else ""
-            raise ServiceError(
-                error.kind, f"input[{index}]: {error}{more}", param="input", code=error.code
-            )
-        return list(results)
+        opened = await _each(items, self._open)
+        self._check_pixel_budget([index for index, _ in items], opened)
+        indexed = [(index, img) for (index, _), img in zip(items, opened, strict=True)]
+        return await _each(indexed, self._decode)
 
-    async def _load_one(self, item: str) -> Any:
+    async def _open(self, item: str) -> Any:
         lowered = item[:8].lower()
         if lowered.startswith(("http://", "https://")):
             data = await self._download(item)
         elif lowered.startswith("data:"):
             match = _DATA_URI.match(item)
             if match is None:
-                raise _ItemError("data URI must look like data:image/<type>;base64,<data>")
+                raise ItemError("data URI must look like data:image/<type>;base64,<data>")
             data = self._b64decode(item[match.end() :])
         elif "://" in item[:16]:
-            raise _ItemError("only http and https URLs are supported", code="unsupported_scheme")
+            raise ItemError("only http and https URLs are supported", code="unsupported_scheme")
         else:
             data = self._b64decode(item)
-        return await asyncio.to_thread(_decode_image, data)
+        s = self._settings
+        return await asyncio.to_thread(open_image, data, s.max_image_side, s.max_image_aspect_ratio)
+
+    async def _decode(self, img: Any) -> Any:
+        async with self._decode_slots:
+            return await asyncio.to_thread(decode_image, img, self._settings.max_image_side)
+
+    def _check_pixel_budget(self, indices: list[int], opened: list[Any]) -> None:
+        """Refuse the request at the first item (in input order) whose decoded pixels take
+        the running total over MAX_REQUEST_PIXELS."""
+        budget = self._settings.max_request_pixels
+        total = 0
+        for index, img in zip(indices, opened, strict=True):
+            total += img.width * img.height
+            if total > budget:
+                raise ServiceError(
+                    ErrorKind.TOO_LARGE,
+                    f"input[{index}]: the request's images reach {total} decoded pixels here, "
+                    f"over the {budget} allowed per request (MAX_REQUEST_PIXELS)",
+                    param="input",
+                    code="image_too_large",
+                )
 
     def _b64decode(self, payload: str) -> bytes:
         limit = self._settings.max_image_bytes
@@ -152,7 +180,7 @@ class ImageFetcher:
         try:
             data = base64.b64decode("".join(payload.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise _ItemError("invalid base64 image data", code="invalid_base64") from None
+            raise ItemError("invalid base64 image data", code="invalid_base64") from None
         if len(data) > limit:
             raise _too_large(limit)
         return data
@@ -163,17 +191,22 @@ class ImageFetcher:
             async with asyncio.timeout(timeout):
                 return await self._follow(url)
         except TimeoutError:
-            raise _ItemError(
+            raise ItemError(
                 f"image download failed: timed out after {timeout:g}s from {url}",
                 code="image_fetch_failed",
             ) from None
         except BlockedAddress as exc:
-            raise _ItemError(f"image download refused: {exc}", code="blocked_address") from None
+            raise ItemError(f"image download refused: {exc}", code="blocked_address") from None
         except httpx.InvalidURL:
-            raise _ItemError(f"invalid image URL {url}", code="invalid_url") from None
+            raise ItemError(f"invalid image URL {url}", code="invalid_url") from None
+        except httpx.ConnectError as exc:
+            raise ItemError(
+                f"image download failed: {_connect_failure(exc)} from {url}",
+                code="image_fetch_failed",
+            ) from None
         except httpx.HTTPError as exc:
             reason = type(exc).__name__
-            raise _ItemError(
+            raise ItemError(
                 f"image download failed: {reason} from {url}", code="image_fetch_failed"
             ) from None
 
@@ -183,21 +216,19 @@ class ImageFetcher:
         current = httpx.URL(url)
         for _hop in range(MAX_REDIRECTS + 1):
             if current.scheme not in ("http", "https"):
-                raise _ItemError(
-                    "only http and https URLs are supported", code="unsupported_scheme"
-                )
+                raise ItemError("only http and https URLs are supported", code="unsupported_scheme")
             async with self._client.stream("GET", current) as response:
                 if response.is_redirect:
                     current = current.join(response.headers["location"])
                     continue
                 if response.status_code != 200:
-                    raise _ItemError(
+                    raise ItemError(
                         f"image download failed: HTTP {response.status_code} from {url}",
                         code="image_fetch_failed",
                     )
                 ctype = response.headers.get("content-type", "").lower()
                 if ctype and not ctype.startswith(_ACCEPTED_TYPES):
-                    raise _ItemError(
+                    raise ItemError(
                         f"not an image: {url} answered content-type {ctype.split(';')[0]}",
                         code="not_an_image",
                     )
@@ -210,7 +241,7 @@ class ImageFetcher:
                     if len(body) > limit:
                         raise _too_large(limit)
                 return bytes(body)
-        raise _ItemError(
+        raise ItemError(
             f"image download failed: more than {MAX_REDIRECTS} redirects from {url}",
             code="image_fetch_failed",
         )

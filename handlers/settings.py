@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     http_client_max_keepalive_connections: int = Field(20, ge=0)
     http_client_allow_private_networks: bool = False
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_image_side: int = Field(1024, ge=32)
+    max_image_aspect_ratio: float = Field(20.0, ge=1, allow_inf_nan=False)
+    max_request_pixels: int = Field(128_000_000, gt=0)
+    max_concurrent_decodes: int = Field(4, gt=0)
     max_client_batch_size: int = Field(2048, gt=0)
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_total_chars: int = Field(8 * 1024 * 1024, gt=0)

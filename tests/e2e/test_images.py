@@ -60,6 +60,13 @@ def test_auto_keeps_order_and_matches_pure_requests(server, image_host):
     assert np.allclose(mixed[1], pure_image, atol=1e-5)
 
 
+def test_auto_embeds_text_starting_with_data_as_text(server):
+    text = "data: q3 revenue was up"
+    (auto,) = vectors(embed(server.url, [text], "auto"))
+    (as_text,) = vectors(embed(server.url, [text], "text"))
+    assert np.allclose(auto, as_text, atol=1e-5)
+
+
 def test_text_modality_embeds_a_url_as_text(server, image_host):
     before = len(image_host.requests)
     url = f"{image_host.url}/red.png"
@@ -78,6 +85,7 @@ def test_text_modality_embeds_a_url_as_text(server, image_host):
         ("/huge.png", 413, "larger than 200000 bytes"),
         ("/bomb.png", 413, "pixel limit"),
         ("/truncated.png", 400, "not a decodable image"),
+        ("/narrow.png", 400, "image is 4x20000 pixels, an aspect ratio of 5000:1; at most 20:1"),
     ],
 )
 def test_download_failures_are_index_aware(server, image_host, path, status, fragment):

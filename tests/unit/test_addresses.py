@@ -38,13 +38,26 @@ from handlers.addresses import BlockedAddress, GuardedBackend, is_blocked
         "::ffff:10.0.0.1",
         "2002:7f00:1::",
         "64:ff9b::a00:1",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "::ffff:100.64.0.1",
     ],
 )
 def test_non_public_addresses_are_blocked(address):
     assert is_blocked(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "1.1.1.1", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700::1111",
+        "::ffff:93.184.216.34",  # IPv4-mapped public address
+        "64:ff9b::808:808",  # NAT64 (DNS64) form of 8.8.8.8
+    ],
+)
 def test_public_addresses_pass(address):
     assert not is_blocked(address)
 
@@ -52,11 +65,14 @@ def test_public_addresses_pass(address):
 class RecordingBackend(httpcore.AsyncNetworkBackend):
     """Stands in for the socket layer: records where it was asked to connect, connects nowhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusing: tuple[str, ...] = ()) -> None:
         self.connects: list[tuple[str, int]] = []
+        self.refusing = refusing
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         self.connects.append((host, port))
+        if host in self.refusing:
+            raise httpcore.ConnectError("connection refused")
         return object()
 
     async def sleep(self, seconds: float) -> None:
@@ -110,3 +126,20 @@ async def test_guard_refuses_unix_sockets():
     guard = GuardedBackend(RecordingBackend(), allow_private=True)
     with pytest.raises(httpcore.ConnectError):
         await guard.connect_unix_socket("/var/run/docker.sock")
+
+
+async def test_guard_tries_each_checked_address_in_turn():
+    inner = RecordingBackend(refusing=("2606:4700::1111", "93.184.216.34"))
+    answers = ["2606:4700::1111", "93.184.216.34", "1.1.1.1"]
+    guard = GuardedBackend(inner, allow_private=False, resolver=FlippingResolver(answers))
+    await guard.connect_tcp("images.example", 443)
+    assert inner.connects == [(address, 443) for address in answers]
+
+
+async def test_guard_reports_the_last_refusal_when_every_address_refuses():
+    inner = RecordingBackend(refusing=("93.184.216.34", "1.1.1.1"))
+    resolver = FlippingResolver(["93.184.216.34", "1.1.1.1"])
+    guard = GuardedBackend(inner, allow_private=False, resolver=resolver)
+    with pytest.raises(httpcore.ConnectError):
+        await guard.connect_tcp("images.example", 443)
+    assert len(inner.connects) == 2
