@@ -52,6 +52,8 @@ ALLOWED = {
     "hf_home": "a folder path",
 }
 
+BOUNDS = ((Gt, ">", "gt"), (Ge, ">=", "ge"), (Lt, "<", "lt"), (Le, "<=", "le"))
+
 SemiList = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -259,13 +261,13 @@ def _allowed(field: str) -> str:
     if info.annotation is bool:
         return "true or false (also 1/0, yes/no, on/off)"
     kind = "an integer" if info.annotation is int else "a finite number"
-    symbols = {Gt: ">", Ge: ">=", Lt: "<", Le: "<="}
     bounds = [
-        f"{symbols[type(m)]} {getattr(m, type(m).__name__.lower())}"
+        f"{sign} {getattr(m, name)}"
         for m in info.metadata
-        if type(m) in symbols
+        for bound, sign, name in BOUNDS
+        if isinstance(m, bound)
     ]
-    return " and ".join([kind + (" " + bounds[0] if bounds else ""), *bounds[1:]])
+    return " ".join([kind, " and ".join(bounds)]).strip()
 
 
 def _describe(error: ValidationError) -> str:
