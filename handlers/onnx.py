@@ -9,7 +9,10 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 __all__ = ["OnnxPlan", "cache_root", "plan"]
 
@@ -20,6 +23,10 @@ INT8_FILE = "model_quantized.onnx"
 PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX_DTYPES
 # Files a Hugging Face snapshot needs for the export; weights are added below.
 SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+# Packages whose versions change what an export produces: part of the cache key.
+EXPORTER_PACKAGES = ("optimum", "optimum-onnx", "onnx", "onnxruntime", "torch", "transformers")
+SCRATCH_PREFIX = ".export-"  # an export in progress, or left by a process that died in one
+LOCK_FILE = ".export.lock"  # beside the precision folders of one model
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     precision = PRECISION[dtype]
     folder = root / f"{_slug(served_id)}-{_digest(source)}" / precision
     if not folder.is_dir():
-        _export(source, folder, precision, _max_length(source))
+        _export_once(source, folder, precision, _max_length(source))
     return OnnxPlan(folder, pooling, precision)
 
 
@@ -104,23 +111,80 @@ def _slug(served_id: str) -> str:
 
 
 def _digest(source: Path) -> str:
-    """Names the source: its folder (a Hub snapshot folder is the revision) and weights."""
+    """Names the export: the source folder (a Hub snapshot folder is the revision), its
+    weights and the exporter's package versions."""
     h = hashlib.sha256(str(source).encode())
+    for package in EXPORTER_PACKAGES:
+        h.update(f"{package}=={version(package)};".encode())
     for weights in sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")):
         stat = weights.stat()
         h.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return h.hexdigest()[:12]
 
 
+def _export_once(source: Path, folder: Path, precision: str, max_length: int | None) -> None:
+    """Export unless another process did meanwhile: workers sharing one volume take a file
+    lock around check-then-export, so one exports and the others wait and reuse it. The OS
+    releases the lock of a process that dies, so a killed export never blocks the next."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder.parent / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process's ONNX export into %s", folder.parent)
+        lock.acquire()
+    try:
+        if not folder.is_dir():
+            _remove_stale_scratch(folder.parent)
+            _export(source, folder, precision, max_length)
+    finally:
+        lock.release()
+
+
+def _remove_stale_scratch(parent: Path) -> None:
+    """Scratch folders found while holding the lock belong to exports that died."""
+    for stale in parent.glob(f"{SCRATCH_PREFIX}*"):
+        log.warning("removing %s, left by an ONNX export that did not finish", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+class _QuantiserInfo(logging.Filter):
+    """Drops the INFO and DEBUG records onnxruntime's quantiser logs straight on the root
+    logger (one per tensor); its warnings and every other logger's records pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import onnxruntime.quantization
+
+        self.prefix = str(Path(onnxruntime.quantization.__file__).parent) + os.sep
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not record.pathname.startswith(self.prefix)
+
+
+def _quantise(out: Path) -> None:
+    """Dynamic int8 quantisation (per-channel weights) of the fp32 export, replacing it."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = _QuantiserInfo()
+    logging.root.addFilter(quiet)
+    try:
+        quantize_dynamic(
+            out / FP32_FILE, out / INT8_FILE, per_channel=True, weight_type=QuantType.QInt8
+        )
+    finally:
+        logging.root.removeFilter(quiet)
+    (out / FP32_FILE).unlink()
+
+
 def _export(source: Path, folder: Path, precision: str, max_length: int | None) -> None:
     """Export into a scratch folder beside `folder`, then rename it into place atomically."""
     from optimum.exporters.onnx import main_export
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
     log.info("exporting %s to ONNX (%s) into %s, once", source, precision, folder)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".export-") as scratch:
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=SCRATCH_PREFIX) as scratch:
         out = Path(scratch) / "model"
-        # transformers-style outputs (last_hidden_state): what Infinity's engine reads
+        # transformers-style outputs (last_hidden_state): what our runner (handlers.ort) reads
         main_export(
             str(source),
             out,
@@ -129,18 +193,9 @@ def _export(source: Path, folder: Path, precision: str, max_length: int | None) 
             do_validation=False,
         )
         if precision == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            logging.disable(logging.INFO)  # the quantiser logs every tensor on the root logger
-            try:
-                quantize_dynamic(
-                    out / FP32_FILE, out / INT8_FILE, per_channel=True, weight_type=QuantType.QInt8
-                )
-            finally:
-                logging.disable(logging.NOTSET)
-            (out / FP32_FILE).unlink()
+            _quantise(out)
         if max_length:
-            # Infinity's optimum engine truncates at config.max_position_embeddings; the
+            # The runner truncates at config.max_position_embeddings; the
             # torch engine at max_seq_length. Cap the served copy's config to match torch.
             config_file = out / "config.json"
             config = json.loads(config_file.read_text())
@@ -148,9 +203,4 @@ def _export(source: Path, folder: Path, precision: str, max_length: int | None) 
                 max_length, config.get("max_position_embeddings", max_length)
             )
             config_file.write_text(json.dumps(config, indent=2))
-        try:
-            os.rename(out, folder)
-        except OSError:
-            if not folder.is_dir():  # not a concurrent export that won the race
-                raise
-            shutil.rmtree(out, ignore_errors=True)
+        os.rename(out, folder)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, get_args, get_origin
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
@@ -27,6 +37,22 @@ RUNPOD_VOLUME = "/runpod-volume"
 DTYPE_ALIASES = {"fp16": "float16", "fp32": "float32", "bf16": "bfloat16"}
 DTYPES = ("auto", "float32", "float16", "bfloat16", "fp8", "int8")
 ONNX_DTYPES = ("auto", "float32", "int8")  # what BACKEND=optimum can serve on CPU
+SECRET_FIELDS = ("api_key",)
+# What each field allows, where its type and bounds alone do not say it (see _allowed).
+ALLOWED = {
+    "model_names": "';'-separated Hugging Face ids or local folders, no empty entries",
+    "model_name": "a Hugging Face id or a local folder",
+    "served_model_names": "';'-separated model ids, one per model, no empty entries",
+    "batch_sizes": "';'-separated integers >= 1, one value or one per model",
+    "dtypes": f"';'-separated {', '.join(DTYPES)} (aliases: {', '.join(DTYPE_ALIASES)}), "
+    "one value or one per model",
+    "http_client_user_agent": "a non-blank header value",
+    "api_key": "a non-blank key without leading or trailing whitespace, or empty for no auth",
+    "infinity_host": "an IP address, e.g. 0.0.0.0 or ::",
+    "hf_home": "a folder path",
+}
+
+BOUNDS = ((Gt, ">", "gt"), (Ge, ">=", "ge"), (Lt, "<", "lt"), (Le, "<=", "le"))
 
 SemiList = Annotated[tuple[str, ...], NoDecode]
 
@@ -35,10 +61,38 @@ class SettingsError(ValueError):
     """A configuration value is invalid; the message is one line naming variable and value."""
 
 
+def _invalid(
+    variable: str, values: tuple[object, ...], problem: str, allowed: str
+) -> SettingsError:
+    """A SettingsError for a value already parsed into `values` (a `;`-list joined back)."""
+    value = ";".join(map(str, values))
+    return SettingsError(f"{variable}={value!r}: {problem}; allowed: {allowed}")
+
+
 def _split(value: object) -> object:
+    """`a; b` -> ("a", "b"); an empty value or an empty entry is an error."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        raise ValueError("is empty")
+    parts = tuple(part.strip() for part in value.split(";"))
+    if not all(parts):
+        raise ValueError("has an empty entry")
+    return parts
+
+
+def _not_blank(value: object) -> object:
+    """Surrounding whitespace dropped; an empty or whitespace-only value is an error."""
     if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(";") if part.strip())
+        value = value.strip()
+        if not value:
+            raise ValueError("is empty")
     return value
+
+
+def _dtype(name: str) -> str:
+    """A DTYPES entry in its canonical spelling (aliases resolved, lower case)."""
+    return DTYPE_ALIASES.get(name.lower(), name.lower())
 
 
 class ModelSpec(NamedTuple):
@@ -62,34 +116,34 @@ class Settings(BaseSettings):
     batch_sizes: SemiList = ("32",)
     backend: Literal["torch", "optimum", "ctranslate2"] = "torch"
     dtypes: SemiList = ("auto",)
-    infinity_queue_size: int = Field(48000, gt=0)
+    infinity_queue_size: int = Field(48000, ge=1)
     max_waiting_items: int = Field(48000, ge=0)
     queue_timeout_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
     watchdog_seconds: float = Field(120.0, gt=0, allow_inf_nan=False)
     trust_remote_code: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model_revisions: SemiList = ()
-    runpod_max_concurrency: int = Field(300, gt=0)
+    runpod_max_concurrency: int = Field(300, ge=1)
     http_client_user_agent: str = DEFAULT_USER_AGENT
     http_client_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
-    http_client_max_connections: int = Field(50, gt=0)
+    http_client_max_connections: int = Field(50, ge=1)
     http_client_max_keepalive_connections: int = Field(20, ge=0)
     http_client_allow_private_networks: bool = False
-    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     max_image_side: int = Field(1024, ge=32)
     max_image_aspect_ratio: float = Field(20.0, ge=1, allow_inf_nan=False)
-    max_request_pixels: int = Field(128_000_000, gt=0)
-    max_concurrent_decodes: int = Field(4, gt=0)
-    max_client_batch_size: int = Field(2048, gt=0)
-    max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
-    max_total_chars: int = Field(8 * 1024 * 1024, gt=0)
+    max_request_pixels: int = Field(128_000_000, ge=1)
+    max_concurrent_decodes: int = Field(4, ge=1)
+    max_client_batch_size: int = Field(2048, ge=1)
+    max_request_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    max_total_chars: int = Field(8 * 1024 * 1024, ge=1)
     shutdown_drain_seconds: float = Field(5.0, ge=0, allow_inf_nan=False)
-    shutdown_timeout: int = Field(30, gt=0)
+    shutdown_timeout: int = Field(30, ge=1)
     api_key: SecretStr | None = None
     access_log: bool = False
     prometheus_metrics: bool = True
     infinity_host: str = "0.0.0.0"
-    infinity_port: int = Field(7997, gt=0, lt=65536)
+    infinity_port: int = Field(7997, ge=1, le=65535)
     hf_home: str | None = None
 
     _split_lists = field_validator(
@@ -100,53 +154,74 @@ class Settings(BaseSettings):
         "model_revisions",
         mode="before",
     )(_split)
+    _strip_text = field_validator(
+        "model_name", "http_client_user_agent", "infinity_host", "hf_home", mode="before"
+    )(_not_blank)
 
     @field_validator("api_key", mode="before")
     @classmethod
-    def _empty_key_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    def _key_or_none(cls, value: object) -> object:
+        if value == "":
+            return None
+        if isinstance(value, str) and value != value.strip():
+            raise ValueError("has leading or trailing whitespace")
+        return value
 
     @field_validator("batch_sizes")
     @classmethod
     def _positive_ints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            if not item.isdigit() or int(item) <= 0:
-                raise ValueError(f"each batch size must be a positive integer, got {item!r}")
+            if not re.fullmatch(r"[0-9]+", item) or int(item) == 0:
+                raise ValueError(f"entry {item!r} is not an integer >= 1")
         return value
 
     @field_validator("dtypes")
     @classmethod
-    def _known_dtypes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        out = tuple(DTYPE_ALIASES.get(item.lower(), item.lower()) for item in value)
-        for item in out:
-            if item not in DTYPES:
-                raise ValueError(f"unknown dtype {item!r}; allowed: {', '.join(DTYPES)}, fp16")
-        return out
+    def _known_dtypes(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for item in value:
+            if _dtype(item) not in DTYPES:
+                raise ValueError(f"unknown dtype {item!r}")
+            if info.data.get("backend") == "optimum" and _dtype(item) not in ONNX_DTYPES:
+                problem = f"{item!r} is not available with BACKEND=optimum"
+                raise _invalid("DTYPES", value, problem, ", ".join(ONNX_DTYPES))
+        return value
+
+    @field_validator("infinity_host")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("is not an IP address") from None
+        return value
 
     @model_validator(mode="after")
-    def _consistent_lengths(self) -> Settings:
+    def _consistent(self) -> Settings:
         n = len(self.model_paths)
         checks = (
-            ("SERVED_MODEL_NAMES", self.served_model_names, (n,)),
-            ("BATCH_SIZES", self.batch_sizes, (1, n)),
-            ("DTYPES", self.dtypes, (1, n)),
-            ("MODEL_REVISIONS", self.model_revisions, (1, n)),
+            ("SERVED_MODEL_NAMES", self.served_model_names, {n}),
+            ("BATCH_SIZES", self.batch_sizes, {1, n}),
+            ("DTYPES", self.dtypes, {1, n}),
+            ("MODEL_REVISIONS", self.model_revisions, {1, n}),
         )
-        for name, values, allowed in checks:
-            if values and len(values) not in allowed:
-                raise ValueError(
-                    f"{name} has {len(values)} entries but {n} model(s) are configured"
-                )
-        if self.backend == "optimum":
-            for dtype in self.dtypes:
-                if dtype not in ONNX_DTYPES:
-                    raise ValueError(
-                        f"DTYPES entry {dtype!r} is not available with BACKEND=optimum; "
-                        f"allowed: {', '.join(ONNX_DTYPES)}"
-                    )
-        served = [spec.served_id for spec in self.models]
+        for name, values, counts in checks:
+            if values and len(values) not in counts:
+                problem = f"{len(values)} entries for {n} configured model(s)"
+                allowed = " or ".join(map(str, sorted(counts))) + " entries"
+                raise _invalid(name, values, problem, allowed)
+        served = tuple(spec.served_id for spec in self.models)
         if len(set(served)) != len(served):
-            raise ValueError(f"served model ids must be unique, got {'; '.join(served)}")
+            name = "SERVED_MODEL_NAMES" if self.served_model_names else "MODEL_NAMES"
+            raise _invalid(name, served, "served model ids repeat", "unique ids")
+        keepalive, most = (
+            self.http_client_max_keepalive_connections,
+            self.http_client_max_connections,
+        )
+        if keepalive > most:
+            problem = f"more than HTTP_CLIENT_MAX_CONNECTIONS={most}"
+            raise _invalid(
+                "HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS", (keepalive,), problem, f"0 to {most}"
+            )
         return self
 
     @classmethod
@@ -187,21 +262,41 @@ class Settings(BaseSettings):
                 path,
                 served[i],
                 int(pick(self.batch_sizes, i)),
-                pick(self.dtypes, i),
+                _dtype(pick(self.dtypes, i)),
                 pick(self.model_revisions, i) if self.model_revisions else None,
             )
             for i, path in enumerate(paths)
         )
 
 
+def _allowed(field: str) -> str:
+    """What `field` accepts, in words: from ALLOWED, else from its type and bounds."""
+    if field in ALLOWED:
+        return ALLOWED[field]
+    info = Settings.model_fields[field]
+    if get_origin(info.annotation) is Literal:
+        return ", ".join(get_args(info.annotation))
+    if info.annotation is bool:
+        return "true or false (also 1/0, yes/no, on/off)"
+    kind = "an integer" if info.annotation is int else "a finite number"
+    bounds = [
+        f"{sign} {getattr(m, name)}"
+        for m in info.metadata
+        for bound, sign, name in BOUNDS
+        if isinstance(m, bound)
+    ]
+    return " ".join([kind, " and ".join(bounds)]).strip()
+
+
 def _describe(error: ValidationError) -> str:
+    """The first error as `VAR='value': problem; allowed: ...` (secrets hidden)."""
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "configuration"
-    variable = field.upper()
+    if isinstance(own := first.get("ctx", {}).get("error"), SettingsError):
+        return str(own)  # a check that formats its own line (cross-field checks)
     message = first["msg"].removeprefix("Value error, ")
-    if first["loc"]:
-        return f"{variable}={first.get('input')!r}: {message}"
-    return f"invalid configuration: {message}"
+    field = str(first["loc"][0])
+    value = "<hidden>" if field in SECRET_FIELDS else repr(first.get("input"))
+    return f"{field.upper()}={value}: {message}; allowed: {_allowed(field)}"
 
 
 _from_process_env: Settings | None = None

@@ -53,9 +53,8 @@ class WorkerProcess:
             start_new_session=True,
         )
 
-    def stop(self, timeout: float = 30.0) -> tuple[int, float]:
-        """SIGTERM, then SIGKILL after `timeout`; returns (exit code, seconds to exit)."""
-        began = time.monotonic()
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -63,7 +62,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        return self.proc.returncode, time.monotonic() - began
+        return self.proc.returncode
 
     def logs(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-6000:]
@@ -80,9 +79,9 @@ class LocalApi(WorkerProcess):
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.url, timeout=60)
-        self.first_job_seconds = self._wait_for_first_job(ready_timeout)
+        self._wait_for_first_job(ready_timeout)
 
-    def _wait_for_first_job(self, timeout: float) -> float:
+    def _wait_for_first_job(self, timeout: float) -> None:
         deadline = self.began + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -90,7 +89,7 @@ class LocalApi(WorkerProcess):
             try:
                 reply = self.client.post("/runsync", json={"input": {"openai_route": "/v1/models"}})
                 if reply.status_code == 200 and reply.json().get("status") == "COMPLETED":
-                    return time.monotonic() - self.began
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)

@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
+from tests.oracles import assert_rerank_matches
 
 
 @pytest.fixture(scope="module")
@@ -109,38 +110,34 @@ def test_errors_come_back_in_openai_shape(client, http):
     assert_openai_error(http.get("/v1/no-such-route"), 404, "Not Found")
 
 
-def test_rerank_orders_indices_top_n_and_aliases(http):
-    docs = ["paris is the capital of france", "the dog is happy", "berlin germany", "rain"]
-    full = http.post(
-        "/v1/rerank",
-        json={
-            "model": RERANK_ID,
+RERANK_DOCS = ["paris is the capital of france", "the dog is happy", "berlin germany", "rain"]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"query": "capital of france", "documents": RERANK_DOCS, "return_documents": True},
+        {"query": "capital of france", "documents": RERANK_DOCS},
+        {
             "query": "capital of france",
-            "documents": docs,
-            "return_documents": True,
-        },
-    ).json()
-    results = full["results"]
-    assert sorted(r["index"] for r in results) == [0, 1, 2, 3]
-    assert [r["relevance_score"] for r in results] == sorted(
-        (r["relevance_score"] for r in results), reverse=True
-    )
-    assert all(r["document"] == docs[r["index"]] for r in results)
-    assert all(0.0 < r["relevance_score"] < 1.0 for r in results)
-    alias = http.post(
-        "/v1/rerank",
-        json={
-            "model": RERANK_ID,
-            "query": "capital of france",
-            "docs": docs,
+            "docs": RERANK_DOCS,
             "top_n": 2,
             "return_docs": False,
             "raw_scores": True,
         },
-    ).json()
-    assert [r["index"] for r in alias["results"]] == [r["index"] for r in results[:2]]
-    assert all("document" not in r for r in alias["results"])
-    assert full["object"] == "rerank" and full["usage"]["total_tokens"] > 0
+        {"query": "rain in berlin", "docs": RERANK_DOCS[::-1], "return_docs": True, "top_n": 3},
+    ],
+)
+def test_rerank_agrees_with_the_models_own_logits(http, tiny_models, request_body):
+    body = {"model": RERANK_ID, **request_body}
+    reply = http.post("/v1/rerank", json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["object"] == "rerank" and reply.json()["model"] == RERANK_ID
+    assert reply.json()["usage"]["total_tokens"] > 0
+    assert_rerank_matches(tiny_models[RERANK_ID], body, reply.json()["results"])
+
+
+def test_rerank_needs_a_reranker(http):
     assert_openai_error(
         http.post("/v1/rerank", json={"model": EMBED_ID, "query": "q", "docs": ["a"]}),
         400,
@@ -177,17 +174,16 @@ def test_openapi_documents_the_v1_routes(http):
     assert {"/models", "/embeddings", "/rerank"} <= set(spec["paths"])
 
 
-def test_bentoml_batchable_apis_share_the_core(http):
+def test_bentoml_batchable_apis_share_the_core(http, tiny_models):
     replies = http.post(
         "/embeddings",
         json={"requests": [{"model": EMBED_ID, "input": "a dog"}, {"model": "nope", "input": "x"}]},
     ).json()
     assert len(replies[0]["data"][0]["embedding"]) == 32
     assert replies[1]["error"]["message"].startswith("Model 'nope' is not deployed.")
-    ranked = http.post(
-        "/rerank", json={"requests": [{"model": RERANK_ID, "query": "q", "docs": ["a", "b"]}]}
-    ).json()
-    assert sorted(r["index"] for r in ranked[0]["results"]) == [0, 1]
+    rerank = {"model": RERANK_ID, "query": "q", "docs": ["a", "b"]}
+    ranked = http.post("/rerank", json={"requests": [rerank]}).json()
+    assert_rerank_matches(tiny_models[RERANK_ID], rerank, ranked[0]["results"])
     assert {m["id"] for m in http.post("/models", json={}).json()["data"]} >= {EMBED_ID}
 
 

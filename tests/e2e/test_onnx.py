@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -12,7 +16,8 @@ import pytest
 from handlers.backend import EngineBackend
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.imagehost import png_bytes
-from tests.servers import ServiceProcess
+from tests.oracles import assert_rerank_matches
+from tests.servers import ROOT, ServiceProcess
 
 TEXTS = ["a red dress", "blue running shoes for the trail", "x " * 300, "ok"]
 
@@ -59,14 +64,11 @@ def test_export_lands_in_the_model_cache_and_models_report_their_backend(onnx_se
     assert f"model {CLIP_ID}: ONNX export covers text embedders only, not CLIP" in logs
 
 
-def test_rerank_and_images_keep_working_on_torch(onnx_server):
-    ranked = httpx.post(
-        f"{onnx_server.url}/v1/rerank",
-        json={"model": RERANK_ID, "query": "shoes", "documents": ["a", "b", "c"]},
-        timeout=30,
-    )
+def test_rerank_and_images_keep_working_on_torch(onnx_server, tiny_models):
+    body = {"model": RERANK_ID, "query": "shoes", "documents": ["a", "b", "c"]}
+    ranked = httpx.post(f"{onnx_server.url}/v1/rerank", json=body, timeout=30)
     assert ranked.status_code == 200, ranked.text
-    assert sorted(r["index"] for r in ranked.json()["results"]) == [0, 1, 2]
+    assert_rerank_matches(tiny_models[RERANK_ID], body, ranked.json()["results"])
     image = base64.b64encode(png_bytes()).decode()
     images = httpx.post(
         f"{onnx_server.url}/v1/embeddings",
@@ -74,6 +76,52 @@ def test_rerank_and_images_keep_working_on_torch(onnx_server):
         timeout=30,
     )
     assert images.status_code == 200, images.text
+
+
+# One worker of a fleet sharing a volume: import everything, wait until every worker is
+# ready (so they reach plan() together), plan, then serve one input with onnxruntime.
+WORKER = """
+import json, logging, sys, time
+from pathlib import Path
+import onnxruntime, optimum.exporters.onnx, transformers
+from handlers import onnx
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+model, root, gate, me, workers = sys.argv[1:]
+Path(gate, me).touch()
+while len(list(Path(gate).iterdir())) < int(workers):
+    time.sleep(0.01)
+plan = onnx.plan(model, "tiny/bert-embedder", "auto", Path(root))
+session = onnxruntime.InferenceSession(str(plan.folder / "model.onnx"))
+names = {i.name for i in session.get_inputs()}
+tokens = transformers.AutoTokenizer.from_pretrained(plan.folder)("a red dress", return_tensors="np")
+(hidden, *_) = session.run(None, {k: v for k, v in tokens.items() if k in names})
+print(json.dumps({"folder": str(plan.folder), "shape": list(hidden.shape)}))
+"""
+
+
+def test_workers_sharing_an_empty_cache_export_once_and_all_serve(tiny_models, tmp_path):
+    gate, root = tmp_path / "gate", tmp_path / "cache"
+    gate.mkdir()
+    args = [str(tiny_models[EMBED_ID]), str(root), str(gate)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, *args, str(i), "2"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], results
+    logs = "".join(err for _, err in results)
+    assert logs.count("handlers.onnx: exporting ") == 1, logs
+    replies = [json.loads(out.splitlines()[-1]) for out, _ in results]
+    assert replies[0]["folder"] == replies[1]["folder"]
+    assert all(reply["shape"][-1] == 32 for reply in replies)
+    (exported,) = Path(replies[0]["folder"]).parent.parent.glob("*/*/model.onnx")
+    assert not list(exported.parent.parent.glob(".export-*"))
 
 
 async def test_int8_is_close_to_torch(make_settings, tiny_models, tmp_path):

@@ -17,6 +17,7 @@ import pytest
 
 from runpod_adapter.handler import ACCEPTED_SHAPES
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
+from tests.oracles import assert_rerank_matches
 from tests.runpod_procs import LocalApi, assert_error, worker_env
 
 DEPLOYED = f"{EMBED_ID}, {RERANK_ID}, {CLIP_ID}"
@@ -25,10 +26,6 @@ DEPLOYED = f"{EMBED_ID}, {RERANK_ID}, {CLIP_ID}"
 @pytest.fixture(scope="module")
 def worker(model_env: dict[str, str]) -> Iterator[LocalApi]:
     api = LocalApi(worker_env(model_env))
-    print(
-        f"\nrunpod_adapter --rp_serve_api: first job answered {api.first_job_seconds:.1f}s "
-        "after process start"
-    )
     try:
         yield api
     finally:
@@ -48,10 +45,6 @@ def png_data_uri(size: int = 32) -> str:
 
 
 # ----------------------------------------------------------------------------- success
-def test_first_job_is_answered_soon_after_start(worker):
-    assert worker.first_job_seconds < 240
-
-
 def test_models_via_openai_route_is_the_body_itself(worker):
     output = worker.runsync({"openai_route": "/v1/models"})
     assert output["object"] == "list"
@@ -79,23 +72,20 @@ def test_openai_route_embeddings_are_a_one_element_list(worker):
     assert all(isinstance(x, float) for x in output[0]["data"][0]["embedding"])
 
 
-def test_native_rerank_with_docs_alias(worker):
+def test_native_rerank_with_docs_alias(worker, tiny_models):
     docs = ["a cat on the house", "the weather today", "a dog"]
     job = {"model": RERANK_ID, "query": "cat", "docs": docs, "return_docs": True}
     output = worker.runsync(job)
     assert output["object"] == "rerank" and output["model"] == RERANK_ID
-    scores = [r["relevance_score"] for r in output["results"]]
-    assert scores == sorted(scores, reverse=True)
-    assert sorted(r["index"] for r in output["results"]) == [0, 1, 2]
-    assert all(r["document"] == docs[r["index"]] for r in output["results"])
+    assert_rerank_matches(tiny_models[RERANK_ID], job, output["results"])
 
 
-def test_openai_route_rerank_is_a_one_element_list(worker):
+def test_openai_route_rerank_is_a_one_element_list(worker, tiny_models):
     body = {"model": RERANK_ID, "query": "cat", "documents": ["a cat", "a dog"], "top_n": 1}
     output = worker.runsync({"openai_route": "/v1/rerank", "openai_input": body})
     assert isinstance(output, list) and len(output) == 1
-    assert output[0]["object"] == "rerank" and len(output[0]["results"]) == 1
-    assert "document" not in output[0]["results"][0]
+    assert output[0]["object"] == "rerank"
+    assert_rerank_matches(tiny_models[RERANK_ID], body, output[0]["results"])
 
 
 def test_image_embedding_from_data_uri(worker):
@@ -265,6 +255,6 @@ def test_parity_with_http(worker, server, route, body):
 
 
 def test_sigterm_stops_the_local_api_worker(worker):
-    code, seconds = worker.stop(timeout=30)
+    code = worker.stop(timeout=30)
     assert code == 0, worker.logs()
-    assert seconds < 30 and "engines stopped" in worker.logs()
+    assert "engines stopped" in worker.logs()

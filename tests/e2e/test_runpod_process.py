@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -21,7 +20,6 @@ def test_test_input_runs_one_job_and_exits(model_env):
             "openai_input": {"model": EMBED_ID, "input": "hello"},
         }
     }
-    began = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "runpod_adapter", "--test_input", json.dumps(job)],
         cwd=ROOT,
@@ -30,12 +28,10 @@ def test_test_input_runs_one_job_and_exits(model_env):
         text=True,
         timeout=240,
     )
-    elapsed = time.monotonic() - began
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "Job result: {'output': [{'object': 'list'" in out
     assert "engines stopped" in out
-    print(f"\nrunpod_adapter --test_input: whole process {elapsed:.1f}s")
 
 
 def test_bad_configuration_exits_with_one_line(model_env):
@@ -78,10 +74,10 @@ def test_real_worker_loop_takes_jobs_concurrently_and_stops_on_sigterm(model_env
         proc = WorkerProcess(env, [])
         try:
             assert fake.all_done.wait(240), proc.logs()
-            code, seconds = proc.stop(timeout=60)
+            code = proc.stop(timeout=60)
         finally:
             proc.stop(timeout=5)
-    assert code == 0 and seconds < 60, proc.logs()
+    assert code == 0, proc.logs()
     assert "engines stopped" in proc.logs()
     # The concurrency modifier asked for RUNPOD_MAX_CONCURRENCY jobs per take.
     assert "batch_size=4" in fake.take_paths[0]

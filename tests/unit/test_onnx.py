@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -77,3 +78,51 @@ def test_optimum_refuses_dtypes_onnx_cannot_serve():
 
 def test_cache_root_follows_hf_home(tmp_path: Path):
     assert onnx.cache_root(str(tmp_path)) == tmp_path / "onnx"
+
+
+def test_a_scratch_folder_left_by_a_killed_export_is_removed(tiny_models, tmp_path: Path):
+    source = str(tiny_models[EMBED_ID])
+    model_dir = onnx.plan(source, EMBED_ID, "auto", tmp_path).folder.parent
+    shutil.rmtree(model_dir / "fp32")
+    left = model_dir / ".export-killed" / "model"
+    left.mkdir(parents=True)
+    (left / "model.onnx").write_bytes(b"half")
+    plan = onnx.plan(source, EMBED_ID, "auto", tmp_path)
+    assert not list(model_dir.glob(".export-*"))
+    assert (plan.folder / "model.onnx").stat().st_size > 4
+
+
+@pytest.mark.parametrize("package", onnx.EXPORTER_PACKAGES)
+def test_the_cache_key_changes_with_an_exporter_version(tiny_models, monkeypatch, package):
+    source = tiny_models[EMBED_ID]
+    before = onnx._digest(source)
+    real = onnx.version
+    monkeypatch.setattr(onnx, "version", lambda name: real(name) + "+1" * (name == package))
+    assert onnx._digest(source) != before
+
+
+def test_int8_silences_only_the_quantisers_info_records(
+    tiny_models, monkeypatch, caplog, tmp_path: Path
+):
+    import onnxruntime.quantization
+
+    quantize = onnxruntime.quantization.quantize_dynamic
+    seen: list[bool] = []
+
+    def observed(*args, **kwargs):
+        logging.getLogger("elsewhere").info("another thread's record")
+        logging.info("a root record from outside the quantiser")
+        seen.append(logging.root.manager.disable == logging.NOTSET)
+        return quantize(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", observed)
+    with caplog.at_level(logging.INFO):
+        onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "int8", tmp_path)
+    assert seen == [True]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "another thread's record" in messages
+    assert "a root record from outside the quantiser" in messages
+    quantiser = str(Path(onnxruntime.quantization.__file__).parent)
+    from_quantiser = [r for r in caplog.records if r.pathname.startswith(quantiser)]
+    assert all(r.levelno >= logging.WARNING for r in from_quantiser)
+    assert logging.root.filters == []
