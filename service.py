@@ -12,7 +12,7 @@ from handlers.backend import EngineBackend
 from handlers.core import Core
 from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ServiceError, openai_error_body
-from handlers.http import BearerAuthMiddleware, HotRoutes, build_app
+from handlers.http import BearerAuthMiddleware, V1App
 from handlers.media import ImageFetcher
 from handlers.runners import preload_infinity
 from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
@@ -21,7 +21,7 @@ log = logging.getLogger("embedding_service")
 # Parsed once per process, at import: the class decorator below needs the server options;
 # the service instance uses the same object unless it is handed its own (RunPod adapter).
 SETTINGS = load_settings()
-v1 = build_app()
+v1 = V1App()
 drain = Drain()
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
@@ -29,8 +29,7 @@ logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 def _api_key() -> str | None:
     """The key the auth middleware checks: read once from the running service's settings."""
-    core: Core | None = getattr(v1.state, "core", None)
-    key = core.settings.api_key if core else None
+    key = v1.core.settings.api_key if v1.core else None
     return key.get_secret_value() if key else None
 
 
@@ -43,7 +42,7 @@ def _api_key() -> str | None:
     logging={"access": {"enabled": SETTINGS.access_log}},
     metrics={"enabled": SETTINGS.prometheus_metrics},
 )
-@bentoml.asgi_app(HotRoutes(v1), path="/v1")
+@bentoml.asgi_app(v1, path="/v1")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank; one scheduler per model over its engine."""
 
@@ -54,7 +53,7 @@ class EmbeddingService:
         if self.settings.uses_bundled_model:
             log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
         self.core = Core(self.settings, EngineBackend(self.settings), ImageFetcher(self.settings))
-        v1.state.core = self.core
+        v1.core = self.core
 
     @bentoml.on_startup
     async def start(self) -> None:

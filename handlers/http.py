@@ -1,4 +1,4 @@
-"""The /v1 HTTP routes: thin FastAPI handlers over the core, plus bearer-key middleware."""
+"""The /v1 HTTP routes: one route table over the core (plain ASGI), and bearer-key middleware."""
 
 from __future__ import annotations
 
@@ -8,90 +8,86 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import get_route_path
 
 from .core import Core
 from .errors import ErrorKind, ServiceError, openai_error_body
-from .schemas import (
-    EmbeddingsRequest,
-    EmbeddingsResponse,
-    ErrorResponse,
-    ModelList,
-    RerankRequest,
-    RerankResponse,
-)
+from .openapi import openapi_document
 
-__all__ = ["OPEN_PATHS", "BearerAuthMiddleware", "HotRoutes", "build_app", "error_response"]
+__all__ = ["OPEN_PATHS", "ROUTES", "BearerAuthMiddleware", "V1App", "error_response"]
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
-_METHODS = {"/models": "GET", "/embeddings": "POST", "/rerank": "POST"}
-_HOT = {path: f"/v1{path}" for path, method in _METHODS.items() if method == "POST"}
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 500, 501, 503)
+# path under /v1 -> (method, core route or None for the OpenAPI document)
+ROUTES: dict[str, tuple[str, str | None]] = {
+    "/models": ("GET", "/v1/models"),
+    "/embeddings": ("POST", "/v1/embeddings"),
+    "/rerank": ("POST", "/v1/rerank"),
+    "/openapi.json": ("GET", None),
 }
+Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+class Reply:
+    """A JSON response: status, body and extra headers, sent over ASGI in two messages."""
+
+    def __init__(self, body: Any, status: int = 200, headers: dict[str, str] | None = None):
+        self.status = status
+        self.body = orjson.dumps(body)
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
+        self.headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+
+    async def __call__(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
-def error_response(error: ServiceError) -> Response:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return json_response(openai_error_body(error), error.status, headers)
+def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> Reply:
+    extra = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+    return Reply(openai_error_body(error), error.status, {**extra, **(headers or {})})
 
 
-def _body_doc(model: type) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+def _client_closed() -> ServiceError:
+    return ServiceError(
+        ErrorKind.INVALID, "The client closed the connection.", code="client_closed"
+    )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
     too_large = ServiceError(
         ErrorKind.TOO_LARGE,
         f"The request body exceeds {limit} bytes (MAX_REQUEST_BYTES).",
         code="request_too_large",
     )
-    declared = request.headers.get("content-length", "")
+    declared = dict(scope.get("headers") or []).get(b"content-length", b"")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _client_closed()
+        body += message.get("body", b"")
         if len(body) > limit:
             raise too_large
-    return bytes(body)
+        if not message.get("more_body"):
+            return bytes(body)
 
 
-async def _call(core: Core, request: Request, route: str, with_body: bool) -> Response:
-    try:
-        body = None
-        if with_body:
-            raw = await _read_body(request, core.settings.max_request_bytes)
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise ServiceError(
-                    ErrorKind.INVALID, f"The request body is not valid JSON: {exc.msg}."
-                ) from None
-        return json_response(await _unless_client_leaves(request, core.dispatch(route, body)))
-    except ServiceError as error:
-        return error_response(error)
-
-
-async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Any]) -> Any:
+async def _unless_client_leaves(receive: Receive, work: Coroutine[Any, Any, Any]) -> Any:
     """Await `work`; if the client disconnects first, cancel it (its queued inputs are
-    dropped before inference, its admission released) and answer 499 to nobody."""
+    dropped before inference, its admission released) and answer nobody."""
     task = asyncio.current_task()
     assert task is not None
     gone = False
 
     async def watch() -> None:
         nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
+        while (await receive())["type"] != "http.disconnect":
             pass
         gone = True
         task.cancel()
@@ -103,109 +99,65 @@ async def _unless_client_leaves(request: Request, work: Coroutine[Any, Any, Any]
         if not gone:
             raise
         task.uncancel()
-        raise ServiceError(
-            ErrorKind.INVALID, "The client closed the connection.", code="client_closed"
-        ) from None
+        raise _client_closed() from None
     finally:
         watcher.cancel()
 
 
-def build_app() -> FastAPI:
-    """The FastAPI app BentoML mounts at /v1; `app.state.core` is set by the service."""
-    app = FastAPI(title="Embeddings and rerank (OpenAI-compatible)", docs_url=None, redoc_url=None)
+class V1App:
+    """The ASGI app BentoML mounts at /v1: ROUTES over the core, OpenAI-shaped errors for
+    unknown paths (404) and wrong methods (405 with Allow). `core` is set by the service."""
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        kind = {404: ErrorKind.NOT_FOUND}.get(exc.status_code, ErrorKind.INVALID)
-        error = ServiceError(kind, str(exc.detail))
-        body = openai_error_body(error)
-        body["error"]["code"] = str(exc.status_code)
-        return json_response(body, exc.status_code, dict(exc.headers or {}))  # e.g. Allow
+    def __init__(self) -> None:
+        self.core: Core | None = None
+        self._openapi: dict[str, Any] | None = None
 
-    @app.get("/models", response_model=ModelList, responses=_ERRORS)
-    async def models(request: Request) -> Response:
-        """List served models with their capabilities."""
-        return await _call(app.state.core, request, "/v1/models", with_body=False)
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = get_route_path(scope)
+        route = ROUTES.get(path)
+        if route is None:
+            error = ServiceError(ErrorKind.NOT_FOUND, f"Not Found: /v1{path}")
+            return await error_response(error)(send)
+        method, core_route = route
+        if scope["method"] != method:
+            body = openai_error_body(ServiceError(ErrorKind.INVALID, "Method Not Allowed"))
+            body["error"]["code"] = "405"
+            return await Reply(body, 405, {"Allow": method})(send)
+        try:
+            if self.core is None:
+                raise ServiceError(ErrorKind.NOT_READY, "The service is starting. Retry shortly.")
+            if core_route is None:
+                return await Reply(self.openapi())(send)
+            await Reply(await self._dispatch(self.core, core_route, scope, receive))(send)
+        except ServiceError as error:
+            await error_response(error)(send)
 
-    @app.post(
-        "/embeddings",
-        response_model=EmbeddingsResponse,
-        responses=_ERRORS,
-        openapi_extra=_body_doc(EmbeddingsRequest),
-    )
-    async def embeddings(request: Request) -> Response:
-        """Create embeddings for texts or images (OpenAI-compatible)."""
-        return await _call(app.state.core, request, "/v1/embeddings", with_body=True)
+    async def _dispatch(
+        self, core: Core, route: str, scope: dict[str, Any], receive: Receive
+    ) -> dict[str, Any]:
+        body = None
+        if scope["method"] == "POST":
+            raw = await _read_body(scope, receive, core.settings.max_request_bytes)
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ServiceError(
+                    ErrorKind.INVALID, f"The request body is not valid JSON: {exc.msg}."
+                ) from None
+        return await _unless_client_leaves(receive, core.dispatch(route, body))
 
-    @app.post(
-        "/rerank",
-        response_model=RerankResponse,
-        responses=_ERRORS,
-        openapi_extra=_body_doc(RerankRequest),
-    )
-    async def rerank(request: Request) -> Response:
-        """Score documents against a query, highest first."""
-        return await _call(app.state.core, request, "/v1/rerank", with_body=True)
-
-    @app.api_route(
-        "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
-    )
-    async def unknown(path: str) -> Response:
-        # BentoML mounts /v1 passively: without this, unknown paths get a plain-text 404.
-        # A known path with another method lands here too (this route matches fully).
-        allowed = _METHODS.get(f"/{path}")
-        if allowed:
-            error = ServiceError(ErrorKind.INVALID, "Method Not Allowed", code="405")
-            return json_response(openai_error_body(error), 405, {"Allow": allowed})
-        return error_response(ServiceError(ErrorKind.NOT_FOUND, f"Not Found: /v1/{path}"))
-
-    def openapi() -> dict[str, Any]:
-        """FastAPI's document, with each route's `model` limited to the ids that route
-        serves (known once the engines are up; the document is cached only then)."""
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = FastAPI.openapi(app)
-        core: Core | None = getattr(app.state, "core", None)
-        if core is None or not core.ready:
-            app.openapi_schema = None
-            return schema
-        infos = core.backend.models().values()
-        for path, capability in (("/embeddings", "embed"), ("/rerank", "rerank")):
-            body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
-            ids = [info.id for info in infos if capability in info.capabilities]
-            if ids:
-                body["schema"]["properties"]["model"]["enum"] = ids
-        sizes = [info.dimensions for info in infos if info.dimensions]
-        if sizes:
-            embeddings = schema["paths"]["/embeddings"]["post"]["requestBody"]
-            dimensions = embeddings["content"]["application/json"]["schema"]["properties"]
-            dimensions["dimensions"]["anyOf"][0]["maximum"] = max(sizes)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
-
-
-class HotRoutes:
-    """The ASGI app mounted at /v1: POST /embeddings and /rerank go straight to the core;
-    every other request (docs, models, unknown paths, wrong methods) goes to FastAPI.
-
-    Both paths run the same `_call`, so replies are identical; skipping FastAPI's routing,
-    exception and exit-stack layers saves event-loop time on every request (BENCHMARKS.md).
-    """
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.state = app.state  # the service sets state.core
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            route = _HOT.get(get_route_path(scope))
-            if route:
-                request = Request(scope, receive)
-                response = await _call(self.state.core, request, route, with_body=True)
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
+    def openapi(self) -> dict[str, Any]:
+        """The document of these routes, built from the wire schemas; each route's `model`
+        is limited to the ids it serves once the models are loaded (cached from then on)."""
+        if self._openapi is not None:
+            return self._openapi
+        infos = list(self.core.backend.models().values()) if self.core else []
+        document = openapi_document(infos)
+        if infos:
+            self._openapi = document
+        return document
 
 
 class BearerAuthMiddleware:
@@ -229,7 +181,5 @@ class BearerAuthMiddleware:
                     "Missing or invalid API key: send 'Authorization: Bearer <API_KEY>'.",
                     code="invalid_api_key",
                 )
-                response = error_response(error)
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return await response(scope, receive, send)
+                return await error_response(error, {"WWW-Authenticate": "Bearer"})(send)
         return await self.app(scope, receive, send)

@@ -1,6 +1,8 @@
-"""HotRoutes: POST /embeddings and /rerank skip FastAPI yet answer exactly as FastAPI does."""
+"""The /v1 ASGI app: one route table, OpenAI-shaped 404/405, the OpenAPI document, disconnects."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import pytest
@@ -8,29 +10,15 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from handlers.core import Core
-from handlers.http import HotRoutes, build_app
+from handlers.http import ROUTES, V1App
 from tests.fakes import FakeBackend, FakeImages
 
-CASES = [
-    ("/v1/embeddings", {"model": "embedder", "input": ["a", "b"]}),
-    ("/v1/embeddings", {"model": "embedder", "input": "a", "encoding_format": "base64"}),
-    ("/v1/embeddings", {"model": "nope", "input": "a"}),
-    ("/v1/embeddings", {"model": "embedder", "input": [1.5]}),
-    ("/v1/rerank", {"model": "reranker", "query": "red", "documents": ["red", "blue"]}),
-    ("/v1/rerank", {"model": "embedder", "query": "q", "documents": ["a"]}),
-]
 
-
-def mounted(hot: bool, make_settings) -> Starlette:
+def mounted(make_settings, backend: FakeBackend | None = None, **env: str) -> Starlette:
     """The /v1 app mounted under a parent app at /v1, as BentoML mounts it."""
-    app = build_app()
-    app.state.core = Core(make_settings(), FakeBackend(), FakeImages())
-    return Starlette(routes=[Mount("/v1", app=HotRoutes(app) if hot else app)])
-
-
-def stable(body: dict) -> dict:
-    """A reply without its per-response id and timestamp."""
-    return {k: v for k, v in body.items() if k not in ("id", "created")}
+    app = V1App()
+    app.core = Core(make_settings(**env), backend or FakeBackend(), FakeImages())
+    return Starlette(routes=[Mount("/v1", app=app)])
 
 
 async def send(app: Starlette, method: str, path: str, **kwargs) -> httpx.Response:
@@ -39,28 +27,99 @@ async def send(app: Starlette, method: str, path: str, **kwargs) -> httpx.Respon
         return await client.request(method, path, **kwargs)
 
 
-@pytest.mark.parametrize(("path", "body"), CASES)
-async def test_hot_path_replies_as_fastapi_does(make_settings, path, body):
-    hot = await send(mounted(True, make_settings), "POST", path, json=body)
-    plain = await send(mounted(False, make_settings), "POST", path, json=body)
-    assert (hot.status_code, stable(hot.json())) == (plain.status_code, stable(plain.json()))
-    assert hot.headers["content-type"] == plain.headers["content-type"]
+async def test_routes_answer_through_the_core(make_settings):
+    app = mounted(make_settings)
+    ok = await send(app, "POST", "/v1/embeddings", json={"model": "embedder", "input": ["a"]})
+    assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
+    assert len(ok.json()["data"]) == 1
+    models = await send(app, "GET", "/v1/models")
+    assert {m["id"] for m in models.json()["data"]} == {"embedder", "reranker", "clip"}
+    missing = await send(app, "POST", "/v1/embeddings", json={"model": "nope", "input": "a"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"].startswith("Model 'nope' is not deployed.")
 
 
-async def test_hot_path_bypasses_fastapi_and_the_rest_still_reaches_it(make_settings):
-    app = mounted(True, make_settings)
-    fastapi_app = app.routes[0].app.app
-    seen = []
+@pytest.mark.parametrize(("method", "path"), [(m, f"/v1{p}") for p, (m, _) in ROUTES.items()])
+async def test_a_wrong_method_is_405_with_allow(make_settings, method, path):
+    wrong = "GET" if method == "POST" else "POST"
+    reply = await send(mounted(make_settings), wrong, path)
+    assert reply.status_code == 405 and reply.headers["allow"] == method
+    assert reply.json()["error"]["code"] == "405"
 
-    async def spy(scope, receive, send_):
-        seen.append((scope["method"], scope["path"]))
-        return await build_app_call(scope, receive, send_)
 
-    build_app_call = fastapi_app.__call__
-    app.routes[0].app.app = spy
-    ok = await send(app, "POST", "/v1/embeddings", json={"model": "embedder", "input": "a"})
-    assert ok.status_code == 200 and seen == []
-    assert (await send(app, "GET", "/v1/embeddings")).headers["allow"] == "POST"
-    assert (await send(app, "GET", "/v1/models")).status_code == 200
-    assert (await send(app, "POST", "/v1/nothing", json={})).status_code == 404
-    assert [path for _, path in seen] == ["/v1/embeddings", "/v1/models", "/v1/nothing"]
+async def test_unknown_paths_and_bad_bodies_are_openai_errors(make_settings):
+    app = mounted(make_settings, max_request_bytes="100")
+    unknown = await send(app, "POST", "/v1/chat/completions", json={})
+    assert unknown.status_code == 404 and "Not Found: /v1/chat/completions" in unknown.text
+    bad = await send(app, "POST", "/v1/embeddings", content=b"{not json")
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+    big = await send(app, "POST", "/v1/embeddings", json={"input": "x" * 200})
+    assert big.status_code == 413 and "MAX_REQUEST_BYTES" in big.json()["error"]["message"]
+
+
+async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
+    spec = (await send(mounted(make_settings), "GET", "/v1/openapi.json")).json()
+    assert set(spec["paths"]) == {"/models", "/embeddings", "/rerank"}
+    body = spec["paths"]["/embeddings"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip"]
+    assert body["schema"]["properties"]["dimensions"]["anyOf"][0]["maximum"] == 8
+    rerank = spec["paths"]["/rerank"]["post"]["requestBody"]["content"]["application/json"]
+    assert rerank["schema"]["properties"]["model"]["enum"] == ["reranker"]
+    refs = [
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        for item in spec["paths"].values()
+        for op in item.values()
+    ]
+    assert all(ref.rsplit("/", 1)[1] in spec["components"]["schemas"] for ref in refs)
+
+
+class SlowBackend(FakeBackend):
+    """embed() waits until cancelled; records that it was."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def embed(self, model, items):
+        self.started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return await super().embed(model, items)
+
+
+async def test_a_client_that_disconnects_cancels_its_request(make_settings):
+    backend = SlowBackend()
+    app = V1App()
+    app.core = Core(make_settings(), backend, FakeImages())
+    body = b'{"model": "embedder", "input": ["a"]}'
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    gone = asyncio.Event()
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict] = []
+
+    async def send_(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/embeddings",
+        "headers": [],
+        "root_path": "",
+    }
+    call = asyncio.ensure_future(app(scope, receive, send_))
+    await asyncio.wait_for(backend.started.wait(), 5)
+    gone.set()
+    await asyncio.wait_for(call, 5)
+    assert backend.cancelled
+    assert backend.admissions == [1]  # admitted once; the context released it on cancel
