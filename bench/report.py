@@ -145,7 +145,7 @@ def markdown(res: dict) -> str:
         "|---|---:|---:|:-:|",
     ]
     for what, ratio, target, met in targets(res):
-        lines.append(f"| {what} | {ratio:.2f}x | {target:.1f}x | {'yes' if met else '**no**'} |")
+        lines.append(f"| {what} | {ratio:.2f}x | {target:.2f}x | {'yes' if met else '**no**'} |")
     lines += [
         "",
         "## Ceilings (in-process, best batch size)",
