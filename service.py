@@ -7,47 +7,77 @@ import logging
 from typing import Any
 
 import bentoml
+from bentoml.exceptions import BentoMLException
 
 from handlers.backend import EngineBackend
 from handlers.core import Core
 from handlers.drain import Drain, DrainMiddleware
-from handlers.errors import ServiceError, openai_error_body
+from handlers.errors import ErrorKind, ServiceError, openai_error_body
 from handlers.http import BearerAuthMiddleware, V1App
 from handlers.media import ImageFetcher
 from handlers.runners import preload_infinity
-from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
+from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings, settings_or_exit
 
 log = logging.getLogger("embedding_service")
-# Parsed once per process, at import: the class decorator below needs the server options;
-# the service instance uses the same object unless it is handed its own (RunPod adapter).
-SETTINGS = load_settings()
+# The class decorator needs the server options at import: where to listen
+# (INFINITY_HOST, INFINITY_PORT), access log, metrics. A bad value of any variable exits
+# here with its one line. Everything else is read by the instance (load_settings() parses
+# the environment once per process, so both see the same object).
+SERVER = settings_or_exit()
 v1 = V1App()
-drain = Drain()
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
+def _running() -> EmbeddingService | None:
+    """The instance this server runs (BentoML binds it once constructed), or None."""
+    try:
+        return bentoml.get_current_service()
+    except BentoMLException:
+        return None
+
+
 def _api_key() -> str | None:
-    """The key the auth middleware checks: read once from the running service's settings."""
-    key = v1.core.settings.api_key if v1.core else None
+    """The key the auth middleware checks (None: auth off), from the running instance.
+
+    Raises:
+        ServiceError: NOT_READY while no instance is bound (authentication fails closed).
+    """
+    service = _running()
+    if service is None:
+        raise ServiceError(
+            ErrorKind.NOT_READY,
+            "The service has not started yet: no request is accepted before it has.",
+            code="not_ready",
+        )
+    key = service.settings.api_key
     return key.get_secret_value() if key else None
+
+
+def _draining() -> bool:
+    service = _running()
+    return service is not None and service.drain.draining
 
 
 @bentoml.service(
     name="embedding-service",
     traffic={"timeout": 300, "max_concurrency": 4096},
     workers=1,
+    # `bentoml serve .` binds here too; keep-alive and graceful shutdown are command-line
+    # flags only in BentoML 1.4: `make serve` and the image's command pass them.
+    http={"host": SERVER.infinity_host, "port": SERVER.infinity_port},
     # One access line per request costs about a quarter of the throughput on small
     # requests (BENCHMARKS.md): off unless ACCESS_LOG=true. Prometheus metrics likewise.
-    logging={"access": {"enabled": SETTINGS.access_log}},
-    metrics={"enabled": SETTINGS.prometheus_metrics},
+    logging={"access": {"enabled": SERVER.access_log}},
+    metrics={"enabled": SERVER.prometheus_metrics},
 )
 @bentoml.asgi_app(v1, path="/v1")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank; one scheduler per model over its engine."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or SETTINGS
+        self.settings = settings or load_settings()
+        self.drain = Drain()
         if self.settings.backend != "optimum":
             preload_infinity()  # overlaps the server's own start-up; loading waits for it
         if self.settings.uses_bundled_model:
@@ -62,14 +92,14 @@ class EmbeddingService:
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:
         """HTTP server only (the RunPod worker calls start() itself, from another thread)."""
-        drain.install(self.settings.shutdown_drain_seconds, self.core.backend.close_admission)
+        self.drain.install(self.settings.shutdown_drain_seconds, self.core.backend.close_admission)
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
         await self.core.stop()
 
     def __is_ready__(self) -> bool:
-        return self.core.ready and not drain.draining
+        return self.core.ready and not self.drain.draining
 
     def __is_alive__(self) -> bool:
         """/livez: false once a model is dead (a batching thread died, or a long stall)."""
@@ -101,7 +131,7 @@ class EmbeddingService:
 
 
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
-EmbeddingService.add_asgi_middleware(DrainMiddleware, drain=drain)
+EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)
 
 
 def create_service(settings: Settings) -> EmbeddingService:

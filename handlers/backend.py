@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import onnx
+from . import ct2, onnx
 from .runners import Loaded, load_infinity
 from .scheduler import Limits, Scheduler, model_dead
 from .settings import ModelSpec, Settings
@@ -143,7 +143,9 @@ class EngineBackend:
 
     def _load(self, spec: ModelSpec) -> Loaded:
         """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
-        onnx.plan) and run by onnxruntime; other models run on torch, with a log line."""
+        onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
+        converted once by Infinity, under a cross-process lock. Other models run on torch,
+        with a log line."""
         backend = self._settings.backend
         if backend == "optimum":
             root = onnx.cache_root(self._settings.hf_home)
@@ -160,9 +162,16 @@ class EngineBackend:
                 )
                 runner = OnnxEmbedder(decision.folder, decision.precision, decision.pooling)
                 return Loaded([runner], frozenset({"embed"}), backend)
-            log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, decision)
-            backend = "torch"
-        return load_infinity(spec, self._settings, backend)
+            reason = decision
+        elif backend == "ctranslate2":
+            reason = ct2.unsupported(spec.path, spec.revision)
+            if reason is None:
+                with ct2.conversion_lock():
+                    return load_infinity(spec, self._settings, backend)
+        else:
+            return load_infinity(spec, self._settings, backend)
+        log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, reason)
+        return load_infinity(spec, self._settings, "torch")
 
     def _scheduler(self, model: str) -> Scheduler:
         scheduler = self._schedulers[model]

@@ -58,18 +58,19 @@ class Drain:
 
 
 class DrainMiddleware:
-    """ASGI middleware: while draining, every HTTP response carries `Connection: close`."""
+    """ASGI middleware: while `draining()` (the running service's Drain), every HTTP
+    response carries `Connection: close`."""
 
-    def __init__(self, app: Any, drain: Drain) -> None:
+    def __init__(self, app: Any, draining: Callable[[], bool]) -> None:
         self.app = app
-        self._drain = drain
+        self._draining = draining
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
         async def closing_send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and self._drain.draining:
+            if message["type"] == "http.response.start" and self._draining():
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                 message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)

@@ -162,7 +162,11 @@ class V1App:
 
 class BearerAuthMiddleware:
     """ASGI middleware: when a key is configured, every path but OPEN_PATHS needs
-    `Authorization: Bearer <key>` (compared in constant time); otherwise a 401."""
+    `Authorization: Bearer <key>` (compared in constant time); otherwise a 401.
+
+    `key()` returns the key, or None for no auth; it raises a ServiceError while the key
+    is not known (the service is not running), and that error is the answer: fail closed.
+    """
 
     def __init__(self, app: Any, key: Callable[[], str | None]) -> None:
         self.app = app
@@ -171,7 +175,10 @@ class BearerAuthMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
-        key = self._key()
+        try:
+            key = self._key()
+        except ServiceError as error:
+            return await error_response(error)(send)
         if key:
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             expected = b"Bearer " + key.encode()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from .conversion import held, non_text_kind, read_config, resolve
 
 __all__ = ["OnnxPlan", "cache_root", "plan"]
 
@@ -21,8 +21,6 @@ log = logging.getLogger(__name__)
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_quantized.onnx"
 PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX_DTYPES
-# Files a Hugging Face snapshot needs for the export; weights are added below.
-SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
 # Packages whose versions change what an export produces: part of the cache key.
 EXPORTER_PACKAGES = ("optimum", "optimum-onnx", "onnx", "onnxruntime", "torch", "transformers")
 SCRATCH_PREFIX = ".export-"  # an export in progress, or left by a process that died in one
@@ -53,13 +51,9 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     Rerankers, CLIP and models whose pooling the optimum engine lacks stay on torch; the
     returned reason is logged by the caller. Settings allow only dtypes in PRECISION.
     """
-    source = _resolve(path)
-    config = json.loads((source / "config.json").read_text())
-    architectures = " ".join(config.get("architectures") or [])
-    if config.get("model_type") == "clip" or "CLIP" in architectures:
-        return "ONNX export covers text embedders only, not CLIP"
-    if "ForSequenceClassification" in architectures:
-        return "ONNX export covers text embedders only, not rerankers"
+    source = resolve(path)
+    if kind := non_text_kind(read_config(source)):
+        return f"ONNX export covers text embedders only, not {kind}"
     pooling = _pooling(source)
     if pooling not in ("mean", "cls"):
         return f"the optimum engine has no {pooling} pooling"
@@ -68,18 +62,6 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     if not folder.is_dir():
         _export_once(source, folder, precision, _max_length(source))
     return OnnxPlan(folder, pooling, precision)
-
-
-def _resolve(path: str) -> Path:
-    """A local folder as is; a Hub id through the cache (its folder names the revision)."""
-    if Path(path).is_dir():
-        return Path(path).resolve()
-    from huggingface_hub import snapshot_download
-
-    folder = Path(snapshot_download(path, allow_patterns=SNAPSHOT_PATTERNS))
-    if not any(folder.glob("*.safetensors")):
-        folder = Path(snapshot_download(path, allow_patterns=[*SNAPSHOT_PATTERNS, "*.bin"]))
-    return folder
 
 
 def _pooling(source: Path) -> str:
@@ -124,21 +106,12 @@ def _digest(source: Path) -> str:
 
 def _export_once(source: Path, folder: Path, precision: str, max_length: int | None) -> None:
     """Export unless another process did meanwhile: workers sharing one volume take a file
-    lock around check-then-export, so one exports and the others wait and reuse it. The OS
-    releases the lock of a process that dies, so a killed export never blocks the next."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder.parent / LOCK_FILE)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log.info("waiting for another process's ONNX export into %s", folder.parent)
-        lock.acquire()
-    try:
+    lock around check-then-export (conversion.held), so one exports and the others wait
+    and reuse it."""
+    with held(folder.parent / LOCK_FILE, f"ONNX export into {folder.parent}"):
         if not folder.is_dir():
             _remove_stale_scratch(folder.parent)
             _export(source, folder, precision, max_length)
-    finally:
-        lock.release()
 
 
 def _remove_stale_scratch(parent: Path) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "load_settings",
+    "settings_or_exit",
 ]
 
 BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -327,3 +328,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             os.environ.setdefault("HF_HOME", settings.hf_home)
         _from_process_env = settings
     return settings
+
+
+def settings_or_exit() -> Settings:
+    """load_settings() for an entry point: a bad value exits non-zero with its one line
+    (`configuration error: ...`), never a traceback."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 
 
@@ -21,12 +20,9 @@ def _exit_on_sigterm(_signum: int, _frame: object) -> None:
 def main() -> None:
     """Exit non-zero with one line on a bad configuration; otherwise serve until stopped."""
     began = time.perf_counter()
-    from handlers.settings import SettingsError, load_settings
+    from handlers.settings import settings_or_exit
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        sys.exit(f"configuration error: {exc}")
+    settings = settings_or_exit()
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(

@@ -9,14 +9,34 @@ from pathlib import Path
 from typing import Any
 
 TOLERANCE = 1e-4
+MAX_TOKENS = 128  # the tiny models' max_seq_length: where the engines truncate
+
+
+@cache
+def _tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def usage_tokens(folder: Path, texts: list[str], query: str | None = None) -> int:
+    """What `usage` must say: tokens by the model's own tokenizer, special tokens included,
+    each input truncated at MAX_TOKENS. With `query`, each text is a rerank document counted
+    together with the query as one pair. Images count no tokens: leave them out of `texts`."""
+    if not texts:
+        return 0
+    first = [query] * len(texts) if query is not None else texts
+    second = texts if query is not None else None
+    ids = _tokenizer(folder)(first, second, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    return sum(map(len, ids))
 
 
 @cache
 def _cross_encoder(folder: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    return AutoTokenizer.from_pretrained(folder), model
+    return _tokenizer(folder), model
 
 
 def rerank_scores(folder: Path, query: str, docs: list[str], raw_scores: bool) -> list[float]:

@@ -45,9 +45,16 @@ class LoopbackHTTPServer:
 
 
 class ServiceProcess:
-    """`python -m handlers.serve` on 127.0.0.1:<free port>; waits for /readyz; stops it."""
+    """`python -m handlers.serve` (or `command`) on 127.0.0.1:<free port>, given by
+    INFINITY_HOST and INFINITY_PORT; waits for /readyz; stops it."""
 
-    def __init__(self, env: dict[str, str], ready_timeout: float = 180.0) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        ready_timeout: float = 180.0,
+        command: tuple[str, ...] = ("-m", "handlers.serve"),
+    ) -> None:
+        self.command = [sys.executable, *command]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -66,7 +73,7 @@ class ServiceProcess:
     def __enter__(self) -> ServiceProcess:
         began = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "handlers.serve"],
+            self.command,
             cwd=ROOT,
             env=self.env,
             stdout=self.log,

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
-from tests.oracles import assert_rerank_matches
+from tests.oracles import assert_rerank_matches, usage_tokens
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_models_lists_every_served_model(client):
     assert models[CLIP_ID].model_extra["capabilities"] == ["embed", "image_embed"]
 
 
-def test_openai_sdk_default_base64_matches_float(client):
+def test_openai_sdk_default_base64_matches_float(client, tiny_models):
     default = client.embeddings.create(model=EMBED_ID, input=["hello world", "a cat"])
     floats = client.embeddings.create(
         model=EMBED_ID, input=["hello world", "a cat"], encoding_format="float"
@@ -52,7 +52,9 @@ def test_openai_sdk_default_base64_matches_float(client):
     assert len(default.data[0].embedding) == 32
     assert np.allclose(default.data[0].embedding, floats.data[0].embedding, atol=1e-6)
     assert np.isclose(np.linalg.norm(floats.data[1].embedding), 1.0, atol=1e-4)
-    assert default.usage.total_tokens > 0 and default.model == EMBED_ID
+    tokens = usage_tokens(tiny_models[EMBED_ID], ["hello world", "a cat"])
+    assert default.usage.total_tokens == default.usage.prompt_tokens == tokens
+    assert default.model == EMBED_ID
 
 
 def test_base64_wire_format_is_little_endian_float32(http):
@@ -133,7 +135,10 @@ def test_rerank_agrees_with_the_models_own_logits(http, tiny_models, request_bod
     reply = http.post("/v1/rerank", json=body)
     assert reply.status_code == 200, reply.text
     assert reply.json()["object"] == "rerank" and reply.json()["model"] == RERANK_ID
-    assert reply.json()["usage"]["total_tokens"] > 0
+    tokens = usage_tokens(
+        tiny_models[RERANK_ID], body.get("documents", body.get("docs")), body["query"]
+    )
+    assert reply.json()["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
     assert_rerank_matches(tiny_models[RERANK_ID], body, reply.json()["results"])
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from runpod_adapter.handler import ACCEPTED_SHAPES
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
-from tests.oracles import assert_rerank_matches
+from tests.oracles import assert_rerank_matches, usage_tokens
 from tests.runpod_procs import LocalApi, assert_error, worker_env
 
 DEPLOYED = f"{EMBED_ID}, {RERANK_ID}, {CLIP_ID}"
@@ -52,7 +52,7 @@ def test_models_via_openai_route_is_the_body_itself(worker):
     assert caps == {EMBED_ID: ["embed"], RERANK_ID: ["rerank"], CLIP_ID: ["embed", "image_embed"]}
 
 
-def test_native_embeddings_return_float_vectors(worker):
+def test_native_embeddings_return_float_vectors(worker, tiny_models):
     output = worker.runsync({"model": EMBED_ID, "input": ["hello world", "a cat"]})
     assert output["object"] == "list" and output["model"] == EMBED_ID
     assert [d["index"] for d in output["data"]] == [0, 1]
@@ -60,7 +60,9 @@ def test_native_embeddings_return_float_vectors(worker):
         assert len(item["embedding"]) == 32
         assert all(isinstance(x, float) for x in item["embedding"])
         assert np.isclose(np.linalg.norm(item["embedding"]), 1.0, atol=1e-4)
-    assert output["usage"]["total_tokens"] > 0 and output["id"].startswith("infinity-")
+    tokens = usage_tokens(tiny_models[EMBED_ID], ["hello world", "a cat"])
+    assert output["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+    assert output["id"].startswith("infinity-")
 
 
 def test_openai_route_embeddings_are_a_one_element_list(worker):
@@ -78,6 +80,8 @@ def test_native_rerank_with_docs_alias(worker, tiny_models):
     output = worker.runsync(job)
     assert output["object"] == "rerank" and output["model"] == RERANK_ID
     assert_rerank_matches(tiny_models[RERANK_ID], job, output["results"])
+    tokens = usage_tokens(tiny_models[RERANK_ID], docs, "cat")
+    assert output["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
 def test_openai_route_rerank_is_a_one_element_list(worker, tiny_models):
@@ -88,7 +92,7 @@ def test_openai_route_rerank_is_a_one_element_list(worker, tiny_models):
     assert_rerank_matches(tiny_models[RERANK_ID], body, output[0]["results"])
 
 
-def test_image_embedding_from_data_uri(worker):
+def test_image_embedding_from_data_uri(worker, tiny_models):
     uri = png_data_uri()
     output = worker.runsync({"model": CLIP_ID, "input": [uri], "modality": "image"})
     vector = output["data"][0]["embedding"]
@@ -96,6 +100,9 @@ def test_image_embedding_from_data_uri(worker):
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
     mixed = worker.runsync({"model": CLIP_ID, "input": ["a red dress", uri], "modality": "auto"})
     assert mixed["data"][1]["embedding"] == vector
+    assert output["usage"]["prompt_tokens"] == 0  # images count no tokens
+    tokens = usage_tokens(tiny_models[CLIP_ID], ["a red dress"])
+    assert mixed["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
 
 
 def test_run_then_status_completes_a_job(worker):

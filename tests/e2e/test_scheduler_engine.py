@@ -9,7 +9,6 @@ import shutil
 import threading
 
 import pytest
-from transformers import AutoTokenizer
 
 from handlers.backend import EngineBackend
 from handlers.core import Core
@@ -17,6 +16,7 @@ from handlers.errors import ErrorKind, ServiceError
 from runpod_adapter.engine_loop import EngineLoop
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.fakes import FakeImages
+from tests.oracles import usage_tokens
 
 
 class Gate:
@@ -239,20 +239,16 @@ async def test_the_runpod_worker_fails_jobs_in_flight_and_exits_when_a_model_die
 async def test_usage_equals_the_tokenizers_own_count(make_core, tiny_models):
     core = await make_core()
     texts = ["the quick brown fox", "a cat", "hello world " * 100]  # the last is truncated
-    tok = AutoTokenizer.from_pretrained(tiny_models[EMBED_ID])
-    expected = sum(len(ids) for ids in tok(texts, truncation=True, max_length=128)["input_ids"])
+    expected = usage_tokens(tiny_models[EMBED_ID], texts)
     assert (await embed(core, texts))["usage"]["prompt_tokens"] == expected
 
     query, docs = "capital of france", ["paris is the capital", "a dog"]
-    rtok = AutoTokenizer.from_pretrained(tiny_models[RERANK_ID])
-    pairs = rtok([query] * 2, docs, truncation=True)["input_ids"]
     body = await core.dispatch("/v1/rerank", {"model": RERANK_ID, "query": query, "docs": docs})
-    assert body["usage"]["prompt_tokens"] == sum(map(len, pairs))
+    assert body["usage"]["prompt_tokens"] == usage_tokens(tiny_models[RERANK_ID], docs, query)
 
-    ctok = AutoTokenizer.from_pretrained(tiny_models[CLIP_ID])
     clip_texts = ["a red dress", "shoe"]
     clip_body = await embed(core, clip_texts, model=CLIP_ID)
-    assert clip_body["usage"]["prompt_tokens"] == sum(map(len, ctok(clip_texts)["input_ids"]))
+    assert clip_body["usage"]["prompt_tokens"] == usage_tokens(tiny_models[CLIP_ID], clip_texts)
 
 
 REMOTE_CODE = """

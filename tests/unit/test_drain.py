@@ -43,7 +43,7 @@ async def test_middleware_closes_connections_only_while_draining():
     async def send(message):
         sent.append(message)
 
-    middleware = DrainMiddleware(app, drain=drain)
+    middleware = DrainMiddleware(app, draining=lambda: drain.draining)
     await middleware({"type": "http"}, None, send)
     drain.draining = True
     await middleware({"type": "http"}, None, send)

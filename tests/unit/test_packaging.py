@@ -1,4 +1,4 @@
-"""Packaging: bentofile pins equal pyproject's, and `bentoml build` succeeds offline."""
+"""Packaging: pins match, the serve command, and what `bentoml build` (offline) produces."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import tomllib
 from pathlib import Path
 
 import yaml
+
+from handlers.serve import KEEPALIVE_SECONDS, command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +23,31 @@ def test_bentofile_pins_match_pyproject():
     assert bento["service"] == "service:EmbeddingService"
 
 
-def test_bentoml_build_succeeds(tmp_path):
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"}
+def test_the_serve_command_carries_host_port_keepalive_and_graceful_shutdown(make_settings):
+    settings = make_settings(INFINITY_HOST="::", INFINITY_PORT="8123", SHUTDOWN_TIMEOUT="45")
+    argv = command(settings)
+    assert argv[1:5] == ["-m", "bentoml", "serve", "service:EmbeddingService"]
+    flags = dict(zip(argv[5::2], argv[6::2], strict=True))
+    assert flags == {
+        "--host": "::",
+        "--port": "8123",
+        "--timeout-keep-alive": str(KEEPALIVE_SECONDS),
+        "--timeout-graceful-shutdown": "45",
+    }
+    assert KEEPALIVE_SECONDS == 75
+
+
+def test_the_built_bento_runs_what_make_serve_runs(tmp_path):
+    """`bentoml build` offline; the image's command is `python -m handlers.serve` (the
+    `make serve` target) from the bento's source folder, and the service config binds
+    INFINITY_HOST:INFINITY_PORT (read from the build's environment here)."""
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp_path),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "INFINITY_HOST": "127.0.0.2",
+        "INFINITY_PORT": "8123",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", str(ROOT), "--output", "tag"],
         cwd=ROOT,
@@ -32,9 +57,26 @@ def test_bentoml_build_succeeds(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (bento,) = (tmp_path / "bentos" / "embedding-service").glob("*/bento.yaml")
-    dockerfile = (bento.parent / "env" / "docker" / "Dockerfile").read_text()
+    (bento_file,) = (tmp_path / "bentos" / "embedding-service").glob("*/bento.yaml")
+    bento, folder = yaml.safe_load(bento_file.read_text()), bento_file.parent
+    (svc,) = bento["services"]
+    assert svc["config"]["http"] == {"host": "127.0.0.2", "port": 8123}
+    assert svc["config"]["traffic"]["timeout"] == 300
+    assert bento["docker"]["env"] is None  # no BENTOML_HOST/PORT: INFINITY_* decide
+
+    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
     assert "nvidia/cuda" in dockerfile
-    requirements = (bento.parent / "env" / "python" / "requirements.txt").read_text()
+    lines = [line for line in dockerfile.splitlines() if line.strip()]
+    entry = [line for line in lines if line.startswith(("ENTRYPOINT", "WORKDIR", "CMD"))]
+    assert entry[-3:] == [
+        'ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]',
+        "WORKDIR $BENTO_PATH/src",
+        'CMD ["python", "-m", "handlers.serve"]',
+    ]
+    # BentoML's entrypoint script runs a command it does not know as it is
+    entrypoint = (folder / "env" / "docker" / "entrypoint.sh").read_text()
+    assert 'exec "$@"' in entrypoint
+    assert (folder / "src" / "handlers" / "serve.py").exists()
+    assert (folder / "src" / "service.py").exists()
+    requirements = (folder / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0" in requirements
-    assert (bento.parent / "src" / "handlers" / "core.py").exists()

@@ -180,7 +180,9 @@ def test_hf_home_defaults_to_the_runpod_volume_when_present(monkeypatch):
     assert load_settings({}).hf_home is None
 
 
-@pytest.mark.parametrize("module", ["handlers.serve", "runpod_adapter"])
+@pytest.mark.parametrize(
+    "command", [("-m", "handlers.serve"), ("-m", "runpod_adapter"), ("-m", "bentoml", "serve", ".")]
+)
 @pytest.mark.parametrize(
     ("env", "line"),
     [
@@ -190,11 +192,11 @@ def test_hf_home_defaults_to_the_runpod_volume_when_present(monkeypatch):
         ({"INFINITY_HOST": "localhost"}, "configuration error: INFINITY_HOST='localhost': "),
     ],
 )
-def test_entry_points_exit_with_the_one_line(module, env, line):
+def test_entry_points_exit_with_the_one_line(command, env, line, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", module],
+        [sys.executable, *command],
         cwd=ROOT,
-        env={**env, "PATH": ""},
+        env={**env, "PATH": "", "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"},
         capture_output=True,
         text=True,
         timeout=60,
