@@ -14,6 +14,7 @@ from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ServiceError, openai_error_body
 from handlers.http import BearerAuthMiddleware, V1App
 from handlers.media import ImageFetcher
+from handlers.metrics import MetricsRoute, SchedulerMetrics
 from handlers.runners import preload_infinity
 from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings
 
@@ -23,6 +24,7 @@ log = logging.getLogger("embedding_service")
 SETTINGS = load_settings()
 v1 = V1App()
 drain = Drain()
+queue_metrics = SchedulerMetrics()
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
@@ -38,7 +40,8 @@ def _api_key() -> str | None:
     traffic={"timeout": 300, "max_concurrency": 4096},
     workers=1,
     # One access line per request costs about a quarter of the throughput on small
-    # requests (BENCHMARKS.md): off unless ACCESS_LOG=true. Prometheus metrics likewise.
+    # requests (BENCHMARKS.md): off unless ACCESS_LOG=true. BentoML's per-request Prometheus
+    # metrics likewise (PROMETHEUS_METRICS); our per-model series stay (handlers/metrics.py).
     logging={"access": {"enabled": SETTINGS.access_log}},
     metrics={"enabled": SETTINGS.prometheus_metrics},
 )
@@ -52,7 +55,9 @@ class EmbeddingService:
             preload_infinity()  # overlaps the server's own start-up; loading waits for it
         if self.settings.uses_bundled_model:
             log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
-        self.core = Core(self.settings, EngineBackend(self.settings), ImageFetcher(self.settings))
+        backend = EngineBackend(self.settings)
+        queue_metrics.schedulers = backend.schedulers
+        self.core = Core(self.settings, backend, ImageFetcher(self.settings))
         v1.core = self.core
 
     @bentoml.on_startup
@@ -74,6 +79,10 @@ class EmbeddingService:
     def __is_alive__(self) -> bool:
         """/livez: false once a model is dead (a batching thread died, or a long stall)."""
         return self.core.alive
+
+    async def __metrics__(self, content: str) -> str:
+        """/metrics: BentoML's series, then ours (per model, read at scrape time)."""
+        return content + queue_metrics.text().decode()
 
     async def _many(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async def one(body: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +111,8 @@ class EmbeddingService:
 
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
 EmbeddingService.add_asgi_middleware(DrainMiddleware, drain=drain)
+if not SETTINGS.prometheus_metrics:  # BentoML then has no /metrics route: ours stays
+    EmbeddingService.add_asgi_middleware(MetricsRoute, metrics=queue_metrics)
 
 
 def create_service(settings: Settings) -> EmbeddingService:
