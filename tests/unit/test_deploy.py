@@ -121,9 +121,8 @@ def test_the_hpa_scales_the_deployment_on_the_per_pod_queue_metric(base):
 
 
 def test_the_adapter_rule_exposes_the_hpa_metric_per_pod():
-    (rule,) = yaml.safe_load((KUBE / "prometheus-adapter-values.yaml").read_text())["rules"][
-        "custom"
-    ]
+    values = yaml.safe_load((KUBE / "prometheus-adapter-values.yaml").read_text())
+    (rule,) = values["rules"]["custom"]
     assert rule["seriesQuery"].startswith(HPA_METRIC + "{")
     assert rule["name"]["as"] == HPA_METRIC
     assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
@@ -137,9 +136,8 @@ def test_the_gpu_overlay_runs_torch_on_one_gpu(base, gpu):
     for key in ("startupProbe", "readinessProbe", "livenessProbe", "env", "volumeMounts"):
         assert container(gpu)[key] == container(base)[key]
     spec = gpu["HorizontalPodAutoscaler"]["spec"]
-    assert spec["minReplicas"] == 2 and spec["behavior"] == base[
-        "HorizontalPodAutoscaler"
-    ]["spec"]["behavior"]
+    assert spec["minReplicas"] == 2
+    assert spec["behavior"] == base["HorizontalPodAutoscaler"]["spec"]["behavior"]
     target = int(spec["metrics"][0]["pods"]["target"]["averageValue"])
     assert 2 * int(env_of(gpu)["BATCH_SIZES"]) < target < int(env_of(gpu)["INFINITY_QUEUE_SIZE"])
 
