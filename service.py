@@ -15,6 +15,7 @@ from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
 from handlers.http import BearerAuthMiddleware, V1App
 from handlers.media import ImageFetcher
+from handlers.metrics import MetricsRoute, SchedulerMetrics
 from handlers.runners import preload_infinity
 from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings, settings_or_exit
 
@@ -54,6 +55,12 @@ def _api_key() -> str | None:
     return key.get_secret_value() if key else None
 
 
+def _metrics_text() -> bytes:
+    """Our per-model series, from the running instance (none before it starts)."""
+    service = _running()
+    return service.metrics.text() if service is not None else b""
+
+
 def _draining() -> bool:
     service = _running()
     return service is not None and service.drain.draining
@@ -67,7 +74,8 @@ def _draining() -> bool:
     # flags only in BentoML 1.4: `make serve` and the image's command pass them.
     http={"host": SERVER.infinity_host, "port": SERVER.infinity_port},
     # One access line per request costs about a quarter of the throughput on small
-    # requests (BENCHMARKS.md): off unless ACCESS_LOG=true. Prometheus metrics likewise.
+    # requests (BENCHMARKS.md): off unless ACCESS_LOG=true. BentoML's per-request Prometheus
+    # metrics likewise (PROMETHEUS_METRICS); our per-model series stay (handlers/metrics.py).
     logging={"access": {"enabled": SERVER.access_log}},
     metrics={"enabled": SERVER.prometheus_metrics},
 )
@@ -82,7 +90,9 @@ class EmbeddingService:
             preload_infinity()  # overlaps the server's own start-up; loading waits for it
         if self.settings.uses_bundled_model:
             log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
-        self.core = Core(self.settings, EngineBackend(self.settings), ImageFetcher(self.settings))
+        backend = EngineBackend(self.settings)
+        self.metrics = SchedulerMetrics(backend.schedulers)
+        self.core = Core(self.settings, backend, ImageFetcher(self.settings))
         v1.core = self.core
 
     @bentoml.on_startup
@@ -104,6 +114,10 @@ class EmbeddingService:
     def __is_alive__(self) -> bool:
         """/livez: false once a model is dead (a batching thread died, or a long stall)."""
         return self.core.alive
+
+    async def __metrics__(self, content: str) -> str:
+        """/metrics: BentoML's series, then ours (per model, read at scrape time)."""
+        return content + self.metrics.text().decode()
 
     async def _many(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async def one(body: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +146,8 @@ class EmbeddingService:
 
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
 EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)
+if not SERVER.prometheus_metrics:  # BentoML then has no /metrics route: ours stays
+    EmbeddingService.add_asgi_middleware(MetricsRoute, metrics=_metrics_text)
 
 
 def create_service(settings: Settings) -> EmbeddingService:

@@ -36,6 +36,8 @@ class Admission:
         self.admitted = 0
         self.peak = 0  # the most items ever admitted at once (never above capacity)
         self.waiting = 0
+        self.requests = 0  # requests admitted, ever
+        self.rejected = dict.fromkeys(("queue_full", "timeout", "too_large"), 0)
         self._retry_after = retry_after  # depth in items -> seconds
         self._line: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._closed = False
@@ -49,6 +51,7 @@ class Admission:
                 NOT_READY when the service is shutting down.
         """
         if items > self.capacity:
+            self.rejected["too_large"] += 1
             raise ServiceError(
                 ErrorKind.TOO_LARGE,
                 f"The request holds {items} items but model '{self.model}' admits at most "
@@ -58,15 +61,18 @@ class Admission:
         if not self._line and self.admitted + items <= self.capacity:
             self.admitted += items
             self.peak = max(self.peak, self.admitted)
+            self.requests += 1
             return
         if self._closed:
             raise self._shutting_down()
         if self.waiting + items > self.max_waiting:
+            self.rejected["queue_full"] += 1
             raise self._overloaded(
                 f"Model '{self.model}' is full ({self.admitted} items admitted, "
                 f"{self.waiting} waiting; MAX_WAITING_ITEMS={self.max_waiting})."
             )
         await self._wait(items)
+        self.requests += 1
 
     async def _wait(self, items: int) -> None:
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -87,6 +93,7 @@ class Admission:
                 self.waiting -= items
                 self._grant()  # the head may have left: the next one may fit now
             if isinstance(exc, TimeoutError):
+                self.rejected["timeout"] += 1
                 raise self._overloaded(
                     f"Model '{self.model}' stayed full for {self.timeout:g}s "
                     "(QUEUE_TIMEOUT_SECONDS)."

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -89,6 +91,11 @@ class EngineBackend:
 
     def stats(self, model: str) -> dict[str, Any]:
         return self._schedulers[model].stats()
+
+    @property
+    def schedulers(self) -> Mapping[str, Scheduler]:
+        """Each loaded model's scheduler by served id (a live view, for /metrics)."""
+        return MappingProxyType(self._schedulers)
 
     def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
         return self._schedulers[model].admit(items)

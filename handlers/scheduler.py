@@ -96,6 +96,7 @@ class Scheduler:
         self._progress_at = time.monotonic()
         self._rate = 0.0  # items per second, smoothed over batches
         self.counts = {"items": 0, "batches": 0, "dropped": 0, "failed_batches": 0}
+        self.batch_sizes = [0] * (limits.batch_size + 1)  # finished batches, by size
         self._workers = [_Worker(self, runner, i) for i, runner in enumerate(runners)]
 
     def start(self) -> None:
@@ -224,6 +225,7 @@ class Scheduler:
             self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
             self.counts["items"] += len(batch)
             self.counts["batches"] += 1
+            self.batch_sizes[len(batch)] += 1
         for loop, jobs in done.items():
             _call_soon(loop, _resolve, jobs)
 

@@ -8,16 +8,19 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from handlers.serve import KEEPALIVE_SECONDS, command
 
 ROOT = Path(__file__).resolve().parents[2]
+BENTOFILES = ["bentofile.yaml", "deploy/bentofile.cpu.yaml"]
 
 
-def test_bentofile_pins_match_pyproject():
+@pytest.mark.parametrize("bentofile", BENTOFILES)
+def test_bentofile_pins_match_pyproject(bentofile):
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    bento = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
+    bento = yaml.safe_load((ROOT / bentofile).read_text())
     assert bento["python"]["packages"] == project["dependencies"]
     assert bento["python"]["lock_packages"] is False
     assert bento["service"] == "service:EmbeddingService"
@@ -37,10 +40,9 @@ def test_the_serve_command_carries_host_port_keepalive_and_graceful_shutdown(mak
     assert KEEPALIVE_SECONDS == 75
 
 
-def test_the_built_bento_runs_what_make_serve_runs(tmp_path):
-    """`bentoml build` offline; the image's command is `python -m handlers.serve` (the
-    `make serve` target) from the bento's source folder, and the service config binds
-    INFINITY_HOST:INFINITY_PORT (read from the build's environment here)."""
+def build(tmp_path: Path, bentofile: str) -> tuple[dict, Path]:
+    """`bentoml build -f bentofile` offline into a throwaway BENTOML_HOME, with
+    INFINITY_HOST/PORT set in the build's environment: (bento.yaml, the bento's folder)."""
     env = {
         **os.environ,
         "BENTOML_HOME": str(tmp_path),
@@ -49,7 +51,7 @@ def test_the_built_bento_runs_what_make_serve_runs(tmp_path):
         "INFINITY_PORT": "8123",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", str(ROOT), "--output", "tag"],
+        [sys.executable, "-m", "bentoml", "build", "-f", bentofile, str(ROOT), "--output", "tag"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -57,15 +59,19 @@ def test_the_built_bento_runs_what_make_serve_runs(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (bento_file,) = (tmp_path / "bentos" / "embedding-service").glob("*/bento.yaml")
-    bento, folder = yaml.safe_load(bento_file.read_text()), bento_file.parent
+    (bento_file,) = (tmp_path / "bentos").glob("*/*/bento.yaml")
+    return yaml.safe_load(bento_file.read_text()), bento_file.parent
+
+
+@pytest.mark.parametrize("bentofile", BENTOFILES)
+def test_the_built_bento_runs_what_make_serve_runs(tmp_path, bentofile):
+    """The image's command is `python -m handlers.serve` (the `make serve` target) from the
+    bento's source folder, and the service config binds INFINITY_HOST:INFINITY_PORT."""
+    bento, folder = build(tmp_path, bentofile)
     (svc,) = bento["services"]
     assert svc["config"]["http"] == {"host": "127.0.0.2", "port": 8123}
     assert svc["config"]["traffic"]["timeout"] == 300
-    assert bento["docker"]["env"] is None  # no BENTOML_HOST/PORT: INFINITY_* decide
-
     dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
-    assert "nvidia/cuda" in dockerfile
     lines = [line for line in dockerfile.splitlines() if line.strip()]
     entry = [line for line in lines if line.startswith(("ENTRYPOINT", "WORKDIR", "CMD"))]
     assert entry[-3:] == [
@@ -80,3 +86,26 @@ def test_the_built_bento_runs_what_make_serve_runs(tmp_path):
     assert (folder / "src" / "service.py").exists()
     requirements = (folder / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0" in requirements
+
+
+def test_the_gpu_bento_is_cuda_and_sets_no_bentoml_address(tmp_path):
+    bento, folder = build(tmp_path, "bentofile.yaml")
+    assert folder.parent.name == "embedding-service"
+    assert bento["docker"]["env"] is None  # no BENTOML_HOST/PORT: INFINITY_* decide
+    assert "nvidia/cuda" in (folder / "env" / "docker" / "Dockerfile").read_text()
+
+
+def test_cpu_bento_has_no_cuda_and_serves_onnx(tmp_path):
+    _, folder = build(tmp_path, "deploy/bentofile.cpu.yaml")
+    assert folder.parent.name == "embedding-service-cpu"
+    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
+    assert "nvidia/cuda" not in dockerfile and "ENV BACKEND=$BACKEND" in dockerfile
+    assert "ARG BACKEND=optimum" in dockerfile
+    # uv takes each pin's best match across PyPI and the CPU index while installing
+    assert "UV_INDEX_STRATEGY=unsafe-best-match" in dockerfile
+    python = folder / "env" / "python"
+    assert (
+        "--extra-index-url https://download.pytorch.org/whl/cpu"
+        in (python / "install.sh").read_text()
+    )  # so torch==2.13.0 resolves to the CPU build
+    assert "torch==2.13.0" in (python / "requirements.txt").read_text().splitlines()
