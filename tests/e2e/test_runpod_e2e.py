@@ -61,6 +61,8 @@ def test_native_embeddings_return_float_vectors(worker):
         assert all(isinstance(x, float) for x in item["embedding"])
         assert np.isclose(np.linalg.norm(item["embedding"]), 1.0, atol=1e-4)
     assert output["usage"]["total_tokens"] > 0 and output["id"].startswith("infinity-")
+    cards = {card["id"]: card for card in worker.runsync({"openai_route": "/v1/models"})["data"]}
+    assert output["fingerprint"] == cards[EMBED_ID]["fingerprint"]
 
 
 def test_openai_route_embeddings_are_a_one_element_list(worker):
@@ -194,6 +196,29 @@ PARITY_CASES = [
             "top_n": 2,
         },
     ),
+    (
+        "/v1/embeddings",
+        {"model": EMBED_ID, "input": ["a cat", "cat " * 200], "truncation_direction": "left"},
+    ),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a cat", "prompt_name": "query"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a cat", "input_type": "search_document"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a cat", "normalize": False, "dimensions": 8}),
+    (
+        "/v1/embeddings",
+        {
+            "model": EMBED_ID,
+            "input": "a cat",
+            "embedding_type": "binary",
+            "encoding_format": "base64",
+        },
+    ),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": ["a", "cat " * 200], "truncate": False}),
+    (
+        "/v1/embeddings",
+        {"model": EMBED_ID, "input": "a", "prompt_name": "q", "input_type": "query"},
+    ),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "prompt_name": "passage"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "embedding_type": "int4"}),
     ("/v1/embeddings", {"model": "x", "input": "hi"}),
     ("/v1/embeddings", {"model": EMBED_ID, "input": [IMAGE], "modality": "image"}),
     ("/v1/embeddings", {"model": EMBED_ID, "input": "hi", "modality": "video"}),
