@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
 
-from . import ct2, onnx
+from . import ct2, identity, onnx
 from .runners import Loaded, load_infinity
 from .scheduler import Limits, Scheduler, model_dead
-from .settings import ModelSpec, Settings
+from .settings import ModelSpec, Settings, SettingsError
 
 __all__ = ["Backend", "EngineBackend", "ModelInfo"]
 
@@ -32,6 +32,13 @@ class ModelInfo:
     backend: str
     dimensions: int | None
     created: int
+    max_input_tokens: int | None = None  # context length, special tokens included
+    dtype: str | None = None
+    revision: str | None = None  # the Hub commit, or sha256 of the weight files' content
+    pooling: str | None = None
+    prompts: Mapping[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    fingerprint: str | None = None  # embedders: what decides their vector space
 
 
 class Backend(Protocol):
@@ -51,8 +58,15 @@ class Backend(Protocol):
         """Hold `items` of the model's capacity (waiting in line if needed) while inside."""
         ...
 
-    async def embed(self, model: str, items: list[Any]) -> tuple[list[np.ndarray], int]:
-        """Vectors for texts (str) and, on CLIP-like models, decoded images; and tokens."""
+    async def embed(
+        self, model: str, items: list[Any], key: Hashable = None
+    ) -> tuple[list[np.ndarray], int]:
+        """Vectors for texts (str) and, on CLIP-like models, decoded images; and tokens.
+        `key` (a scheduler.EmbedKey) holds the request's truncation side and normalisation."""
+        ...
+
+    async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
+        """Tokens per text as the model would see them untruncated (off the event loop)."""
         ...
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
@@ -73,6 +87,7 @@ class EngineBackend:
         self._settings = settings
         self._schedulers: dict[str, Scheduler] = {}
         self._info: dict[str, ModelInfo] = {}
+        self._counters: dict[str, Any] = {}
         self._started = False
 
     @property
@@ -115,18 +130,16 @@ class EngineBackend:
         began = time.perf_counter()
         specs = self._settings.models
         loaded = await asyncio.to_thread(lambda: [self._load(spec) for spec in specs])
-        created = int(time.time())
-        for spec, model in zip(specs, loaded, strict=True):
+        infos = await asyncio.to_thread(lambda: list(map(self._describe, specs, loaded)))
+        for spec, model, info in zip(specs, loaded, infos, strict=True):
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec))
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
-            dims = None
+            self._counters[spec.served_id] = model.count
             if "embed" in model.capabilities:
                 vectors, _ = await scheduler.run(["dimension probe"])
-                dims = int(vectors[0].shape[-1])
-            self._info[spec.served_id] = ModelInfo(
-                spec.served_id, model.capabilities, model.backend, dims, created
-            )
+                info = replace(info, dimensions=int(vectors[0].shape[-1]))
+            self._info[spec.served_id] = info
         self._started = True
         log.info(
             "models ready in %.1fs: %s",
@@ -158,8 +171,6 @@ class EngineBackend:
             root = onnx.cache_root(self._settings.hf_home)
             decision = onnx.plan(spec.path, spec.served_id, spec.dtype, root)
             if isinstance(decision, onnx.OnnxPlan):
-                from .ort import OnnxEmbedder
-
                 log.info(
                     "model %s: ONNX %s from %s, %s pooling",
                     spec.served_id,
@@ -167,8 +178,14 @@ class EngineBackend:
                     decision.folder,
                     decision.pooling,
                 )
+                from .ort import OnnxCounter, OnnxEmbedder
+
                 runner = OnnxEmbedder(decision.folder, decision.precision, decision.pooling)
-                return Loaded([runner], frozenset({"embed"}), backend)
+                count = OnnxCounter(decision.folder)
+                dtype = {"fp32": "float32"}.get(decision.precision, decision.precision)
+                return Loaded(
+                    [runner], frozenset({"embed"}), backend, runner.max_length, count, dtype
+                )
             reason = decision
         elif backend == "ctranslate2":
             reason = ct2.unsupported(spec.path, spec.revision)
@@ -180,14 +197,65 @@ class EngineBackend:
         log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, reason)
         return load_infinity(spec, self._settings, "torch")
 
+    def _describe(self, spec: ModelSpec, model: Loaded) -> ModelInfo:
+        """The model's identity (blocking: may hash its weights once).
+
+        Raises:
+            SettingsError: DEFAULT_PROMPT_NAMES names a prompt the model does not define.
+        """
+        source, commit = identity.source_folder(spec.path, spec.revision)
+        prompts = identity.prompts(source)
+        if spec.default_prompt is not None and spec.default_prompt not in prompts:
+            raise SettingsError(
+                f"DEFAULT_PROMPT_NAMES: model {spec.served_id} has no prompt "
+                f"{spec.default_prompt!r}; its prompts: {', '.join(prompts) or 'none'}"
+            )
+        digest = None
+        if source is not None:
+            digest = identity.weights_digest(source, onnx.cache_root(self._settings.hf_home).parent)
+        embeds_text = model.capabilities == frozenset({"embed"})
+        pooling = onnx.pooling(source) if source is not None and embeds_text else None
+        info = ModelInfo(
+            spec.served_id,
+            model.capabilities,
+            model.backend,
+            None,
+            int(time.time()),
+            max_input_tokens=model.max_length,
+            dtype=model.dtype,
+            revision=commit or (f"sha256:{digest[:16]}" if digest else spec.revision),
+            pooling=pooling,
+            prompts=prompts,
+            default_prompt_name=spec.default_prompt,
+        )
+        if "embed" not in model.capabilities:
+            return info
+        space = identity.fingerprint(
+            weights=digest or f"{spec.path}@{spec.revision}",
+            pooling=pooling,
+            normalized=True,
+            max_length=model.max_length,
+            default_prompt=prompts.get(spec.default_prompt or ""),
+            dtype=identity.dtype_class(spec.dtype),
+        )
+        return replace(info, fingerprint=space)
+
     def _scheduler(self, model: str) -> Scheduler:
         scheduler = self._schedulers[model]
         if scheduler.health() == "dead":
             raise model_dead()
         return scheduler
 
-    async def embed(self, model: str, items: list[Any]) -> tuple[list[np.ndarray], int]:
-        return await self._scheduler(model).run(items)
+    async def embed(
+        self, model: str, items: list[Any], key: Hashable = None
+    ) -> tuple[list[np.ndarray], int]:
+        return await self._scheduler(model).run(items, key)
+
+    async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
+        count = self._counters[model]
+        if count is None:
+            raise RuntimeError(f"model {model} cannot count tokens")
+        return await asyncio.to_thread(count, texts)
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
         scores, tokens = await self._scheduler(model).run([(query, doc) for doc in docs])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 import uuid
@@ -14,14 +13,19 @@ from pydantic import BaseModel, ValidationError
 
 from .backend import Backend, ModelInfo
 from .errors import ErrorKind, ServiceError
+from .prompts import input_types, prompt_for
+from .scheduler import EmbedKey
 from .schemas import EmbeddingsRequest, RerankRequest
 from .settings import Settings
+from .vectors import encode
 
-__all__ = ["Core", "ImageLoader", "ROUTES"]
+__all__ = ["REPLY_HEADERS", "ROUTES", "Core", "ImageLoader"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[["Core", Any], Awaitable[dict[str, Any]]]
+# reply body field -> the HTTP response header that repeats it
+REPLY_HEADERS = {"fingerprint": "x-embedding-fingerprint"}
 
 
 class ImageLoader(Protocol):
@@ -62,18 +66,6 @@ def _parse(model: type[BaseModel], body: Any) -> Any:
 
 def _meta() -> dict[str, Any]:
     return {"id": f"infinity-{uuid.uuid4()}", "created": int(time.time())}
-
-
-def _encode(vectors: list[np.ndarray], encoding: str, dimensions: int | None) -> list[Any]:
-    matrix = np.asarray(np.stack(vectors), dtype=np.float32)
-    if dimensions is not None:
-        matrix = matrix[:, :dimensions]
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix = matrix / np.where(norms == 0, 1.0, norms)
-    if encoding == "base64":
-        little = matrix.astype("<f4", copy=False)
-        return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
-    return matrix.tolist()
 
 
 class Core:
@@ -176,21 +168,59 @@ class Core:
             )
 
     async def models(self, _body: Any = None) -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": info.id,
-                    "object": "model",
-                    "owned_by": "infinity",
-                    "created": info.created,
-                    "capabilities": sorted(info.capabilities),
-                    "backend": info.backend,
-                    "stats": {**self.backend.stats(info.id), "dimensions": info.dimensions},
-                }
-                for info in self.backend.models().values()
-            ],
+        return {"object": "list", "data": [self._card(i) for i in self.backend.models().values()]}
+
+    def _card(self, info: ModelInfo) -> dict[str, Any]:
+        card = {
+            "id": info.id,
+            "object": "model",
+            "owned_by": "infinity",
+            "created": info.created,
+            "capabilities": sorted(info.capabilities),
+            "backend": info.backend,
+            "dtype": info.dtype,
+            "revision": info.revision,
+            "max_input_tokens": info.max_input_tokens,
         }
+        if "embed" in info.capabilities:
+            card |= {
+                "dimensions": info.dimensions,
+                "pooling": info.pooling,
+                "normalized": True,
+                "prompts": list(info.prompts),
+                "default_prompt_name": info.default_prompt_name,
+                "input_types": input_types(info),
+                "fingerprint": info.fingerprint,
+            }
+        return card | {"stats": {**self.backend.stats(info.id), "dimensions": info.dimensions}}
+
+    async def _check_lengths(self, info: ModelInfo, texts: list[tuple[int, str]]) -> None:
+        """truncate=false: a 413 naming the first text past the context length, counted
+        untruncated with special tokens (off the event loop), before any admission.
+
+        Raises:
+            ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
+        """
+        limit = info.max_input_tokens
+        if limit is None:
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"Model '{info.id}' does not report its context length: truncate=false is "
+                "not available for it.",
+                param="truncate",
+            )
+        if not texts:
+            return
+        counts = await self.backend.count_tokens(info.id, [text for _, text in texts])
+        for (index, _), count in zip(texts, counts, strict=True):
+            if count > limit:
+                raise ServiceError(
+                    ErrorKind.TOO_LARGE,
+                    f"input[{index}] has {count} tokens; the model's context length is "
+                    f"{limit} tokens and truncate is false.",
+                    param="input",
+                    code="input_too_long",
+                )
 
     async def embeddings(self, body: Any) -> dict[str, Any]:
         req: EmbeddingsRequest = _parse(EmbeddingsRequest, body)
@@ -216,23 +246,38 @@ class Core:
                 f"{info.dimensions}.",
                 param="dimensions",
             )
-        if not req.input:
-            return self._embeddings_body(req, [], 0)
-        async with self.backend.admit(req.model, len(req.input)):
-            items: list[Any] = list(req.input)
+        prompt = prompt_for(req, info)
+        items: list[Any] = [
+            item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
+        ]
+        if not items:
+            return self._embeddings_body(req, info, [], 0)
+        if not req.truncate:
+            flagged = zip(items, is_image, strict=True)
+            await self._check_lengths(info, [(i, t) for i, (t, f) in enumerate(flagged) if not f])
+        key = EmbedKey(req.truncation_direction, req.normalize)
+        async with self.backend.admit(req.model, len(items)):
             image_idx = [i for i, flag in enumerate(is_image) if flag]
             if image_idx:
                 images = await self.images.load([(i, items[i]) for i in image_idx])
                 for i, image in zip(image_idx, images, strict=True):
                     items[i] = image
-            vectors, tokens = await self.backend.embed(req.model, items)
-        return self._embeddings_body(req, vectors, tokens)
+            vectors, tokens = await self.backend.embed(req.model, items, key)
+        return self._embeddings_body(req, info, vectors, tokens)
 
     @staticmethod
     def _embeddings_body(
-        req: EmbeddingsRequest, vectors: list[np.ndarray], tokens: int
+        req: EmbeddingsRequest, info: ModelInfo, vectors: list[np.ndarray], tokens: int
     ) -> dict[str, Any]:
-        data = _encode(vectors, req.encoding_format, req.dimensions) if vectors else []
+        data = []
+        if vectors:
+            data = encode(
+                vectors,
+                encoding=req.encoding_format,
+                dimensions=req.dimensions,
+                normalize=req.normalize,
+                embedding_type=req.embedding_type,
+            )
         return {
             "object": "list",
             "model": req.model,
@@ -241,6 +286,7 @@ class Core:
             ],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             **_meta(),
+            "fingerprint": info.fingerprint,
         }
 
     async def rerank(self, body: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.routing import get_route_path
 
-from .core import Core
+from .core import REPLY_HEADERS, Core
 from .errors import ErrorKind, ServiceError, openai_error_body
 from .openapi import openapi_document
 
@@ -130,7 +130,9 @@ class V1App:
                 raise ServiceError(ErrorKind.NOT_READY, "The service is starting. Retry shortly.")
             if core_route is None:
                 return await Reply(self.openapi())(send)
-            await Reply(await self._dispatch(self.core, core_route, scope, receive))(send)
+            body = await self._dispatch(self.core, core_route, scope, receive)
+            headers = {h: str(body[f]) for f, h in REPLY_HEADERS.items() if body.get(f)}
+            await Reply(body, headers=headers)(send)
         except ServiceError as error:
             await error_response(error)(send)
 

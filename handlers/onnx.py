@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .conversion import held, non_text_kind, read_config, resolve
 
-__all__ = ["OnnxPlan", "cache_root", "plan"]
+__all__ = ["OnnxPlan", "cache_root", "plan", "pooling"]
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,17 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     source = resolve(path)
     if kind := non_text_kind(read_config(source)):
         return f"ONNX export covers text embedders only, not {kind}"
-    pooling = _pooling(source)
-    if pooling not in ("mean", "cls"):
-        return f"the optimum engine has no {pooling} pooling"
+    pooling_mode = pooling(source)
+    if pooling_mode not in ("mean", "cls"):
+        return f"the optimum engine has no {pooling_mode} pooling"
     precision = PRECISION[dtype]
     folder = root / f"{_slug(served_id)}-{_digest(source)}" / precision
     if not folder.is_dir():
         _export_once(source, folder, precision, _max_length(source))
-    return OnnxPlan(folder, pooling, precision)
+    return OnnxPlan(folder, pooling_mode, precision)
 
 
-def _pooling(source: Path) -> str:
+def pooling(source: Path) -> str:
     """The pooling sentence-transformers applies (mean when the folder has no modules.json)."""
     modules = source / "modules.json"
     if not modules.is_file():

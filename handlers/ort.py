@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .onnx import FP32_FILE, INT8_FILE
+from .scheduler import EmbedKey
 
-__all__ = ["OnnxEmbedder"]
+__all__ = ["OnnxCounter", "OnnxEmbedder"]
 
 FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}
 
@@ -32,9 +35,10 @@ class OnnxEmbedder:
     """A scheduler Runner for an ONNX text embedder exported by handlers.onnx.
 
     `prepare` tokenises with the model's fast tokenizer (special tokens, truncation at the
-    model's context length, padding to the longest input); `forward` runs the session with
-    idle thread spinning off (spinning threads take the CPU the event loop needs);
-    `finish` pools (mean over the attention mask, or CLS) and L2-normalises.
+    model's context length from the side the batch's EmbedKey names, padding to the longest
+    input); `forward` runs the session with idle thread spinning off (spinning threads take
+    the CPU the event loop needs); `finish` pools (mean over the attention mask, or CLS)
+    and L2-normalises unless the key says normalize false.
     """
 
     def __init__(self, folder: Path, precision: str, pooling: str) -> None:
@@ -65,7 +69,9 @@ class OnnxEmbedder:
             return pad
         return "[PAD]" if tokenizer.token_to_id("[PAD]") is not None else "<pad>"
 
-    def prepare(self, inputs: list[str]) -> tuple[dict[str, np.ndarray], list[int]]:
+    def prepare(self, inputs: list[str], key: Hashable) -> tuple[Any, list[int]]:
+        options = key if isinstance(key, EmbedKey) else EmbedKey()
+        self.tokenizer.enable_truncation(self.max_length, direction=options.truncation_direction)
         encodings = self.tokenizer.encode_batch(inputs)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {
@@ -74,18 +80,38 @@ class OnnxEmbedder:
         }
         if self._wants_types:
             feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        return feeds, mask.sum(axis=1).tolist()
+        return (feeds, options.normalize), mask.sum(axis=1).tolist()
 
-    def forward(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, prepared: tuple[dict[str, np.ndarray], bool]) -> tuple[Any, ...]:
+        feeds, normalize = prepared
         hidden = self.session.run(None, feeds)[0]  # last_hidden_state
-        return hidden, feeds["attention_mask"]
+        return hidden, feeds["attention_mask"], normalize
 
-    def finish(self, output: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        hidden, mask = output
+    def finish(self, output: tuple[np.ndarray, np.ndarray, bool]) -> np.ndarray:
+        hidden, mask, normalize = output
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
             weights = mask[:, :, None].astype(hidden.dtype)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if not normalize:
+            return pooled.astype(np.float32)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class OnnxCounter:
+    """Tokens per text, special ones included, never truncated: its own copy of the tokenizer
+    (the prepare thread's is never touched), one caller at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        with self._lock:
+            return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from .scheduler import Runner
+from .scheduler import EmbedKey, Runner
 from .settings import ModelSpec, Settings
 
-__all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
+__all__ = ["Loaded", "TokenCounter", "import_infinity", "load_infinity", "preload_infinity"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,9 @@ class Loaded:
     runners: list[Runner]
     capabilities: frozenset[str]
     backend: str
+    max_length: int | None = None  # context length in tokens, special ones included (text)
+    count: Callable[[list[str]], list[int]] | None = None  # tokens per text, never cut
+    dtype: str | None = None  # the precision the weights run in
 
 
 def import_infinity() -> Any:
@@ -55,13 +60,29 @@ def _token_counts(mask: Any) -> list[int]:
     return [int(n) for n in mask.sum(dim=1).tolist()]
 
 
+class TokenCounter:
+    """Tokens per text, special ones included, never truncated: a copy of the model's
+    tokenizer (the prepare thread's own is never touched), one caller at a time."""
+
+    def __init__(self, tokenizer: Any, lower: bool = False) -> None:
+        self._tokenizer = copy.deepcopy(tokenizer)
+        self._lower = lower
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        texts = [text.strip().lower() if self._lower else text.strip() for text in texts]
+        with self._lock:
+            ids = self._tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids]
+
+
 class _Stages:
     """Infinity's encode_pre / encode_core / encode_post as a scheduler Runner."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    def prepare(self, inputs: list[Any]) -> tuple[Any, list[int]]:
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         features = self.model.encode_pre(inputs)
         return features, _token_counts(features["attention_mask"])
 
@@ -72,15 +93,63 @@ class _Stages:
         return self.model.encode_post(output)
 
 
-class _ClipStages(_Stages):
-    """CLIP-like models: texts and images in one batch; images count no tokens."""
+class _EmbedStages(_Stages):
+    """sentence-transformers embedders: the batch's EmbedKey picks the truncation side of the
+    prepare thread's tokenizer and, with normalize false, a forward pass that skips the
+    model's Normalize module (and Infinity's normalisation)."""
 
-    def prepare(self, inputs: list[Any]) -> tuple[Any, list[int]]:
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        options = key if isinstance(key, EmbedKey) else EmbedKey()
+        self.model.tokenizer.truncation_side = options.truncation_direction
+        features, tokens = super().prepare(inputs, key)
+        return (features, options.normalize), tokens
+
+    def forward(self, prepared: tuple[Any, bool]) -> tuple[Any, bool]:
+        features, normalize = prepared
+        if normalize:
+            return self.model.encode_core(features), True
+        import torch
+        from sentence_transformers.models import Normalize
+        from sentence_transformers.util import batch_to_device
+
+        with torch.no_grad():
+            features = batch_to_device(features, self.model.device)
+            for module in self.model:
+                if not isinstance(module, Normalize):
+                    features = module(features)
+        return features["sentence_embedding"].detach().cpu(), False
+
+    def finish(self, output: tuple[Any, bool]) -> Any:
+        pooled, normalize = output
+        return self.model.encode_post(pooled) if normalize else pooled.float().numpy()
+
+
+class _ClipStages(_Stages):
+    """CLIP-like models: texts and images in one batch; images count no tokens. The key
+    picks the text truncation side and whether the projections are normalised."""
+
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        options = key if isinstance(key, EmbedKey) else EmbedKey()
+        self.model.processor.tokenizer.truncation_side = options.truncation_direction
         features, is_image = self.model.encode_pre(inputs)
         text_tokens = iter(
             _token_counts(features["attention_mask"]) if "input_ids" in features else []
         )
-        return (features, is_image), [0 if image else next(text_tokens) for image in is_image]
+        tokens = [0 if image else next(text_tokens) for image in is_image]
+        return ((features, is_image), options.normalize), tokens
+
+    def forward(self, prepared: tuple[Any, bool]) -> tuple[Any, bool]:
+        features, normalize = prepared
+        return self.model.encode_core(features), normalize
+
+    def finish(self, output: tuple[Any, bool]) -> Any:
+        out, normalize = output
+        if normalize:
+            return self.model.encode_post(out)
+        texts, images, is_image = out
+        texts = iter(texts.float().numpy() if texts is not None else ())
+        images = iter(images.float().numpy() if images is not None else ())
+        return [next(images if image else texts) for image in is_image]
 
 
 def _engine_args(infinity: Any, spec: ModelSpec, settings: Settings, engine: str) -> Any:
@@ -109,6 +178,17 @@ def _engine_args(infinity: Any, spec: ModelSpec, settings: Settings, engine: str
     )
 
 
+def _dtype(replica: Any) -> str | None:
+    """The dtype of a torch model's first parameter (`float32`, `float16`, ...)."""
+    import torch
+
+    module = replica if isinstance(replica, torch.nn.Module) else getattr(replica, "model", None)
+    if not isinstance(module, torch.nn.Module):
+        return None
+    first = next(module.parameters(), None)
+    return None if first is None else str(first.dtype).removeprefix("torch.")
+
+
 def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     """Load one model with Infinity's own loader (blocking; call it off the event loop).
 
@@ -118,17 +198,25 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     infinity = import_infinity()
     from infinity_emb.inference.select_model import select_model
     from infinity_emb.transformer.abstract import BaseCrossEncoder, BaseEmbedder, BaseTIMM
+    from sentence_transformers import SentenceTransformer
 
     replicas, _, _ = select_model(_engine_args(infinity, spec, settings, engine))
     first = replicas[0]
+    dtype = _dtype(first)
     if isinstance(first, BaseTIMM):
-        return Loaded(
-            [_ClipStages(r) for r in replicas], frozenset({"embed", "image_embed"}), engine
-        )
+        counter = TokenCounter(first.processor.tokenizer)
+        runners: list[Runner] = [_ClipStages(r) for r in replicas]
+        capabilities = frozenset({"embed", "image_embed"})
+        return Loaded(runners, capabilities, engine, first.max_length, counter, dtype)
     if isinstance(first, BaseCrossEncoder):
-        return Loaded([_Stages(r) for r in replicas], frozenset({"rerank"}), engine)
+        return Loaded([_Stages(r) for r in replicas], frozenset({"rerank"}), engine, dtype=dtype)
+    if isinstance(first, SentenceTransformer):
+        lower = bool(getattr(first[0], "do_lower_case", False))
+        counter = TokenCounter(first.tokenizer, lower)
+        runners = [_EmbedStages(r) for r in replicas]
+        return Loaded(runners, frozenset({"embed"}), engine, first.max_seq_length, counter, dtype)
     if isinstance(first, BaseEmbedder):
-        return Loaded([_Stages(r) for r in replicas], frozenset({"embed"}), engine)
+        return Loaded([_Stages(r) for r in replicas], frozenset({"embed"}), engine, dtype=dtype)
     raise RuntimeError(
         f"model {spec.served_id}: {type(first).__name__} models are not served here "
         "(embedders, rerankers and CLIP-like models are)"

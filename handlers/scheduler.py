@@ -16,16 +16,25 @@ from typing import Any, Protocol
 from .admission import Admission
 from .errors import ErrorKind, ServiceError
 
-__all__ = ["Limits", "Runner", "Scheduler", "model_dead"]
+__all__ = ["EmbedKey", "Limits", "Runner", "Scheduler", "model_dead"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedKey:
+    """The per-request options an embedder's batch shares (its scheduler key)."""
+
+    truncation_direction: str = "right"  # which end a too-long input is cut from
+    normalize: bool = True  # False: the pooling output, before any normalisation
 
 
 class Runner(Protocol):
     """A loaded model's three stages, called from the scheduler's threads only."""
 
-    def prepare(self, inputs: list[Any]) -> tuple[Any, list[int]]:
-        """Tokenise/pre-process a batch: (features, tokens per input, special ones included)."""
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        """Tokenise/pre-process a batch whose inputs share `key` (an EmbedKey for embedders,
+        None when the request gave none): (features, tokens per input, special ones included)."""
         ...
 
     def forward(self, features: Any) -> Any:
@@ -321,10 +330,11 @@ class _Worker:
                 batch = s._take(s.limits.batch_size)
                 if not batch:
                     continue
+                key = batch[0][0].key
                 self.preparing = True
                 began = time.monotonic()
             try:
-                features, tokens = self.runner.prepare([job.inputs[i] for job, i in batch])
+                features, tokens = self.runner.prepare([job.inputs[i] for job, i in batch], key)
             except Exception:
                 s._fail(batch)
                 with s._cond:

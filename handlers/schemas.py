@@ -15,6 +15,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "EMBEDDING_TYPES",
+    "INPUT_TYPES",
     "MODALITIES",
     "EmbeddingsRequest",
     "EmbeddingsResponse",
@@ -25,6 +27,16 @@ __all__ = [
 ]
 
 MODALITIES = ("text", "image", "audio", "auto")
+EMBEDDING_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
+# Cohere's and Voyage's input_type -> the prompt name it applies (when the model has it)
+INPUT_TYPES = {
+    "search_query": "query",
+    "query": "query",
+    "search_document": "document",
+    "document": "document",
+    "classification": "classification",
+    "clustering": "clustering",
+}
 TOKEN_ARRAY_MESSAGE = (
     "token-id arrays are not supported as input: send the text itself "
     "(LangChain: set check_embedding_ctx_length=False)"
@@ -99,10 +111,39 @@ class EmbeddingsRequest(_Request):
         ),
     ] = "text"
     encoding_format: Literal["float", "base64"] = Field(
-        "float", description="base64: little-endian float32 bytes, as the OpenAI SDK expects."
+        "float",
+        description="base64: the raw bytes of each vector (little-endian float32 for "
+        "embedding_type float, as the OpenAI SDK expects; one byte per value otherwise).",
     )
     dimensions: PositiveInt | None = Field(
         None, description="Matryoshka: keep the first N dimensions and re-normalise."
+    )
+    embedding_type: Literal[EMBEDDING_TYPES] = Field(  # type: ignore[valid-type]
+        "float",
+        description="int8: round(127 v) clipped to [-127, 127] of the normalised vector; "
+        "uint8: int8 + 128; ubinary: numpy.packbits(v > 0), zero-padded to a multiple of 8 "
+        "dimensions; binary: ubinary - 128 as int8. Applied after dimensions.",
+    )
+    normalize: bool = Field(
+        True,
+        description="false: the pooling output before any normalisation (float only; "
+        "quantised types always use the normalised vector).",
+    )
+    truncate: bool = Field(
+        True,
+        description="false: an input longer than the model's context length is a 413 "
+        "instead of being cut.",
+    )
+    truncation_direction: Literal["right", "left"] = Field(
+        "right", description="Which end of a too-long input is cut."
+    )
+    prompt_name: str | None = Field(
+        None, description="A prompt of the model (see /v1/models) prefixed to every text."
+    )
+    input_type: Literal[tuple(INPUT_TYPES)] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="Cohere/Voyage style: applies the model's query, document, "
+        "classification or clustering prompt when it has one. Not with prompt_name.",
     )
     user: str | None = Field(None, description="Accepted and ignored.")
 
@@ -125,7 +166,7 @@ class Usage(BaseModel):
 
 class EmbeddingObject(BaseModel):
     object: Literal["embedding"] = "embedding"
-    embedding: list[float] | str
+    embedding: list[float] | list[int] | str
     index: int
 
 
@@ -136,6 +177,10 @@ class EmbeddingsResponse(BaseModel):
     usage: Usage
     id: str
     created: int
+    fingerprint: str = Field(
+        description="The model's vector-space fingerprint (also the x-embedding-fingerprint "
+        "header): vectors with different fingerprints must not be mixed."
+    )
 
 
 class RerankResult(BaseModel):
@@ -160,6 +205,24 @@ class ModelCard(BaseModel):
     created: int
     capabilities: list[str]
     backend: str
+    dtype: str | None = None
+    revision: str | None = Field(
+        None, description="The Hub commit, or sha256 of the weight files' content (a folder)."
+    )
+    max_input_tokens: int | None = None
+    dimensions: int | None = None
+    pooling: str | None = None
+    normalized: bool | None = None
+    prompts: list[str] | None = None
+    default_prompt_name: str | None = None
+    input_types: dict[str, str | None] | None = Field(
+        None, description="Each input_type and the prompt it applies (null: none, text as is)."
+    )
+    fingerprint: str | None = Field(
+        None,
+        description="Embedders: 16 hex digits over weights, pooling, normalisation, max "
+        "length, default prompt and dtype class.",
+    )
     stats: dict[str, Any] = {}
 
 

@@ -51,6 +51,8 @@ ALLOWED = {
     "api_key": "a non-blank key without leading or trailing whitespace, or empty for no auth",
     "infinity_host": "an IP address, e.g. 0.0.0.0 or ::",
     "hf_home": "a folder path",
+    "default_prompt_names": "';'-separated prompt names of the models' sentence-transformers "
+    "config, or none, one value or one per model",
 }
 
 BOUNDS = ((Gt, ">", "gt"), (Ge, ">=", "ge"), (Lt, "<", "lt"), (Le, "<=", "le"))
@@ -96,6 +98,11 @@ def _dtype(name: str) -> str:
     return DTYPE_ALIASES.get(name.lower(), name.lower())
 
 
+def _prompt(name: str) -> str | None:
+    """A DEFAULT_PROMPT_NAMES entry: `none` (any case) means no default prompt."""
+    return None if name.lower() == "none" else name
+
+
 class ModelSpec(NamedTuple):
     """One configured model."""
 
@@ -104,6 +111,7 @@ class ModelSpec(NamedTuple):
     batch_size: int
     dtype: str
     revision: str | None = None
+    default_prompt: str | None = None  # a prompt name applied when a request names none
 
 
 class Settings(BaseSettings):
@@ -124,6 +132,7 @@ class Settings(BaseSettings):
     trust_remote_code: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     model_revisions: SemiList = ()
+    default_prompt_names: SemiList = ()
     runpod_max_concurrency: int = Field(300, ge=1)
     http_client_user_agent: str = DEFAULT_USER_AGENT
     http_client_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
@@ -153,6 +162,7 @@ class Settings(BaseSettings):
         "batch_sizes",
         "dtypes",
         "model_revisions",
+        "default_prompt_names",
         mode="before",
     )(_split)
     _strip_text = field_validator(
@@ -204,6 +214,7 @@ class Settings(BaseSettings):
             ("BATCH_SIZES", self.batch_sizes, {1, n}),
             ("DTYPES", self.dtypes, {1, n}),
             ("MODEL_REVISIONS", self.model_revisions, {1, n}),
+            ("DEFAULT_PROMPT_NAMES", self.default_prompt_names, {1, n}),
         )
         for name, values, counts in checks:
             if values and len(values) not in counts:
@@ -265,6 +276,7 @@ class Settings(BaseSettings):
                 int(pick(self.batch_sizes, i)),
                 _dtype(pick(self.dtypes, i)),
                 pick(self.model_revisions, i) if self.model_revisions else None,
+                _prompt(pick(self.default_prompt_names, i)) if self.default_prompt_names else None,
             )
             for i, path in enumerate(paths)
         )

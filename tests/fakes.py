@@ -29,11 +29,21 @@ class FakeBackend:
         self.loaded = True
         self.admissions: list[int] = []
         self.calls: list[tuple[str, Any]] = []
+        self.keys: list[Any] = []
         self.fail_with = fail_with
         self._models = {
             info.id: info
             for info in (
-                ModelInfo("embedder", frozenset({"embed"}), "fake", 8, 1),
+                ModelInfo(
+                    "embedder",
+                    frozenset({"embed"}),
+                    "fake",
+                    8,
+                    1,
+                    max_input_tokens=16,
+                    prompts={"query": "query: ", "document": "passage: "},
+                    fingerprint="0123456789abcdef",
+                ),
                 ModelInfo("reranker", frozenset({"rerank"}), "fake", None, 1),
                 ModelInfo("clip", frozenset({"embed", "image_embed"}), "fake", 8, 1),
             )
@@ -63,14 +73,21 @@ class FakeBackend:
     def close_admission(self) -> None:
         pass
 
-    async def embed(self, model: str, items: list[Any]) -> tuple[list[np.ndarray], int]:
+    async def embed(
+        self, model: str, items: list[Any], key: Any = None
+    ) -> tuple[list[np.ndarray], int]:
         self.calls.append(("embed", items))
+        self.keys.append(key)
         self._maybe_fail()
         vectors = [
             fake_vector(f"image:{item.ref}" if isinstance(item, FakeImage) else item)
             for item in items
         ]
         return vectors, sum(len(item.split()) + 2 for item in items if isinstance(item, str))
+
+    async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
+        self.calls.append(("count", texts))
+        return [len(text.split()) + 2 for text in texts]
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
         self.calls.append(("rerank", (query, docs)))

@@ -52,6 +52,10 @@ def build_bert_embedder(folder: Path) -> Path:
             ]
         )
     )
+    # prompts only apply when a request (or DEFAULT_PROMPT_NAMES) names one
+    (folder / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query : ", "document": "document : "}})
+    )
     (folder / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": 128, "do_lower_case": False})
     )

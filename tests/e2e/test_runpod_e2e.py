@@ -63,6 +63,8 @@ def test_native_embeddings_return_float_vectors(worker, tiny_models):
     tokens = usage_tokens(tiny_models[EMBED_ID], ["hello world", "a cat"])
     assert output["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
     assert output["id"].startswith("infinity-")
+    cards = {card["id"]: card for card in worker.runsync({"openai_route": "/v1/models"})["data"]}
+    assert output["fingerprint"] == cards[EMBED_ID]["fingerprint"]
 
 
 def test_openai_route_embeddings_are_a_one_element_list(worker):
@@ -201,6 +203,29 @@ PARITY_CASES = [
             "top_n": 2,
         },
     ),
+    (
+        "/v1/embeddings",
+        {"model": EMBED_ID, "input": ["a cat", "cat " * 200], "truncation_direction": "left"},
+    ),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a cat", "prompt_name": "query"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a cat", "input_type": "search_document"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a cat", "normalize": False, "dimensions": 8}),
+    (
+        "/v1/embeddings",
+        {
+            "model": EMBED_ID,
+            "input": "a cat",
+            "embedding_type": "binary",
+            "encoding_format": "base64",
+        },
+    ),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": ["a", "cat " * 200], "truncate": False}),
+    (
+        "/v1/embeddings",
+        {"model": EMBED_ID, "input": "a", "prompt_name": "q", "input_type": "query"},
+    ),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "prompt_name": "passage"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "embedding_type": "int4"}),
     ("/v1/embeddings", {"model": "x", "input": "hi"}),
     ("/v1/embeddings", {"model": EMBED_ID, "input": [IMAGE], "modality": "image"}),
     ("/v1/embeddings", {"model": EMBED_ID, "input": "hi", "modality": "video"}),

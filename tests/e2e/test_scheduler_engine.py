@@ -40,7 +40,7 @@ class Gate:
         if self.fail is not None:
             error, self.fail = self.fail, None
             raise error
-        self.seen.append(len(features["input_ids"]))
+        self.seen.append(len(features[0]["input_ids"]))  # (features, normalize)
         return self.forward_original(features)
 
     async def hold(self, core: Core, text: str = "hold") -> asyncio.Task:

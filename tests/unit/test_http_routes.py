@@ -63,6 +63,12 @@ async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
     body = spec["paths"]["/embeddings"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip"]
     assert body["schema"]["properties"]["dimensions"]["anyOf"][0]["maximum"] == 8
+    new_fields = {"truncate", "truncation_direction", "prompt_name", "input_type"}
+    assert new_fields | {"embedding_type", "normalize"} <= set(body["schema"]["properties"])
+    schemas = spec["components"]["schemas"]
+    assert "fingerprint" in schemas["EmbeddingsResponse"]["properties"]
+    card = {"max_input_tokens", "pooling", "normalized", "prompts", "revision", "fingerprint"}
+    assert card | {"dtype", "input_types"} <= set(schemas["ModelCard"]["properties"])
     rerank = spec["paths"]["/rerank"]["post"]["requestBody"]["content"]["application/json"]
     assert rerank["schema"]["properties"]["model"]["enum"] == ["reranker"]
     refs = [
@@ -81,7 +87,7 @@ class SlowBackend(FakeBackend):
         self.started = asyncio.Event()
         self.cancelled = False
 
-    async def embed(self, model, items):
+    async def embed(self, model, items, key=None):
         self.started.set()
         try:
             await asyncio.sleep(30)

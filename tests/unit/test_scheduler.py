@@ -21,7 +21,7 @@ class FakeRunner:
         self.entered = threading.Event()
         self.fail_next: BaseException | None = None
 
-    def prepare(self, inputs):
+    def prepare(self, inputs, key):
         return list(inputs), [len(text.split()) for text in inputs]
 
     def forward(self, features):

@@ -40,11 +40,12 @@ def test_lists_expand_per_model_and_aliases_normalise():
             "DTYPES": "fp16",
             "BACKEND": "ctranslate2",
             "MODEL_REVISIONS": "main;abc123",
+            "DEFAULT_PROMPT_NAMES": "query;None",
         }
     )
     assert [tuple(m) for m in settings.models] == [
-        ("a/b", "x", 8, "float16", "main"),
-        ("/models/c", "y", 16, "float16", "abc123"),
+        ("a/b", "x", 8, "float16", "main", "query"),
+        ("/models/c", "y", 16, "float16", "abc123", None),
     ]
     assert settings.backend == "ctranslate2"
 
@@ -134,6 +135,12 @@ BAD = [
     ({"INFINITY_PORT": "70000"}, "INFINITY_PORT='70000'", "an integer >= 1 and <= 65535"),
     ({"INFINITY_PORT": "http"}, "INFINITY_PORT='http'", "an integer >= 1 and <= 65535"),
     ({"HF_HOME": ""}, "HF_HOME=''", "a folder path"),
+    ({"DEFAULT_PROMPT_NAMES": "query;"}, "DEFAULT_PROMPT_NAMES='query;'", "or none"),
+    (
+        {"MODEL_NAMES": "a/b", "DEFAULT_PROMPT_NAMES": "query;none"},
+        "DEFAULT_PROMPT_NAMES='query;none'",
+        "1 entries",
+    ),
 ]
 
 

@@ -1,0 +1,113 @@
+"""Embeddings options in the core (fake backend): prompts, truncation, batch keys, identity."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from handlers.core import Core
+from handlers.errors import ErrorKind, ServiceError
+from handlers.http import V1App
+from handlers.scheduler import EmbedKey
+from tests.fakes import FakeBackend, FakeImages
+
+
+@pytest.fixture
+def backend():
+    return FakeBackend()
+
+
+@pytest.fixture
+def core(make_settings, backend):
+    return Core(make_settings(), backend, FakeImages())
+
+
+async def embed(core, **body):
+    return await core.dispatch("/v1/embeddings", {"model": "embedder", "input": ["a b"], **body})
+
+
+async def error_of(core, **body) -> ServiceError:
+    with pytest.raises(ServiceError) as info:
+        await embed(core, **body)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({}, "a b"),
+        ({"prompt_name": "query"}, "query: a b"),
+        ({"input_type": "search_query"}, "query: a b"),
+        ({"input_type": "query"}, "query: a b"),
+        ({"input_type": "search_document"}, "passage: a b"),
+        ({"input_type": "document"}, "passage: a b"),
+        ({"input_type": "classification"}, "a b"),  # the model has no such prompt
+        ({"input_type": "clustering"}, "a b"),
+    ],
+)
+async def test_prompts_prefix_the_texts(core, backend, body, text):
+    await embed(core, **body)
+    assert backend.calls == [("embed", [text])]
+
+
+async def test_prompt_errors(core, backend):
+    both = await error_of(core, prompt_name="query", input_type="query")
+    assert (both.kind, both.param) == (ErrorKind.INVALID, "prompt_name")
+    unknown = await error_of(core, prompt_name="passage")
+    assert unknown.kind is ErrorKind.INVALID
+    assert (
+        unknown.message == "Model 'embedder' has no prompt 'passage'. Its prompts: query, document."
+    )
+    bad_type = await error_of(core, input_type="search")
+    assert bad_type.param == "input_type"
+    assert backend.calls == []
+
+
+async def test_truncate_false_refuses_the_first_long_input_by_index(core, backend):
+    body = {
+        "input": ["short", "one two three four five six seven eight nine ten eleven twelve " * 2]
+    }
+    error = await error_of(core, truncate=False, **body)
+    assert error.kind is ErrorKind.TOO_LARGE and error.param == "input"
+    assert error.message == (
+        "input[1] has 26 tokens; the model's context length is 16 tokens and truncate is false."
+    )
+    assert [name for name, _ in backend.calls] == ["count"] and backend.admissions == []
+    await embed(core, truncate=False, input=["short"])  # within the limit: embedded
+    assert backend.calls[-1] == ("embed", ["short"])
+
+
+async def test_truncation_side_and_normalize_are_the_batch_key(core, backend):
+    await embed(core)
+    await embed(core, truncation_direction="left", normalize=False)
+    assert backend.keys == [EmbedKey("right", True), EmbedKey("left", False)]
+    assert (await error_of(core, truncation_direction="middle")).param == "truncation_direction"
+
+
+async def test_models_describe_prompts_and_identity(core):
+    cards = {card["id"]: card for card in (await core.dispatch("/v1/models"))["data"]}
+    embedder = cards["embedder"]
+    assert embedder["prompts"] == ["query", "document"]
+    assert embedder["input_types"] == {
+        "search_query": "query",
+        "query": "query",
+        "search_document": "document",
+        "document": "document",
+        "classification": None,
+        "clustering": None,
+    }
+    assert embedder["max_input_tokens"] == 16 and embedder["normalized"] is True
+    assert embedder["fingerprint"] == "0123456789abcdef"
+    assert "fingerprint" not in cards["reranker"]
+
+
+async def test_the_fingerprint_is_in_the_body_and_the_http_header(make_settings):
+    app = V1App()
+    app.core = Core(make_settings(), FakeBackend(), FakeImages())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        reply = await client.post("/embeddings", json={"model": "embedder", "input": "a"})
+        models = await client.get("/models")
+    assert reply.json()["fingerprint"] == "0123456789abcdef"
+    assert reply.headers["x-embedding-fingerprint"] == "0123456789abcdef"
+    assert "x-embedding-fingerprint" not in models.headers
