@@ -22,6 +22,7 @@ log = logging.getLogger("embedding_service")
 # the service instance uses the same object unless it is handed its own (RunPod adapter).
 SETTINGS = load_settings()
 v1 = V1App()
+v2 = V1App(prefix="/v2")  # /v2/rerank (Cohere v2's shape); one route table with /v1
 drain = Drain()
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
@@ -43,6 +44,7 @@ def _api_key() -> str | None:
     metrics={"enabled": SETTINGS.prometheus_metrics},
 )
 @bentoml.asgi_app(v1, path="/v1")
+@bentoml.asgi_app(v2, path="/v2")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank; one scheduler per model over its engine."""
 
@@ -53,7 +55,7 @@ class EmbeddingService:
         if self.settings.uses_bundled_model:
             log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
         self.core = Core(self.settings, EngineBackend(self.settings), ImageFetcher(self.settings))
-        v1.core = self.core
+        v1.core = v2.core = self.core
 
     @bentoml.on_startup
     async def start(self) -> None:

@@ -15,6 +15,7 @@ from . import onnx
 from .runners import Loaded, load_infinity
 from .scheduler import Limits, Scheduler, model_dead
 from .settings import ModelSpec, Settings
+from .tokenize import TextTokenizer, Tokenizer
 
 __all__ = ["Backend", "EngineBackend", "ModelInfo"]
 
@@ -45,6 +46,10 @@ class Backend(Protocol):
 
     def stats(self, model: str) -> dict[str, Any]: ...
 
+    def tokenizer(self, model: str) -> Tokenizer | None:
+        """The model's own tokenizer (never truncating), or None when it has no fast one."""
+        ...
+
     def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
         """Hold `items` of the model's capacity (waiting in line if needed) while inside."""
         ...
@@ -54,7 +59,7 @@ class Backend(Protocol):
         ...
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
-        """Raw relevance logits in document order, and tokens."""
+        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens."""
         ...
 
     def close_admission(self) -> None: ...
@@ -71,6 +76,7 @@ class EngineBackend:
         self._settings = settings
         self._schedulers: dict[str, Scheduler] = {}
         self._info: dict[str, ModelInfo] = {}
+        self._tokenizers: dict[str, TextTokenizer | None] = {}
         self._started = False
 
     @property
@@ -89,6 +95,9 @@ class EngineBackend:
 
     def stats(self, model: str) -> dict[str, Any]:
         return self._schedulers[model].stats()
+
+    def tokenizer(self, model: str) -> TextTokenizer | None:
+        return self._tokenizers[model]
 
     def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
         return self._schedulers[model].admit(items)
@@ -113,6 +122,7 @@ class EngineBackend:
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec))
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
+            self._tokenizers[spec.served_id] = model.tokenizer
             dims = None
             if "embed" in model.capabilities:
                 vectors, _ = await scheduler.run(["dimension probe"])
@@ -159,7 +169,8 @@ class EngineBackend:
                     decision.pooling,
                 )
                 runner = OnnxEmbedder(decision.folder, decision.precision, decision.pooling)
-                return Loaded([runner], frozenset({"embed"}), backend)
+                tokenizer = TextTokenizer(runner.tokenizer, runner.max_length)
+                return Loaded([runner], frozenset({"embed"}), backend, tokenizer)
             log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, decision)
             backend = "torch"
         return load_infinity(spec, self._settings, backend)

@@ -10,6 +10,7 @@ from typing import Any
 
 from .scheduler import Runner
 from .settings import ModelSpec, Settings
+from .tokenize import TextTokenizer
 
 __all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
 
@@ -20,11 +21,13 @@ _import_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Loaded:
-    """A loaded model: one runner per replica, what it can do, the engine it runs on."""
+    """A loaded model: one runner per replica, what it can do, the engine it runs on, and
+    a tokenizer of its own for /v1/tokenize and rerank windows (None: no fast tokenizer)."""
 
     runners: list[Runner]
     capabilities: frozenset[str]
     backend: str
+    tokenizer: TextTokenizer | None
 
 
 def import_infinity() -> Any:
@@ -109,6 +112,23 @@ def _engine_args(infinity: Any, spec: ModelSpec, settings: Settings, engine: str
     )
 
 
+def _tokenizer(hf_tokenizer: Any, limit: int | None) -> TextTokenizer | None:
+    """A copy of a transformers fast tokenizer, with the context length the model's
+    pre-process truncates at: `limit`, else the tokenizer's own `model_max_length`."""
+    if not getattr(hf_tokenizer, "is_fast", False):
+        return None
+    declared = hf_tokenizer.model_max_length
+    return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared))
+
+
+def _cross_encoder_limit(model: Any) -> int:
+    """The cross-encoder's pre-process truncates pairs at the tokenizer's model_max_length;
+    a tokenizer that declares none is bounded by the position embeddings."""
+    declared = model.tokenizer.model_max_length
+    positions = getattr(model.model.config, "max_position_embeddings", None)
+    return int(min(declared, positions)) if positions else int(declared)
+
+
 def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     """Load one model with Infinity's own loader (blocking; call it off the event loop).
 
@@ -122,13 +142,15 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     replicas, _, _ = select_model(_engine_args(infinity, spec, settings, engine))
     first = replicas[0]
     if isinstance(first, BaseTIMM):
-        return Loaded(
-            [_ClipStages(r) for r in replicas], frozenset({"embed", "image_embed"}), engine
-        )
+        tokenizer = _tokenizer(first.processor.tokenizer, getattr(first, "max_length", None))
+        capabilities = frozenset({"embed", "image_embed"})
+        return Loaded([_ClipStages(r) for r in replicas], capabilities, engine, tokenizer)
     if isinstance(first, BaseCrossEncoder):
-        return Loaded([_Stages(r) for r in replicas], frozenset({"rerank"}), engine)
+        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first))
+        return Loaded([_Stages(r) for r in replicas], frozenset({"rerank"}), engine, tokenizer)
     if isinstance(first, BaseEmbedder):
-        return Loaded([_Stages(r) for r in replicas], frozenset({"embed"}), engine)
+        tokenizer = _tokenizer(first.tokenizer, first.max_seq_length)
+        return Loaded([_Stages(r) for r in replicas], frozenset({"embed"}), engine, tokenizer)
     raise RuntimeError(
         f"model {spec.served_id}: {type(first).__name__} models are not served here "
         "(embedders, rerankers and CLIP-like models are)"
