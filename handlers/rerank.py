@@ -34,9 +34,9 @@ def _field(value: Any) -> str:
 
 
 def document_texts(documents: list[Any], rank_fields: list[str] | None) -> list[str]:
-    """What the model reads of each document: a string as it is; an object's `text`, or,
-    with `rank_fields`, one `name: value` line per named field in that order (values that
-    are not strings as JSON).
+    """What the model reads of each document: a string as it is; an object's `text` (a
+    string, as the schema checks), or, with `rank_fields`, one `name: value` line per
+    named field in that order (values that are not strings as JSON).
 
     Raises:
         ServiceError: INVALID naming the first document that lacks a field it needs.
@@ -58,7 +58,7 @@ def document_texts(documents: list[Any], rank_fields: list[str] | None) -> list[
         if rank_fields:
             texts.append("\n".join(f"{name}: {_field(doc[name])}" for name in rank_fields))
         else:
-            texts.append(_field(doc["text"]))
+            texts.append(doc["text"])
     return texts
 
 

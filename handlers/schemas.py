@@ -61,11 +61,19 @@ def _integral(value: Any) -> Any:
     return value
 
 
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
 def _document(value: Any) -> Any:
     if not isinstance(value, str | dict):
         raise PydanticCustomError(
             "document", "a document is a string or an object (with a 'text' field)"
         )
+    if isinstance(value, dict) and not isinstance(value.get("text", ""), str):
+        raise PydanticCustomError("document", "a document's 'text' field is a string")
     return value
 
 
@@ -137,8 +145,10 @@ class EmbeddingsRequest(_Request):
 
 
 class RerankRequest(_Request):
+    # may be left out (None), but not sent as null: the schema says string
     model: Annotated[
         str | None,
+        BeforeValidator(_not_null),
         WithJsonSchema(
             {
                 "type": "string",

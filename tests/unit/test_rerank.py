@@ -90,6 +90,16 @@ def test_the_default_cap_is_documented():
             "documents[0]: the object has no 'b' field.",
         ),
         (
+            {"query": "q", "documents": ["a"], "model": None},
+            ErrorKind.INVALID,
+            "model: Input should be a valid string",
+        ),
+        (
+            {"query": "q", "documents": [{"text": {}}]},
+            ErrorKind.INVALID,
+            "documents[0]: a document's 'text' field is a string",
+        ),
+        (
             {"query": "q", "docs": ["a", 3]},
             ErrorKind.INVALID,
             "docs[1]: a document is a string or an object",
