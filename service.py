@@ -26,6 +26,7 @@ log = logging.getLogger("embedding_service")
 # the environment once per process, so both see the same object).
 SERVER = settings_or_exit()
 v1 = V1App()
+v2 = V1App(prefix="/v2")  # /v2/rerank (Cohere v2's shape); one route table with /v1
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
@@ -80,6 +81,7 @@ def _draining() -> bool:
     metrics={"enabled": SERVER.prometheus_metrics},
 )
 @bentoml.asgi_app(v1, path="/v1")
+@bentoml.asgi_app(v2, path="/v2")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank; one scheduler per model over its engine."""
 
@@ -93,7 +95,7 @@ class EmbeddingService:
         backend = EngineBackend(self.settings)
         self.metrics = SchedulerMetrics(backend.schedulers)
         self.core = Core(self.settings, backend, ImageFetcher(self.settings))
-        v1.core = self.core
+        v1.core = v2.core = self.core
 
     @bentoml.on_startup
     async def start(self) -> None:

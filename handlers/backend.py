@@ -17,6 +17,7 @@ from . import ct2, identity, onnx
 from .runners import Loaded, load_infinity
 from .scheduler import Limits, Scheduler, model_dead
 from .settings import ModelSpec, Settings, SettingsError
+from .tokenize import TextTokenizer, Tokenizer
 
 __all__ = ["Backend", "EngineBackend", "ModelInfo"]
 
@@ -54,6 +55,10 @@ class Backend(Protocol):
 
     def stats(self, model: str) -> dict[str, Any]: ...
 
+    def tokenizer(self, model: str) -> Tokenizer | None:
+        """The model's own tokenizer (never truncating), or None when it has no fast one."""
+        ...
+
     def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
         """Hold `items` of the model's capacity (waiting in line if needed) while inside."""
         ...
@@ -70,7 +75,7 @@ class Backend(Protocol):
         ...
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
-        """Raw relevance logits in document order, and tokens."""
+        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens."""
         ...
 
     def close_admission(self) -> None: ...
@@ -87,7 +92,7 @@ class EngineBackend:
         self._settings = settings
         self._schedulers: dict[str, Scheduler] = {}
         self._info: dict[str, ModelInfo] = {}
-        self._counters: dict[str, Any] = {}
+        self._tokenizers: dict[str, TextTokenizer | None] = {}
         self._started = False
 
     @property
@@ -112,6 +117,9 @@ class EngineBackend:
         """Each loaded model's scheduler by served id (a live view, for /metrics)."""
         return MappingProxyType(self._schedulers)
 
+    def tokenizer(self, model: str) -> TextTokenizer | None:
+        return self._tokenizers[model]
+
     def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
         return self._schedulers[model].admit(items)
 
@@ -135,7 +143,7 @@ class EngineBackend:
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec))
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
-            self._counters[spec.served_id] = model.count
+            self._tokenizers[spec.served_id] = model.tokenizer
             if "embed" in model.capabilities:
                 vectors, _ = await scheduler.run(["dimension probe"])
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
@@ -178,14 +186,12 @@ class EngineBackend:
                     decision.folder,
                     decision.pooling,
                 )
-                from .ort import OnnxCounter, OnnxEmbedder
+                from .ort import OnnxEmbedder
 
                 runner = OnnxEmbedder(decision.folder, decision.precision, decision.pooling)
-                count = OnnxCounter(decision.folder)
+                tokenizer = TextTokenizer(runner.tokenizer, runner.max_length)
                 dtype = {"fp32": "float32"}.get(decision.precision, decision.precision)
-                return Loaded(
-                    [runner], frozenset({"embed"}), backend, runner.max_length, count, dtype
-                )
+                return Loaded([runner], frozenset({"embed"}), backend, tokenizer, dtype)
             reason = decision
         elif backend == "ctranslate2":
             reason = ct2.unsupported(spec.path, spec.revision)
@@ -252,10 +258,10 @@ class EngineBackend:
         return await self._scheduler(model).run(items, key)
 
     async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
-        count = self._counters[model]
-        if count is None:
+        tokenizer = self._tokenizers[model]
+        if tokenizer is None:
             raise RuntimeError(f"model {model} cannot count tokens")
-        return await asyncio.to_thread(count, texts)
+        return await asyncio.to_thread(tokenizer.count, texts)
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
         scores, tokens = await self._scheduler(model).run([(query, doc) for doc in docs])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -11,12 +12,14 @@ from typing import Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from . import rerank
 from .backend import Backend, ModelInfo
 from .errors import ErrorKind, ServiceError
 from .prompts import input_types, prompt_for
 from .scheduler import EmbedKey
-from .schemas import EmbeddingsRequest, RerankRequest
+from .schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
 from .settings import Settings
+from .tokenize import tokenize_data
 from .vectors import encode
 
 __all__ = ["REPLY_HEADERS", "ROUTES", "Core", "ImageLoader"]
@@ -69,7 +72,7 @@ def _meta() -> dict[str, Any]:
 
 
 class Core:
-    """Validation and dispatch for /v1/models, /v1/embeddings and /v1/rerank."""
+    """Validation and dispatch for every route of ROUTES."""
 
     def __init__(self, settings: Settings, backend: Backend, images: ImageLoader) -> None:
         self.settings = settings
@@ -289,34 +292,88 @@ class Core:
             "fingerprint": info.fingerprint,
         }
 
-    async def rerank(self, body: Any) -> dict[str, Any]:
+    def _reranker(self, model: str | None) -> str:
+        """The reranker a request names; when it names none, the only one served.
+
+        Raises:
+            ServiceError: as _model; INVALID when no model is named and the server does
+                not serve exactly one reranker (the message lists them).
+        """
+        if model is not None:
+            self._model(model, "rerank")
+            return model
+        ids = [info.id for info in self.backend.models().values() if "rerank" in info.capabilities]
+        if len(ids) == 1:
+            return ids[0]
+        raise ServiceError(
+            ErrorKind.INVALID,
+            f"model: Field required (this server serves {len(ids)} rerankers: "
+            f"{', '.join(ids) or 'none'}).",
+            param="model",
+        )
+
+    async def _rank(self, body: Any) -> tuple[RerankRequest, str, list[float], int]:
+        """Validate a rerank body and score its documents, each by its best window."""
         req: RerankRequest = _parse(RerankRequest, body)
-        self._check_size("documents", len(req.documents), [req.query, *req.documents])
-        self._model(req.model, "rerank")
-        scores, tokens = [], 0
-        if req.documents:
-            async with self.backend.admit(req.model, len(req.documents)):
-                scores, tokens = await self.backend.rerank(req.model, req.query, req.documents)
-        if not req.raw_scores:
-            scores = (1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))).tolist()
-        ranked = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[: req.top_n]
-        results = []
-        for index in ranked:
-            result: dict[str, Any] = {"index": index, "relevance_score": scores[index]}
-            if req.return_documents:
-                result["document"] = req.documents[index]
-            results.append(result)
+        texts = rerank.document_texts(req.documents, req.rank_fields)
+        self._check_size("documents", len(texts), [req.query, *texts])
+        model = self._reranker(req.model)
+        if not texts:
+            return req, model, [], 0
+        windows = await asyncio.to_thread(
+            rerank.plan_windows,
+            self.backend.tokenizer(model),
+            req.query,
+            texts,
+            req.max_tokens_per_doc,
+            req.max_chunks_per_doc,
+        )
+        async with self.backend.admit(model, len(windows.texts)):
+            scores, tokens = await self.backend.rerank(model, req.query, windows.texts)
+        return req, model, windows.best(scores, len(texts)), tokens
+
+    async def rerank(self, body: Any) -> dict[str, Any]:
+        req, model, scores, tokens = await self._rank(body)
+        documents = req.documents if req.return_documents else None
         return {
             "object": "rerank",
-            "model": req.model,
-            "results": results,
+            "model": model,
+            "results": rerank.ranked_results(scores, req.raw_scores, req.top_n, documents),
             "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
             **_meta(),
         }
+
+    async def rerank_v2(self, body: Any) -> dict[str, Any]:
+        """Cohere v2's reply: results without documents; tokens in `meta` and `usage`."""
+        req, model, scores, tokens = await self._rank(body)
+        return {
+            "id": _meta()["id"],
+            "model": model,
+            "results": rerank.ranked_results(scores, req.raw_scores, req.top_n, None),
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
+            "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
+        }
+
+    async def tokenize(self, body: Any) -> dict[str, Any]:
+        req: TokenizeRequest = _parse(TokenizeRequest, body)
+        self._check_size("input", len(req.input), req.input)
+        self._model(req.model)
+        tokenizer = self.backend.tokenizer(req.model)
+        if tokenizer is None:
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"Model '{req.model}' has no fast tokenizer; /v1/tokenize is not available for it.",
+                param="model",
+                code="model_capability",
+            )
+        encodings = await asyncio.to_thread(tokenizer.encode, req.input, req.add_special_tokens)
+        return {"object": "list", "model": req.model, "data": tokenize_data(encodings)}
 
 
 ROUTES: dict[str, Handler] = {
     "/v1/models": Core.models,
     "/v1/embeddings": Core.embeddings,
     "/v1/rerank": Core.rerank,
+    "/v1/tokenize": Core.tokenize,
+    "/v2/rerank": Core.rerank_v2,
 }

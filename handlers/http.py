@@ -1,4 +1,4 @@
-"""The /v1 HTTP routes: one route table over the core (plain ASGI), and bearer-key middleware."""
+"""The /v1 and /v2 HTTP routes: one route table over the core (plain ASGI), bearer-key auth."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from .openapi import openapi_document
 __all__ = ["OPEN_PATHS", "ROUTES", "BearerAuthMiddleware", "V1App", "error_response"]
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
-# path under /v1 -> (method, core route or None for the OpenAPI document)
+# path -> (method, core route or None for the OpenAPI document); a V1App serves the
+# entries under its mount prefix
 ROUTES: dict[str, tuple[str, str | None]] = {
-    "/models": ("GET", "/v1/models"),
-    "/embeddings": ("POST", "/v1/embeddings"),
-    "/rerank": ("POST", "/v1/rerank"),
-    "/openapi.json": ("GET", None),
+    "/v1/models": ("GET", "/v1/models"),
+    "/v1/embeddings": ("POST", "/v1/embeddings"),
+    "/v1/rerank": ("POST", "/v1/rerank"),
+    "/v1/tokenize": ("POST", "/v1/tokenize"),
+    "/v1/openapi.json": ("GET", None),
+    "/v2/rerank": ("POST", "/v2/rerank"),
 }
 Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
@@ -105,20 +108,22 @@ async def _unless_client_leaves(receive: Receive, work: Coroutine[Any, Any, Any]
 
 
 class V1App:
-    """The ASGI app BentoML mounts at /v1: ROUTES over the core, OpenAI-shaped errors for
-    unknown paths (404) and wrong methods (405 with Allow). `core` is set by the service."""
+    """The ASGI app BentoML mounts at `prefix` (/v1; a second instance at /v2): the ROUTES
+    under it over the core, OpenAI-shaped errors for unknown paths (404) and wrong methods
+    (405 with Allow). `core` is set by the service."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "/v1") -> None:
+        self.prefix = prefix
         self.core: Core | None = None
         self._openapi: dict[str, Any] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        path = get_route_path(scope)
+        path = self.prefix + get_route_path(scope)
         route = ROUTES.get(path)
         if route is None:
-            error = ServiceError(ErrorKind.NOT_FOUND, f"Not Found: /v1{path}")
+            error = ServiceError(ErrorKind.NOT_FOUND, f"Not Found: {path}")
             return await error_response(error)(send)
         method, core_route = route
         if scope["method"] != method:

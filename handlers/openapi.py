@@ -14,6 +14,8 @@ from .schemas import (
     ModelList,
     RerankRequest,
     RerankResponse,
+    TokenizeRequest,
+    TokenizeResponse,
 )
 
 __all__ = ["openapi_document"]
@@ -69,9 +71,16 @@ def openapi_document(infos: Iterable[Any]) -> dict[str, Any]:
     rerank = _operation(
         "Score documents against a query, highest first.", RerankResponse, components, RerankRequest
     )
+    tokenize = _operation(
+        "Token ids, token strings and character offsets of texts, with their counts "
+        "(never truncated).",
+        TokenizeResponse,
+        components,
+        TokenizeRequest,
+    )
     infos = list(infos)
-    for operation, capability in ((embeddings, "embed"), (rerank, "rerank")):
-        ids = [info.id for info in infos if capability in info.capabilities]
+    for operation, capability in ((embeddings, "embed"), (rerank, "rerank"), (tokenize, None)):
+        ids = [info.id for info in infos if capability in (None, *info.capabilities)]
         if ids:
             _body(operation)["properties"]["model"]["enum"] = ids
     sizes = [info.dimensions for info in infos if info.dimensions]
@@ -88,6 +97,7 @@ def openapi_document(infos: Iterable[Any]) -> dict[str, Any]:
             },
             "/embeddings": {"post": embeddings},
             "/rerank": {"post": rerank},
+            "/tokenize": {"post": tokenize},
         },
         "components": {"schemas": components},
     }

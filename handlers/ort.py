@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 from .onnx import FP32_FILE, INT8_FILE
 from .scheduler import EmbedKey
 
-__all__ = ["OnnxCounter", "OnnxEmbedder"]
+__all__ = ["OnnxEmbedder"]
 
 FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}
 
@@ -98,20 +97,3 @@ class OnnxEmbedder:
             return pooled.astype(np.float32)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-class OnnxCounter:
-    """Tokens per text, special ones included, never truncated: its own copy of the tokenizer
-    (the prepare thread's is never touched), one caller at a time."""
-
-    def __init__(self, folder: Path) -> None:
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-        self._lock = threading.Lock()
-
-    def __call__(self, texts: list[str]) -> list[int]:
-        with self._lock:
-            return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from .scheduler import EmbedKey, Runner
 from .settings import ModelSpec, Settings
+from .tokenize import TextTokenizer
 
-__all__ = ["Loaded", "TokenCounter", "import_infinity", "load_infinity", "preload_infinity"]
+__all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +22,19 @@ _import_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Loaded:
-    """A loaded model: one runner per replica, what it can do, the engine it runs on."""
+    """A loaded model: one runner per replica, what it can do, the engine it runs on, and
+    a tokenizer of its own for /v1/tokenize and rerank windows (None: no fast tokenizer)."""
 
     runners: list[Runner]
     capabilities: frozenset[str]
     backend: str
-    max_length: int | None = None  # context length in tokens, special ones included (text)
-    count: Callable[[list[str]], list[int]] | None = None  # tokens per text, never cut
+    tokenizer: TextTokenizer | None  # a private copy: /v1/tokenize, counts, windows
     dtype: str | None = None  # the precision the weights run in
+
+    @property
+    def max_length(self) -> int | None:
+        """Context length in tokens, special ones included (text)."""
+        return self.tokenizer.max_length if self.tokenizer is not None else None
 
 
 def import_infinity() -> Any:
@@ -58,22 +63,6 @@ def preload_infinity() -> None:
 
 def _token_counts(mask: Any) -> list[int]:
     return [int(n) for n in mask.sum(dim=1).tolist()]
-
-
-class TokenCounter:
-    """Tokens per text, special ones included, never truncated: a copy of the model's
-    tokenizer (the prepare thread's own is never touched), one caller at a time."""
-
-    def __init__(self, tokenizer: Any, lower: bool = False) -> None:
-        self._tokenizer = copy.deepcopy(tokenizer)
-        self._lower = lower
-        self._lock = threading.Lock()
-
-    def __call__(self, texts: list[str]) -> list[int]:
-        texts = [text.strip().lower() if self._lower else text.strip() for text in texts]
-        with self._lock:
-            ids = self._tokenizer(texts, truncation=False, verbose=False)["input_ids"]
-        return [len(row) for row in ids]
 
 
 class _Stages:
@@ -189,6 +178,23 @@ def _dtype(replica: Any) -> str | None:
     return None if first is None else str(first.dtype).removeprefix("torch.")
 
 
+def _tokenizer(hf_tokenizer: Any, limit: int | None, lower: bool = False) -> TextTokenizer | None:
+    """A copy of a transformers fast tokenizer, with the context length the model's
+    pre-process truncates at: `limit`, else the tokenizer's own `model_max_length`."""
+    if not getattr(hf_tokenizer, "is_fast", False):
+        return None
+    declared = hf_tokenizer.model_max_length
+    return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared), lower)
+
+
+def _cross_encoder_limit(model: Any) -> int:
+    """The cross-encoder's pre-process truncates pairs at the tokenizer's model_max_length;
+    a tokenizer that declares none is bounded by the position embeddings."""
+    declared = model.tokenizer.model_max_length
+    positions = getattr(model.model.config, "max_position_embeddings", None)
+    return int(min(declared, positions)) if positions else int(declared)
+
+
 def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     """Load one model with Infinity's own loader (blocking; call it off the event loop).
 
@@ -204,19 +210,25 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     first = replicas[0]
     dtype = _dtype(first)
     if isinstance(first, BaseTIMM):
-        counter = TokenCounter(first.processor.tokenizer)
+        tokenizer = _tokenizer(first.processor.tokenizer, getattr(first, "max_length", None))
         runners: list[Runner] = [_ClipStages(r) for r in replicas]
         capabilities = frozenset({"embed", "image_embed"})
-        return Loaded(runners, capabilities, engine, first.max_length, counter, dtype)
+        return Loaded(runners, capabilities, engine, tokenizer, dtype)
     if isinstance(first, BaseCrossEncoder):
-        return Loaded([_Stages(r) for r in replicas], frozenset({"rerank"}), engine, dtype=dtype)
+        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first))
+        return Loaded(
+            [_Stages(r) for r in replicas], frozenset({"rerank"}), engine, tokenizer, dtype
+        )
     if isinstance(first, SentenceTransformer):
         lower = bool(getattr(first[0], "do_lower_case", False))
-        counter = TokenCounter(first.tokenizer, lower)
+        tokenizer = _tokenizer(first.tokenizer, first.max_seq_length, lower)
         runners = [_EmbedStages(r) for r in replicas]
-        return Loaded(runners, frozenset({"embed"}), engine, first.max_seq_length, counter, dtype)
+        return Loaded(runners, frozenset({"embed"}), engine, tokenizer, dtype)
     if isinstance(first, BaseEmbedder):
-        return Loaded([_Stages(r) for r in replicas], frozenset({"embed"}), engine, dtype=dtype)
+        tokenizer = _tokenizer(first.tokenizer, first.max_seq_length)
+        return Loaded(
+            [_Stages(r) for r in replicas], frozenset({"embed"}), engine, tokenizer, dtype
+        )
     raise RuntimeError(
         f"model {spec.served_id}: {type(first).__name__} models are not served here "
         "(embedders, rerankers and CLIP-like models are)"

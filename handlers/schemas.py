@@ -24,6 +24,8 @@ __all__ = [
     "ModelList",
     "RerankRequest",
     "RerankResponse",
+    "TokenizeRequest",
+    "TokenizeResponse",
 ]
 
 MODALITIES = ("text", "image", "audio", "auto")
@@ -70,6 +72,41 @@ def _integral(value: Any) -> Any:
         return int(value)
     return value
 
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
+def _document(value: Any) -> Any:
+    if not isinstance(value, str | dict):
+        raise PydanticCustomError(
+            "document", "a document is a string or an object (with a 'text' field)"
+        )
+    if isinstance(value, dict) and not isinstance(value.get("text", ""), str):
+        raise PydanticCustomError("document", "a document's 'text' field is a string")
+    return value
+
+
+Document = Annotated[
+    Any,
+    BeforeValidator(_document),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "additionalProperties": True,
+                },
+            ],
+            "description": "A text, or an object read through its 'text' field or the "
+            "fields named by rank_fields (Cohere v1, Jina).",
+        }
+    ),
+]
 
 PositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_integral)]
 
@@ -149,14 +186,51 @@ class EmbeddingsRequest(_Request):
 
 
 class RerankRequest(_Request):
-    model: str
+    # may be left out (None), but not sent as null: the schema says string
+    model: Annotated[
+        str | None,
+        BeforeValidator(_not_null),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "description": "A served reranker; may be left out when only one is served.",
+            }
+        ),
+    ] = None
     query: str
-    documents: list[str] = Field(validation_alias=AliasChoices("documents", "docs"))
-    top_n: PositiveInt | None = None
+    documents: list[Document] = Field(validation_alias=AliasChoices("documents", "docs"))
+    top_n: PositiveInt | None = Field(
+        None,
+        validation_alias=AliasChoices("top_n", "top_k"),
+        description="How many results to return (alias top_k, as Voyage sends it).",
+    )
     return_documents: bool = Field(
-        False, validation_alias=AliasChoices("return_documents", "return_docs")
+        False,
+        validation_alias=AliasChoices("return_documents", "return_docs"),
+        description="Include each result's document as sent: a string, or the whole object.",
     )
     raw_scores: bool = False
+    rank_fields: list[str] | None = Field(
+        None,
+        description="Object documents are read as one 'name: value' line per named field, "
+        "in this order (Cohere v1).",
+    )
+    max_tokens_per_doc: PositiveInt | None = Field(
+        None,
+        description="Read at most this many tokens of each document, in overlapping windows "
+        "(default 4096).",
+    )
+    max_chunks_per_doc: PositiveInt | None = Field(
+        None, description="Cohere v1: read at most this many windows of each document."
+    )
+
+
+class TokenizeRequest(_Request):
+    model: str = Field(description="A served model id (see /v1/models).")
+    input: InputList
+    add_special_tokens: bool = Field(
+        True, description="Count the model's special tokens as embeddings' usage does."
+    )
 
 
 class Usage(BaseModel):
@@ -186,7 +260,7 @@ class EmbeddingsResponse(BaseModel):
 class RerankResult(BaseModel):
     index: int
     relevance_score: float
-    document: str | None = None
+    document: str | dict[str, Any] | None = None
 
 
 class RerankResponse(BaseModel):
@@ -196,6 +270,24 @@ class RerankResponse(BaseModel):
     usage: Usage
     id: str
     created: int
+
+
+class TokenizedInput(BaseModel):
+    object: Literal["tokens"] = "tokens"
+    index: int
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[list[int]] = Field(
+        description="[start, end) character offsets of each token in the input; [0, 0] for "
+        "special tokens."
+    )
+    count: int
+
+
+class TokenizeResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[TokenizedInput]
 
 
 class ModelCard(BaseModel):

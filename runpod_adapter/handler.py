@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 ROUTES = tuple(CORE_ROUTES)
 ACCEPTED_SHAPES = (
     'Accepted job inputs: {"openai_route": "/v1/models"}; '
-    '{"openai_route": "/v1/embeddings" or "/v1/rerank", "openai_input": {...}}; '
+    '{"openai_route": "/v1/embeddings", "/v1/rerank", "/v2/rerank" or "/v1/tokenize", '
+    '"openai_input": {...}}; '
     '{"model", "input", "modality"?, ...} (embeddings); '
     '{"model", "query", "docs", "return_docs"?, ...} (rerank).'
 )
@@ -53,14 +54,13 @@ def canonical_route(value: Any) -> str | None:
     """The core route an `openai_route` names, or None.
 
     Lenient only on spelling that cannot mean anything else: the `/v1` prefix may be left
-    out and leading/trailing slashes are ignored (`/embeddings`, `v1/rerank/`). Case,
-    whitespace and any other path are not corrected.
+    out and leading/trailing slashes are ignored (`/embeddings`, `v1/rerank/`; `/v2/rerank`
+    keeps its prefix). Case, whitespace and any other path are not corrected.
     """
     if not isinstance(value, str):
         return None
     path = value.strip("/")
-    path = path.removeprefix("v1/")
-    route = f"/v1/{path}"
+    route = f"/{path}" if path.startswith("v2/") else f"/v1/{path.removeprefix('v1/')}"
     return route if route in ROUTES else None
 
 
@@ -126,9 +126,9 @@ INTERNAL_ERROR = ServiceError(
 async def handle(job: Any, core: Dispatcher) -> dict[str, Any] | list[dict[str, Any]]:
     """Run one RunPod job through the core and shape its output; never raises.
 
-    `openai_route` embeddings and rerank bodies come back wrapped in a one-element list
-    (what RunPod's OpenAI-compatible proxy expects of a worker); `/v1/models` and native
-    jobs return the body itself; every failure returns `error_output(...)`.
+    `openai_route` bodies (embeddings, rerank, tokenize) come back wrapped in a one-element
+    list (what RunPod's OpenAI-compatible proxy expects of a worker); `/v1/models` and
+    native jobs return the body itself; every failure returns `error_output(...)`.
     """
     try:
         job_input = job.get("input") if isinstance(job, dict) else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,39 @@ def fake_vector(text: str, dims: int = 8) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
     vec = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
     return vec / np.linalg.norm(vec)
+
+
+@dataclass
+class FakeEncoding:
+    ids: list[int] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    offsets: list[tuple[int, int]] = field(default_factory=list)
+    word_ids: list[int | None] = field(default_factory=list)
+
+
+class FakeTokenizer:
+    """One token per whitespace-separated word (id: its length), [CLS] ... [SEP] around."""
+
+    max_length = 16
+    pair_specials = 3
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[FakeEncoding]:
+        encodings = []
+        for text in texts:
+            out = FakeEncoding()
+            words = [(m.group(), m.span()) for m in re.finditer(r"\S+", text)]
+            for word, span in [("[CLS]", (0, 0))] * add_special_tokens + words:
+                out.ids.append(len(word))
+                out.tokens.append(word)
+                out.offsets.append(span)
+                out.word_ids.append(None if span == (0, 0) else len(out.word_ids))
+            if add_special_tokens:
+                out.ids.append(5)
+                out.tokens.append("[SEP]")
+                out.offsets.append((0, 0))
+                out.word_ids.append(None)
+            encodings.append(out)
+        return encodings
 
 
 class FakeBackend:
@@ -54,6 +88,9 @@ class FakeBackend:
 
     def stats(self, model: str) -> dict[str, Any]:
         return {"queue_absolute": 0}
+
+    def tokenizer(self, model: str) -> FakeTokenizer:
+        return FakeTokenizer()
 
     async def start(self) -> None:
         self.ready = True

@@ -50,6 +50,16 @@ def test_optimum_embeddings_match_torch(server, onnx_server):
     assert cosines(torch_vectors, onnx_vectors).min() >= 0.9999
 
 
+def test_tokenize_on_onnx_agrees_with_torch_and_with_usage(server, onnx_server):
+    texts = ["a red dress", "blue running shoes for the trail"]
+    body = {"model": EMBED_ID, "input": texts}
+    onnx = httpx.post(f"{onnx_server.url}/v1/tokenize", json=body, timeout=30).json()
+    torch = httpx.post(f"{server.url}/v1/tokenize", json=body, timeout=30).json()
+    assert onnx["data"] == torch["data"]
+    usage = httpx.post(f"{onnx_server.url}/v1/embeddings", json=body, timeout=30).json()
+    assert sum(d["count"] for d in onnx["data"]) == usage["usage"]["total_tokens"]
+
+
 def test_export_lands_in_the_model_cache_and_models_report_their_backend(onnx_server):
     (exported,) = onnx_server.cache.glob("onnx/*/fp32/model.onnx")
     assert exported.stat().st_size > 0

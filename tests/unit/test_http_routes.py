@@ -15,10 +15,11 @@ from tests.fakes import FakeBackend, FakeImages
 
 
 def mounted(make_settings, backend: FakeBackend | None = None, **env: str) -> Starlette:
-    """The /v1 app mounted under a parent app at /v1, as BentoML mounts it."""
-    app = V1App()
-    app.core = Core(make_settings(**env), backend or FakeBackend(), FakeImages())
-    return Starlette(routes=[Mount("/v1", app=app)])
+    """The /v1 and /v2 apps mounted under a parent app, as BentoML mounts them."""
+    core = Core(make_settings(**env), backend or FakeBackend(), FakeImages())
+    v1, v2 = V1App(), V1App(prefix="/v2")
+    v1.core = v2.core = core
+    return Starlette(routes=[Mount("/v1", app=v1), Mount("/v2", app=v2)])
 
 
 async def send(app: Starlette, method: str, path: str, **kwargs) -> httpx.Response:
@@ -39,7 +40,7 @@ async def test_routes_answer_through_the_core(make_settings):
     assert missing.json()["error"]["message"].startswith("Model 'nope' is not deployed.")
 
 
-@pytest.mark.parametrize(("method", "path"), [(m, f"/v1{p}") for p, (m, _) in ROUTES.items()])
+@pytest.mark.parametrize(("method", "path"), [(m, p) for p, (m, _) in ROUTES.items()])
 async def test_a_wrong_method_is_405_with_allow(make_settings, method, path):
     wrong = "GET" if method == "POST" else "POST"
     reply = await send(mounted(make_settings), wrong, path)
@@ -59,7 +60,7 @@ async def test_unknown_paths_and_bad_bodies_are_openai_errors(make_settings):
 
 async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
     spec = (await send(mounted(make_settings), "GET", "/v1/openapi.json")).json()
-    assert set(spec["paths"]) == {"/models", "/embeddings", "/rerank"}
+    assert set(spec["paths"]) == {"/models", "/embeddings", "/rerank", "/tokenize"}
     body = spec["paths"]["/embeddings"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip"]
     assert body["schema"]["properties"]["dimensions"]["anyOf"][0]["maximum"] == 8

@@ -65,6 +65,10 @@ def test_normalize_accepted_shapes(job_input, expected):
         ("v1/rerank", "/v1/rerank"),
         ("rerank/", "/v1/rerank"),
         ("/models", "/v1/models"),
+        ("/v1/tokenize", "/v1/tokenize"),
+        ("tokenize/", "/v1/tokenize"),
+        ("/v2/rerank", "/v2/rerank"),
+        ("v2/rerank/", "/v2/rerank"),
     ],
 )
 def test_normalize_is_lenient_only_on_prefix_and_slashes(spelling, route):
@@ -96,13 +100,23 @@ def test_non_object_input_is_refused(job_input):
 
 
 @pytest.mark.parametrize(
-    "route", ["/v1/chat/completions", "/V1/EMBEDDINGS", " /v1/embeddings", "", "/v2/models", 7]
+    "route",
+    [
+        "/v1/chat/completions",
+        "/V1/EMBEDDINGS",
+        " /v1/embeddings",
+        "",
+        "/v2/models",
+        "/v1/v2/rerank",
+        7,
+    ],
 )
 def test_unknown_openai_route_is_refused(route):
     error = _invalid({"openai_route": route, "openai_input": {"model": "m"}})
     assert error.param == "openai_route"
     assert f"Unknown openai_route {route!r}" in error.message
-    assert "Supported: /v1/models, /v1/embeddings, /v1/rerank." in error.message
+    supported = "/v1/models, /v1/embeddings, /v1/rerank, /v1/tokenize, /v2/rerank."
+    assert f"Supported: {supported}" in error.message
 
 
 @pytest.mark.parametrize("openai_input", [None, [EMBED_BODY], "body", 1])

@@ -1,0 +1,176 @@
+"""Rerank without truncation: document texts as clients send them, overlapping token windows."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ErrorKind, ServiceError
+from .tokenize import Tokenizer
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS_PER_DOC",
+    "WINDOW_OVERLAP",
+    "Windows",
+    "document_texts",
+    "plan_windows",
+    "ranked_results",
+]
+
+WINDOW_OVERLAP = 32
+"""Tokens two neighbouring windows of a document share (at most half the window)."""
+DEFAULT_MAX_TOKENS_PER_DOC = 4096
+"""Tokens of each document read when the request sets no max_tokens_per_doc (Cohere v2's)."""
+
+
+def _field(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def document_texts(documents: list[Any], rank_fields: list[str] | None) -> list[str]:
+    """What the model reads of each document: a string as it is; an object's `text` (a
+    string, as the schema checks), or, with `rank_fields`, one `name: value` line per
+    named field in that order (values that are not strings as JSON).
+
+    Raises:
+        ServiceError: INVALID naming the first document that lacks a field it needs.
+    """
+    texts = []
+    for index, doc in enumerate(documents):
+        if isinstance(doc, str):
+            texts.append(doc)
+            continue
+        names = rank_fields or ["text"]
+        missing = [name for name in names if name not in doc]
+        if missing:
+            hint = "" if rank_fields else " (or name the fields to read with rank_fields)"
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"documents[{index}]: the object has no {missing[0]!r} field{hint}.",
+                param="documents",
+            )
+        if rank_fields:
+            texts.append("\n".join(f"{name}: {_field(doc[name])}" for name in rank_fields))
+        else:
+            texts.append(doc["text"])
+    return texts
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The texts the model scores next to the query, and the document each one reads."""
+
+    texts: list[str]
+    owners: list[int]
+
+    def best(self, scores: list[float], documents: int) -> list[float]:
+        """Each document's score: its best window's."""
+        best = [-math.inf] * documents
+        for owner, score in zip(self.owners, scores, strict=True):
+            best[owner] = max(best[owner], score)
+        return best
+
+
+def _spans(word_ids: list[int | None], length: int, room: int, overlap: int) -> Iterator[range]:
+    """Token ranges of at most `room` tokens covering the first `length`, each starting
+    `overlap` tokens before its predecessor ends; cuts fall between words where a word
+    boundary lies inside the window (otherwise inside a word too long for it)."""
+    starts = [
+        t for t in range(length) if t == 0 or word_ids[t] is None or word_ids[t] != word_ids[t - 1]
+    ]
+
+    def boundary(limit: int, after: int) -> int | None:
+        """The last word start in (after, limit]."""
+        i = bisect.bisect_right(starts, limit) - 1
+        return starts[i] if i >= 0 and starts[i] > after else None
+
+    start = 0
+    while True:
+        if start + room >= length:
+            yield range(start, length)
+            return
+        end = boundary(start + room, start) or start + room
+        yield range(start, end)
+        target = end - overlap
+        start = boundary(target, start) or (target if target > start else end)
+
+
+def plan_windows(
+    tokenizer: Tokenizer | None,
+    query: str,
+    docs: list[str],
+    max_tokens: int | None,
+    max_chunks: int | None,
+) -> Windows:
+    """Split each document into windows that fit the model's context next to the query.
+
+    A window holds `max_length - pair special tokens - query tokens` tokens; neighbours
+    overlap by WINDOW_OVERLAP tokens (at most half a window). A document is read up to
+    `max_tokens` tokens (DEFAULT_MAX_TOKENS_PER_DOC), or `max_chunks` windows. A document
+    that fits is scored as it is. Blocking: call it off the event loop.
+
+    Raises:
+        ServiceError: TOO_LARGE when the query leaves no room for a window; INVALID when
+            both limits are given.
+    """
+    if max_tokens is not None and max_chunks is not None:
+        raise ServiceError(
+            ErrorKind.INVALID,
+            "Give max_tokens_per_doc or max_chunks_per_doc, not both.",
+            param="max_chunks_per_doc",
+        )
+    if tokenizer is None:  # no fast tokenizer: the model's pre-process truncates
+        return Windows(list(docs), list(range(len(docs))))
+    query_tokens = len(tokenizer.encode([query.strip()], add_special_tokens=False)[0].ids)
+    room = tokenizer.max_length - tokenizer.pair_specials - query_tokens
+    if room < 1:
+        raise ServiceError(
+            ErrorKind.TOO_LARGE,
+            f"The query has {query_tokens} tokens; with {tokenizer.pair_specials} special "
+            f"tokens it leaves no room for a document in the model's {tokenizer.max_length} "
+            "tokens. Shorten the query.",
+            param="query",
+            code="query_too_long",
+        )
+    overlap = min(WINDOW_OVERLAP, room // 2)
+    if max_chunks is not None:
+        max_tokens = room + (max_chunks - 1) * (room - overlap)
+    limit = max_tokens or DEFAULT_MAX_TOKENS_PER_DOC
+    texts: list[str] = []
+    owners: list[int] = []
+    for index, (doc, encoding) in enumerate(
+        zip(docs, tokenizer.encode(docs, add_special_tokens=False), strict=True)
+    ):
+        offsets = encoding.offsets
+        length = min(len(offsets), limit)
+        if length == len(offsets) and length <= room:
+            texts.append(doc)
+            owners.append(index)
+            continue
+        for span in _spans(encoding.word_ids, length, room, overlap):
+            texts.append(doc[offsets[span.start][0] : offsets[span.stop - 1][1]])
+            owners.append(index)
+    return Windows(texts, owners)
+
+
+def ranked_results(
+    scores: list[float], raw: bool, top_n: int | None, documents: list[Any] | None
+) -> list[dict[str, Any]]:
+    """Results sorted by score, highest first (sigmoid unless `raw`); `document` is the
+    request's document as sent when `documents` is given."""
+    if not raw:
+        scores = (1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))).tolist()
+    ranked = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:top_n]
+    results = []
+    for index in ranked:
+        result: dict[str, Any] = {"index": index, "relevance_score": scores[index]}
+        if documents is not None:
+            result["document"] = documents[index]
+        results.append(result)
+    return results

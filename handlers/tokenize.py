@@ -1,0 +1,69 @@
+"""The tokenize capability: a private copy of a model's fast tokenizer, and /v1/tokenize replies."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["Encoding", "TextTokenizer", "Tokenizer", "tokenize_data"]
+
+
+class Encoding(Protocol):
+    """What the core reads of one tokenised text (a `tokenizers.Encoding`)."""
+
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int]]  # character offsets into the text; (0, 0) for specials
+    word_ids: list[int | None]
+
+
+class Tokenizer(Protocol):
+    """A model's tokenizer as the core uses it: thread-safe reads, never truncating."""
+
+    max_length: int  # the model's context length in tokens, special tokens included
+    pair_specials: int  # special tokens added around a (query, document) pair
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]: ...
+
+    def count(self, texts: list[str]) -> list[int]: ...
+
+
+class TextTokenizer:
+    """A copy of a model's `tokenizers.Tokenizer`, separate from the one the scheduler's
+    prepare thread uses (transformers sets truncation and padding on that one per call);
+    this copy never truncates or pads. Call it off the event loop."""
+
+    def __init__(self, tokenizer: Any, max_length: int, lower: bool = False) -> None:
+        from tokenizers import Tokenizer as RustTokenizer
+
+        self._lower = lower  # sentence-transformers' do_lower_case
+        self._tokenizer = RustTokenizer.from_str(tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self.max_length = max_length
+        post = self._tokenizer.post_processor
+        self.pair_specials = post.num_special_tokens_to_add(True) if post is not None else 0
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
+        return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Tokens per text as the model's pre-process sees it (stripped, lower-cased where
+        the model says so), special tokens included, never truncated."""
+        texts = [text.strip().lower() if self._lower else text.strip() for text in texts]
+        return [len(encoding.ids) for encoding in self.encode(texts)]
+
+
+def tokenize_data(encodings: list[Encoding]) -> list[dict[str, Any]]:
+    """The `data` of a /v1/tokenize reply: per input its ids, token strings, character
+    offsets ([start, end) into the input; [0, 0] for special tokens) and count."""
+    return [
+        {
+            "object": "tokens",
+            "index": index,
+            "ids": list(encoding.ids),
+            "tokens": list(encoding.tokens),
+            "offsets": [list(span) for span in encoding.offsets],
+            "count": len(encoding.ids),
+        }
+        for index, encoding in enumerate(encodings)
+    ]
