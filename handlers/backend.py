@@ -15,8 +15,9 @@ import numpy as np
 
 from . import ct2, identity, onnx
 from .runners import Loaded, load_infinity
-from .scheduler import Limits, Scheduler, model_dead
+from .scheduler import Scheduler, model_dead
 from .settings import ModelSpec, Settings, SettingsError
+from .stages import Limits
 from .tokenize import TextTokenizer, Tokenizer
 
 __all__ = ["Backend", "EngineBackend", "ModelInfo"]

@@ -16,9 +16,9 @@ from . import rerank
 from .backend import Backend, ModelInfo
 from .errors import ErrorKind, ServiceError
 from .prompts import input_types, prompt_for
-from .scheduler import EmbedKey
 from .schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
 from .settings import Settings
+from .stages import EmbedKey
 from .tokenize import tokenize_data
 from .vectors import encode
 

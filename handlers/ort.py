@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .onnx import FP32_FILE, INT8_FILE
-from .scheduler import EmbedKey
+from .stages import EmbedKey
 
 __all__ = ["OnnxEmbedder"]
 

@@ -9,8 +9,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from .scheduler import EmbedKey, Runner
 from .settings import ModelSpec, Settings
+from .stages import EmbedKey, Runner
 from .tokenize import TextTokenizer
 
 __all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
@@ -187,6 +187,15 @@ def _tokenizer(hf_tokenizer: Any, limit: int | None, lower: bool = False) -> Tex
     return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared), lower)
 
 
+def _seq_limit(model: Any) -> int | None:
+    """sentence-transformers' max_seq_length; None where the first module does not say
+    (Infinity's CTranslate2 embedder replaces it), so the tokenizer's own limit applies."""
+    try:
+        return model.max_seq_length
+    except AttributeError:
+        return None
+
+
 def _cross_encoder_limit(model: Any) -> int:
     """The cross-encoder's pre-process truncates pairs at the tokenizer's model_max_length;
     a tokenizer that declares none is bounded by the position embeddings."""
@@ -221,11 +230,11 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         )
     if isinstance(first, SentenceTransformer):
         lower = bool(getattr(first[0], "do_lower_case", False))
-        tokenizer = _tokenizer(first.tokenizer, first.max_seq_length, lower)
+        tokenizer = _tokenizer(first.tokenizer, _seq_limit(first), lower)
         runners = [_EmbedStages(r) for r in replicas]
         return Loaded(runners, frozenset({"embed"}), engine, tokenizer, dtype)
     if isinstance(first, BaseEmbedder):
-        tokenizer = _tokenizer(first.tokenizer, first.max_seq_length)
+        tokenizer = _tokenizer(first.tokenizer, _seq_limit(first))
         return Loaded(
             [_Stages(r) for r in replicas], frozenset({"embed"}), engine, tokenizer, dtype
         )

@@ -8,7 +8,7 @@ import pytest
 from handlers.core import Core
 from handlers.errors import ErrorKind, ServiceError
 from handlers.http import V1App
-from handlers.scheduler import EmbedKey
+from handlers.stages import EmbedKey
 from tests.fakes import FakeBackend, FakeImages
 
 

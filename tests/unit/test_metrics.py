@@ -7,7 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.errors import ServiceError
 from handlers.metrics import SchedulerMetrics
-from handlers.scheduler import Limits, Scheduler
+from handlers.scheduler import Scheduler
+from handlers.stages import Limits
 
 
 class Echo:

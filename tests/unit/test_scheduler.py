@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from handlers.errors import ErrorKind, ServiceError
-from handlers.scheduler import Limits, Scheduler
+from handlers.scheduler import Scheduler
+from handlers.stages import Limits
 
 
 class FakeRunner:

@@ -1,0 +1,46 @@
+"""The contract between a model's scheduler and its loaded model: stages, batch keys, limits."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["EmbedKey", "Limits", "Runner"]
+
+
+@dataclass(frozen=True)
+class EmbedKey:
+    """The per-request options an embedder's batch shares (its scheduler key)."""
+
+    truncation_direction: str = "right"  # which end a too-long input is cut from
+    normalize: bool = True  # False: the pooling output, before any normalisation
+
+
+class Runner(Protocol):
+    """A loaded model's three stages, called from the scheduler's threads only."""
+
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        """Tokenise/pre-process a batch whose inputs share `key` (an EmbedKey for embedders,
+        None when the request gave none): (features, tokens per input, special ones included)."""
+        ...
+
+    def forward(self, features: Any) -> Any:
+        """The model's forward pass on prepared features."""
+        ...
+
+    def finish(self, output: Any) -> Sequence[Any]:
+        """Post-process: one result per input, in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-model scheduling limits, from Settings."""
+
+    batch_size: int
+    capacity: int  # INFINITY_QUEUE_SIZE
+    max_waiting: int  # MAX_WAITING_ITEMS
+    queue_timeout: float  # QUEUE_TIMEOUT_SECONDS
+    stall_seconds: float  # WATCHDOG_SECONDS
+    dead_factor: int = 5  # a stall this many times longer fails liveness
