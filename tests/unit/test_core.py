@@ -13,12 +13,8 @@ from tests.fakes import FakeBackend, FakeImages, fake_vector
 
 
 @pytest.fixture
-def backend():
-    return FakeBackend()
-
-
-@pytest.fixture
 def core(make_settings, backend):
+    """The unit core with at most 4 items per request."""
     return Core(make_settings(max_client_batch_size=4), backend, FakeImages())
 
 

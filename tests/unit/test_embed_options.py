@@ -12,16 +12,6 @@ from handlers.stages import EmbedKey
 from tests.fakes import FakeBackend, FakeImages
 
 
-@pytest.fixture
-def backend():
-    return FakeBackend()
-
-
-@pytest.fixture
-def core(make_settings, backend):
-    return Core(make_settings(), backend, FakeImages())
-
-
 async def embed(core, **body):
     return await core.dispatch("/v1/embeddings", {"model": "embedder", "input": ["a b"], **body})
 

@@ -14,16 +14,6 @@ from tests.fakes import FakeBackend, FakeImages
 FILLER = [f"w{i}" for i in range(30)]
 
 
-@pytest.fixture
-def backend():
-    return FakeBackend()
-
-
-@pytest.fixture
-def core(make_settings, backend):
-    return Core(make_settings(), backend, FakeImages())
-
-
 async def error_of(core, route, body) -> ServiceError:
     with pytest.raises(ServiceError) as info:
         await core.dispatch(route, body)
