@@ -152,6 +152,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     access_log: bool = False
     prometheus_metrics: bool = True
+    trace_requests: bool = False
     infinity_host: str = "0.0.0.0"
     infinity_port: int = Field(7997, ge=1, le=65535)
     hf_home: str | None = None

@@ -109,3 +109,17 @@ def test_cpu_bento_has_no_cuda_and_serves_onnx(tmp_path):
         in (python / "install.sh").read_text()
     )  # so torch==2.13.0 resolves to the CPU build
     assert "torch==2.13.0" in (python / "requirements.txt").read_text().splitlines()
+
+
+def test_api_routes_are_left_out_of_request_tracing_by_default():
+    """BentoML records a span per request and per receive/send, exporter or not (about a
+    third of the event loop on small requests): the API routes skip it by default."""
+    from opentelemetry.util.http import ExcludeList
+
+    import service
+
+    excluded = ExcludeList(service.EmbeddingService.config["tracing"]["excluded_urls"])
+    for path in ("/v1/embeddings", "/v1/rerank", "/v1/tokenize", "/v2/rerank", "/embeddings"):
+        assert excluded.url_disabled(f"http://127.0.0.1:7997{path}")
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert not excluded.url_disabled(f"http://127.0.0.1:7997{path}")
