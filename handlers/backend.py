@@ -14,8 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import ct2, identity, onnx
+from .errors import model_dead
 from .runners import Loaded, load_infinity
-from .scheduler import Scheduler, model_dead
+from .scheduler import Scheduler
 from .settings import ModelSpec, Settings, SettingsError
 from .stages import Limits
 from .tokenize import TextTokenizer, Tokenizer

@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
 
 from . import rerank
 from .backend import Backend, ModelInfo
 from .errors import ErrorKind, ServiceError
+from .parsing import parse_body
 from .prompts import input_types, prompt_for
 from .schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
 from .settings import Settings
@@ -42,29 +42,6 @@ class ImageLoader(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def _parse(model: type[BaseModel], body: Any) -> Any:
-    """Validate a request body; every failure becomes one 400 naming the fields."""
-    if not isinstance(body, dict):
-        raise ServiceError(ErrorKind.INVALID, "The request body must be a JSON object.")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        messages = [
-            err["msg"] if err["type"] == "modality" else f"{_format_loc(err['loc'])}: {err['msg']}"
-            for err in errors[:5]
-        ]
-        param = str(errors[0]["loc"][0]) if errors[0]["loc"] else None
-        raise ServiceError(ErrorKind.INVALID, "; ".join(messages), param=param) from None
 
 
 def _meta() -> dict[str, Any]:
@@ -226,7 +203,7 @@ class Core:
                 )
 
     async def embeddings(self, body: Any) -> dict[str, Any]:
-        req: EmbeddingsRequest = _parse(EmbeddingsRequest, body)
+        req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body)
         if req.modality == "audio":
             raise ServiceError(
                 ErrorKind.NOT_IMPLEMENTED,
@@ -314,7 +291,7 @@ class Core:
 
     async def _rank(self, body: Any) -> tuple[RerankRequest, str, list[float], int]:
         """Validate a rerank body and score its documents, each by its best window."""
-        req: RerankRequest = _parse(RerankRequest, body)
+        req: RerankRequest = parse_body(RerankRequest, body)
         texts = rerank.document_texts(req.documents, req.rank_fields)
         self._check_size("documents", len(texts), [req.query, *texts])
         model = self._reranker(req.model)
@@ -355,7 +332,7 @@ class Core:
         }
 
     async def tokenize(self, body: Any) -> dict[str, Any]:
-        req: TokenizeRequest = _parse(TokenizeRequest, body)
+        req: TokenizeRequest = parse_body(TokenizeRequest, body)
         self._check_size("input", len(req.input), req.input)
         self._model(req.model)
         tokenizer = self.backend.tokenizer(req.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-__all__ = ["ErrorKind", "ServiceError", "openai_error_body"]
+__all__ = ["ErrorKind", "ServiceError", "batch_failed", "model_dead", "openai_error_body"]
 
 
 class ErrorKind(enum.Enum):
@@ -63,3 +63,22 @@ def openai_error_body(error: ServiceError) -> dict[str, Any]:
             "code": error.code or str(error.status),
         }
     }
+
+
+def batch_failed() -> ServiceError:
+    """A model stage raised on a batch holding this request (the traceback is logged)."""
+    return ServiceError(
+        ErrorKind.INTERNAL,
+        "The model failed while processing this batch; the error was logged. Retry the request.",
+        code="engine_failure",
+    )
+
+
+def model_dead() -> ServiceError:
+    """A model's batching thread died or it stalled far too long: the replica is replaced."""
+    return ServiceError(
+        ErrorKind.NOT_READY,
+        "The model has stopped working; this replica is being replaced. Retry.",
+        code="model_dead",
+        retry_after=5,
+    )

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .admission import Admission
-from .errors import ErrorKind, ServiceError
+from .errors import ErrorKind, ServiceError, batch_failed, model_dead
 from .stages import Limits, Runner
 
-__all__ = ["Scheduler", "model_dead"]
+__all__ = ["Scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class Scheduler:
         with self._cond:
             self.counts["failed_batches"] += 1
             self._progress_at = time.monotonic()
-        self._reject({job for job, _ in batch}, _batch_failed)
+        self._reject({job for job, _ in batch}, batch_failed)
 
     def _abandon(self) -> None:
         """A batching thread died: every unanswered job gets 503; new ones are refused."""
@@ -349,20 +349,3 @@ def _reject(jobs: list[_Job], error: Callable[[], ServiceError]) -> None:
     for job in jobs:
         if not job.future.done():
             job.future.set_exception(error())
-
-
-def _batch_failed() -> ServiceError:
-    return ServiceError(
-        ErrorKind.INTERNAL,
-        "The model failed while processing this batch; the error was logged. Retry the request.",
-        code="engine_failure",
-    )
-
-
-def model_dead() -> ServiceError:
-    return ServiceError(
-        ErrorKind.NOT_READY,
-        "The model has stopped working; this replica is being replaced. Retry.",
-        code="model_dead",
-        retry_after=5,
-    )

@@ -9,8 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from handlers.errors import ErrorKind, ServiceError
-from handlers.scheduler import model_dead
+from handlers.errors import ErrorKind, ServiceError, model_dead
 
 from .handler import Dispatcher, error_output, handle
 

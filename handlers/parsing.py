@@ -1,0 +1,39 @@
+"""Request bodies validated against the wire schemas; every failure is one 400 naming fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ErrorKind, ServiceError
+
+__all__ = ["parse_body"]
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def parse_body(model: type[BaseModel], body: Any) -> Any:
+    """Validate a request body against `model`.
+
+    Raises:
+        ServiceError: INVALID, one message naming up to five failing fields by location
+            (e.g. `input[3]: Input should be a valid string`).
+    """
+    if not isinstance(body, dict):
+        raise ServiceError(ErrorKind.INVALID, "The request body must be a JSON object.")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        messages = [
+            err["msg"] if err["type"] == "modality" else f"{_format_loc(err['loc'])}: {err['msg']}"
+            for err in errors[:5]
+        ]
+        param = str(errors[0]["loc"][0]) if errors[0]["loc"] else None
+        raise ServiceError(ErrorKind.INVALID, "; ".join(messages), param=param) from None
