@@ -13,9 +13,10 @@ import numpy as np
 
 from . import rerank
 from .backend import Backend, ModelInfo
+from .cards import card
 from .errors import ErrorKind, ServiceError
 from .parsing import parse_body
-from .prompts import input_types, prompt_for
+from .prompts import prompt_for
 from .schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
 from .settings import Settings
 from .stages import EmbedKey
@@ -148,31 +149,8 @@ class Core:
             )
 
     async def models(self, _body: Any = None) -> dict[str, Any]:
-        return {"object": "list", "data": [self._card(i) for i in self.backend.models().values()]}
-
-    def _card(self, info: ModelInfo) -> dict[str, Any]:
-        card = {
-            "id": info.id,
-            "object": "model",
-            "owned_by": "infinity",
-            "created": info.created,
-            "capabilities": sorted(info.capabilities),
-            "backend": info.backend,
-            "dtype": info.dtype,
-            "revision": info.revision,
-            "max_input_tokens": info.max_input_tokens,
-        }
-        if "embed" in info.capabilities:
-            card |= {
-                "dimensions": info.dimensions,
-                "pooling": info.pooling,
-                "normalized": True,
-                "prompts": list(info.prompts),
-                "default_prompt_name": info.default_prompt_name,
-                "input_types": input_types(info),
-                "fingerprint": info.fingerprint,
-            }
-        return card | {"stats": {**self.backend.stats(info.id), "dimensions": info.dimensions}}
+        infos = self.backend.models().values()
+        return {"object": "list", "data": [card(i, self.backend.stats(i.id)) for i in infos]}
 
     async def _check_lengths(self, info: ModelInfo, texts: list[tuple[int, str]]) -> None:
         """truncate=false: a 413 naming the first text past the context length, counted

@@ -1,0 +1,36 @@
+"""The /v1/models card of one served model: identity, capabilities and live queue figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import ModelInfo
+from .prompts import input_types
+
+__all__ = ["card"]
+
+
+def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
+    """One model's entry in /v1/models; `stats` are its scheduler's live figures."""
+    out: dict[str, Any] = {
+        "id": info.id,
+        "object": "model",
+        "owned_by": "infinity",
+        "created": info.created,
+        "capabilities": sorted(info.capabilities),
+        "backend": info.backend,
+        "dtype": info.dtype,
+        "revision": info.revision,
+        "max_input_tokens": info.max_input_tokens,
+    }
+    if "embed" in info.capabilities:
+        out |= {
+            "dimensions": info.dimensions,
+            "pooling": info.pooling,
+            "normalized": True,
+            "prompts": list(info.prompts),
+            "default_prompt_name": info.default_prompt_name,
+            "input_types": input_types(info),
+            "fingerprint": info.fingerprint,
+        }
+    return out | {"stats": {**stats, "dimensions": info.dimensions}}
