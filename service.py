@@ -9,7 +9,7 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import BentoMLException
 
-from handlers.backend import EngineBackend
+from handlers.backend import EngineBackend, ModelLoadError
 from handlers.core import Core
 from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
@@ -17,7 +17,14 @@ from handlers.http import BearerAuthMiddleware, V1App
 from handlers.media import ImageFetcher
 from handlers.metrics import MetricsRoute, SchedulerMetrics
 from handlers.runners import preload_infinity
-from handlers.settings import BUNDLED_MODEL_ID, Settings, load_settings, settings_or_exit
+from handlers.settings import (
+    BUNDLED_MODEL_ID,
+    Settings,
+    SettingsError,
+    load_settings,
+    settings_or_exit,
+)
+from handlers.startup import exit_nonzero_after_a_worker_failed, failure_line, stop_server
 
 log = logging.getLogger("embedding_service")
 # The class decorator needs the server options at import: where to listen
@@ -25,6 +32,8 @@ log = logging.getLogger("embedding_service")
 # here with its one line. Everything else is read by the instance (load_settings() parses
 # the environment once per process, so both see the same object).
 SERVER = settings_or_exit()
+# A worker whose models cannot load stops this server instead of being respawned forever.
+exit_nonzero_after_a_worker_failed()
 # The API routes; also what is left out of tracing unless TRACE_REQUESTS=true.
 UNTRACED = ("/v1/", "/v2/", "/embeddings", "/rerank", "/models")
 v1 = V1App()
@@ -105,7 +114,17 @@ class EmbeddingService:
 
     @bentoml.on_startup
     async def start(self) -> None:
-        await self.core.start()
+        """Load the models. One that cannot load (or a setting only checkable then) stops
+        the whole server with one line and a non-zero exit (handlers.startup).
+
+        Raises:
+            ModelLoadError, SettingsError: outside a BentoML worker (in-process use).
+        """
+        try:
+            await self.core.start()
+        except (ModelLoadError, SettingsError) as exc:
+            stop_server(failure_line(exc))
+            raise
 
     @bentoml.on_startup
     async def drain_on_sigterm(self) -> None:

@@ -13,15 +13,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import ct2, identity, onnx
+from . import ct2, identity, onnx, pipeline
 from .errors import model_dead
 from .runners import Loaded, load_infinity
 from .scheduler import Scheduler
 from .settings import ModelSpec, Settings, SettingsError
 from .stages import Limits
-from .tokenize import TextTokenizer, Tokenizer
+from .tokenize import Counter, TextTokenizer, Tokenizer
 
-__all__ = ["Backend", "EngineBackend", "ModelInfo"]
+__all__ = ["Backend", "EngineBackend", "ModelInfo", "ModelLoadError"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ class ModelInfo:
     prompts: Mapping[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
     fingerprint: str | None = None  # embedders: what decides their vector space
+
+
+class ModelLoadError(Exception):
+    """A configured model could not be loaded; the message names it and says why."""
 
 
 class Backend(Protocol):
@@ -95,6 +99,7 @@ class EngineBackend:
         self._schedulers: dict[str, Scheduler] = {}
         self._info: dict[str, ModelInfo] = {}
         self._tokenizers: dict[str, TextTokenizer | None] = {}
+        self._counters: dict[str, Counter | None] = {}
         self._started = False
 
     @property
@@ -139,13 +144,14 @@ class EngineBackend:
         """
         began = time.perf_counter()
         specs = self._settings.models
-        loaded = await asyncio.to_thread(lambda: [self._load(spec) for spec in specs])
+        loaded = await asyncio.to_thread(lambda: [self._load_or_raise(spec) for spec in specs])
         infos = await asyncio.to_thread(lambda: list(map(self._describe, specs, loaded)))
         for spec, model, info in zip(specs, loaded, infos, strict=True):
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec))
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
             self._tokenizers[spec.served_id] = model.tokenizer
+            self._counters[spec.served_id] = model.counter
             if "embed" in model.capabilities:
                 vectors, _ = await scheduler.run(["dimension probe"])
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
@@ -171,6 +177,21 @@ class EngineBackend:
             stall_seconds=s.watchdog_seconds,
         )
 
+    def _load_or_raise(self, spec: ModelSpec) -> Loaded:
+        """Load one model (see _load).
+
+        Raises:
+            ModelLoadError: anything failed, as one line naming the model and why.
+        """
+        try:
+            return self._load(spec)
+        except Exception as exc:
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            raise ModelLoadError(
+                f"model {spec.served_id} ({spec.path}) could not be loaded with "
+                f"BACKEND={self._settings.backend}: {type(exc).__name__}: {why}"
+            ) from exc
+
     def _load(self, spec: ModelSpec) -> Loaded:
         """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
         onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
@@ -182,15 +203,16 @@ class EngineBackend:
             decision = onnx.plan(spec.path, spec.served_id, spec.dtype, root)
             if isinstance(decision, onnx.OnnxPlan):
                 log.info(
-                    "model %s: ONNX %s from %s, %s pooling",
+                    "model %s: ONNX %s from %s, %s pooling, %d Dense layers",
                     spec.served_id,
                     decision.precision,
                     decision.folder,
                     decision.pooling,
+                    len(decision.dense),
                 )
                 from .ort import OnnxEmbedder
 
-                runner = OnnxEmbedder(decision.folder, decision.precision, decision.pooling)
+                runner = OnnxEmbedder(decision)
                 tokenizer = TextTokenizer(runner.tokenizer, runner.max_length)
                 dtype = {"fp32": "float32"}.get(decision.precision, decision.precision)
                 return Loaded([runner], frozenset({"embed"}), backend, tokenizer, dtype)
@@ -213,16 +235,21 @@ class EngineBackend:
         """
         source, commit = identity.source_folder(spec.path, spec.revision)
         prompts = identity.prompts(source)
-        if spec.default_prompt is not None and spec.default_prompt not in prompts:
+        default = spec.default_prompt
+        if default is None:  # DEFAULT_PROMPT_NAMES unset: the model's own, if it names one
+            default = identity.default_prompt_name(source)
+        elif default and default not in prompts:
             raise SettingsError(
                 f"DEFAULT_PROMPT_NAMES: model {spec.served_id} has no prompt "
                 f"{spec.default_prompt!r}; its prompts: {', '.join(prompts) or 'none'}"
             )
+        default = default if default in prompts else None
         digest = None
         if source is not None:
             digest = identity.weights_digest(source, onnx.cache_root(self._settings.hf_home).parent)
         embeds_text = model.capabilities == frozenset({"embed"})
-        pooling = onnx.pooling(source) if source is not None and embeds_text else None
+        modules = pipeline.describe(source) if source is not None and embeds_text else None
+        pooling = pipeline.pooling(source) if modules else None
         info = ModelInfo(
             spec.served_id,
             model.capabilities,
@@ -234,16 +261,17 @@ class EngineBackend:
             revision=commit or (f"sha256:{digest[:16]}" if digest else spec.revision),
             pooling=pooling,
             prompts=prompts,
-            default_prompt_name=spec.default_prompt,
+            default_prompt_name=default,
         )
         if "embed" not in model.capabilities:
             return info
         space = identity.fingerprint(
             weights=digest or f"{spec.path}@{spec.revision}",
             pooling=pooling,
+            modules=modules,
             normalized=True,
             max_length=model.max_length,
-            default_prompt=prompts.get(spec.default_prompt or ""),
+            default_prompt=prompts.get(default or ""),
             dtype=identity.dtype_class(spec.dtype),
         )
         return replace(info, fingerprint=space)
@@ -260,10 +288,10 @@ class EngineBackend:
         return await self._scheduler(model).run(items, key)
 
     async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
-        tokenizer = self._tokenizers[model]
-        if tokenizer is None:
+        counter = self._counters[model]
+        if counter is None:
             raise RuntimeError(f"model {model} cannot count tokens")
-        return await asyncio.to_thread(tokenizer.count, texts)
+        return await asyncio.to_thread(counter.count, texts)
 
     async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
         scores, tokens = await self._scheduler(model).run([(query, doc) for doc in docs])

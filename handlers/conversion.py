@@ -16,7 +16,8 @@ __all__ = ["held", "non_text_kind", "read_config", "resolve"]
 log = logging.getLogger(__name__)
 
 # Files a Hugging Face snapshot needs for a conversion; weights are added below.
-SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+# Module folders (a Dense layer's `2_Dense/`) may keep their weights as pytorch_model.bin.
+SNAPSHOT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*/pytorch_model.bin"]
 
 
 def resolve(path: str, revision: str | None = None) -> Path:
@@ -38,10 +39,11 @@ def read_config(source: Path) -> dict:
 
 
 def non_text_kind(config: dict) -> str | None:
-    """ "CLIP" or "rerankers" when config.json says the model is one; None for a text model."""
+    """ "image-text models" (any config with a `vision_config`: CLIP, SigLIP, ...) or
+    "rerankers" when config.json says the model is one; None for a text model."""
     architectures = " ".join(config.get("architectures") or [])
-    if config.get("model_type") == "clip" or "CLIP" in architectures:
-        return "CLIP"
+    if config.get("vision_config") or config.get("model_type") == "clip":
+        return "image-text models"
     if "ForSequenceClassification" in architectures:
         return "rerankers"
     return None

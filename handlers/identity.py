@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "default_prompt_name",
     "dtype_class",
     "fingerprint",
     "prompts",
@@ -91,17 +92,27 @@ def weights_digest(folder: Path, cache_root: Path) -> str:
     return value
 
 
+def _sentence_transformers_config(folder: Path | None) -> dict[str, Any]:
+    config = folder / "config_sentence_transformers.json" if folder else None
+    return json.loads(config.read_text()) if config is not None and config.is_file() else {}
+
+
 def prompts(folder: Path | None) -> dict[str, str]:
     """The `prompts` of the folder's config_sentence_transformers.json ({} when none)."""
-    config = folder / "config_sentence_transformers.json" if folder else None
-    if config is None or not config.is_file():
-        return {}
-    found = json.loads(config.read_text()).get("prompts") or {}
+    found = _sentence_transformers_config(folder).get("prompts") or {}
     return {str(name): str(text) for name, text in found.items()}
 
 
+def default_prompt_name(folder: Path | None) -> str | None:
+    """The model's own `default_prompt_name` (config_sentence_transformers.json), which
+    sentence-transformers applies to every text unless told otherwise; None when none."""
+    name = _sentence_transformers_config(folder).get("default_prompt_name")
+    return str(name) if name else None
+
+
 def fingerprint(**space: Any) -> str:
-    """16 hex digits over what decides the vector space (weights, pooling, normalisation,
-    max length, default prompt, dtype class), given as JSON-serialisable keywords."""
+    """16 hex digits over what decides the vector space (the weights of every module,
+    the module pipeline with each module's config, normalisation, max length, default
+    prompt, dtype class), given as JSON-serialisable keywords."""
     canonical = json.dumps(space, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from . import pipeline
 from .conversion import held, non_text_kind, read_config, resolve
 
-__all__ = ["OnnxPlan", "cache_root", "plan", "pooling"]
+__all__ = ["ACTIVATIONS", "OnnxPlan", "cache_root", "plan"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,13 @@ PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX
 EXPORTER_PACKAGES = ("optimum", "optimum-onnx", "onnx", "onnxruntime", "torch", "transformers")
 SCRATCH_PREFIX = ".export-"  # an export in progress, or left by a process that died in one
 LOCK_FILE = ".export.lock"  # beside the precision folders of one model
+# Dense activations the runner (handlers.ort) computes, by sentence-transformers' name.
+ACTIVATIONS = {
+    "torch.nn.modules.linear.Identity": "identity",
+    "torch.nn.modules.activation.Tanh": "tanh",
+    "torch.nn.modules.activation.ReLU": "relu",
+    "torch.nn.modules.activation.Sigmoid": "sigmoid",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,8 @@ class OnnxPlan:
     folder: Path
     pooling: str  # "mean" or "cls", from the model's sentence-transformers config
     precision: str  # "fp32" or "int8"
+    dense: tuple[Path, ...] = ()  # Dense module folders, applied in order after pooling
+    lower_case: bool = False  # sentence-transformers' do_lower_case
 
 
 def cache_root(hf_home: str | None) -> Path:
@@ -48,44 +58,83 @@ def cache_root(hf_home: str | None) -> Path:
 def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     """Export the model at `path` (a folder or Hub id) if needed; a string says why not.
 
-    Rerankers, CLIP and models whose pooling the optimum engine lacks stay on torch; the
-    returned reason is logged by the caller. Settings allow only dtypes in PRECISION.
+    Only a pipeline whose every module the runner computes goes to ONNX: the Transformer,
+    mean or CLS Pooling over the whole input, Dense layers with an activation in
+    ACTIVATIONS, and a final Normalize. Rerankers, image-text models, models the exporter
+    does not know, and any other module stay on torch; the returned reason is logged by
+    the caller. Settings allow only dtypes in PRECISION.
     """
     source = resolve(path)
-    if kind := non_text_kind(read_config(source)):
+    config = read_config(source)
+    if kind := non_text_kind(config):
         return f"ONNX export covers text embedders only, not {kind}"
-    pooling_mode = pooling(source)
-    if pooling_mode not in ("mean", "cls"):
-        return f"the optimum engine has no {pooling_mode} pooling"
+    modules = pipeline.modules(source)
+    if reason := _unsupported(modules) or _not_exportable(config):
+        return reason
     precision = PRECISION[dtype]
     folder = root / f"{_slug(served_id)}-{_digest(source)}" / precision
     if not folder.is_dir():
         _export_once(source, folder, precision, _max_length(source))
-    return OnnxPlan(folder, pooling_mode, precision)
+    return OnnxPlan(
+        folder,
+        str(pipeline.pooling(source)),
+        precision,
+        tuple(m.folder for m in modules if m.name == "Dense"),
+        bool(_sentence_config(source).get("do_lower_case", False)),
+    )
 
 
-def pooling(source: Path) -> str:
-    """The pooling sentence-transformers applies (mean when the folder has no modules.json)."""
-    modules = source / "modules.json"
-    if not modules.is_file():
-        return "mean"
-    for module in json.loads(modules.read_text()):
-        if module.get("type", "").endswith("Pooling"):
-            config = json.loads((source / module["path"] / "config.json").read_text())
-            modes = [k for k, on in config.items() if k.startswith("pooling_mode_") and on]
-            names = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
-            if len(modes) == 1:
-                return names.get(modes[0], modes[0].removeprefix("pooling_mode_"))
-            return "+".join(sorted(m.removeprefix("pooling_mode_") for m in modes)) or "no"
-    return "mean"
+def _unsupported(modules: list[pipeline.Module]) -> str | None:
+    """Why the runner cannot compute this pipeline; None when it can (see plan)."""
+    allowed = ["Transformer", "Pooling", *["Dense"] * (len(modules) - 2)]
+    if modules[-1].name == "Normalize" and len(modules) > 2:
+        allowed[-1] = "Normalize"
+    for index, (module, expected) in enumerate(zip(modules, allowed, strict=False)):
+        where = f"module {index}, {module.type}"
+        if module.name != expected:
+            return (
+                "the ONNX path computes Transformer, Pooling, Dense and a final Normalize "
+                f"modules only, not {where}"
+            )
+        if module.name == "Pooling":
+            mode = pipeline.pooling_name(module.config)
+            if mode not in ("mean", "cls"):
+                return f"the ONNX path has no {mode} pooling ({where})"
+            if module.config.get("include_prompt", True) is False:
+                return f"the ONNX path pools over the whole input, prompt included ({where})"
+        if module.name == "Dense":
+            activation = module.config.get("activation_function", "")
+            if activation not in ACTIVATIONS:
+                return f"the ONNX path has no {activation} activation ({where})"
+    return None
+
+
+def _not_exportable(config: dict) -> str | None:
+    """Why optimum's exporter cannot export this model type for feature extraction."""
+    import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX configs)
+    from optimum.exporters.tasks import TasksManager
+
+    model_type = str(config.get("model_type"))
+    try:
+        tasks = TasksManager.get_supported_tasks_for_model_type(
+            model_type, "onnx", library_name="transformers"
+        )
+    except KeyError:
+        tasks = {}
+    if "feature-extraction" not in tasks:
+        return f"the ONNX exporter cannot export {model_type} models"
+    return None
+
+
+def _sentence_config(source: Path) -> dict:
+    """The folder's sentence_bert_config.json ({} when none)."""
+    config = source / "sentence_bert_config.json"
+    return json.loads(config.read_text()) if config.is_file() else {}
 
 
 def _max_length(source: Path) -> int | None:
     """sentence-transformers' max_seq_length: what the torch engine truncates at."""
-    config = source / "sentence_bert_config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("max_seq_length")
-    return None
+    return _sentence_config(source).get("max_seq_length")
 
 
 def _slug(served_id: str) -> str:

@@ -9,12 +9,46 @@ from typing import Any
 
 import numpy as np
 
-from .onnx import FP32_FILE, INT8_FILE
+from .onnx import ACTIVATIONS, FP32_FILE, INT8_FILE, OnnxPlan
 from .stages import EmbedKey
 
-__all__ = ["OnnxEmbedder"]
+__all__ = ["Dense", "OnnxEmbedder"]
 
 FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}
+FUNCTIONS = {
+    "identity": lambda x: x,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+}
+
+
+class Dense:
+    """A sentence-transformers Dense module in numpy: activation(x @ W.T + b), with the
+    weights and activation its folder holds (model.safetensors, else pytorch_model.bin)."""
+
+    def __init__(self, folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        weights = self._weights(folder)
+        self.weight = weights["linear.weight"].astype(np.float32).T
+        bias = weights.get("linear.bias")
+        self.bias = None if bias is None else bias.astype(np.float32)
+        self.activation = FUNCTIONS[ACTIVATIONS[config["activation_function"]]]
+
+    @staticmethod
+    def _weights(folder: Path) -> dict[str, np.ndarray]:
+        if (folder / "model.safetensors").is_file():
+            from safetensors.numpy import load_file
+
+            return load_file(folder / "model.safetensors")
+        import torch
+
+        state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return {name: tensor.float().numpy() for name, tensor in state.items()}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x.astype(np.float32) @ self.weight
+        return self.activation(y if self.bias is None else y + self.bias)
 
 
 def _max_length(folder: Path) -> int:
@@ -33,24 +67,29 @@ def _max_length(folder: Path) -> int:
 class OnnxEmbedder:
     """A scheduler Runner for an ONNX text embedder exported by handlers.onnx.
 
-    `prepare` tokenises with the model's fast tokenizer (special tokens, truncation at the
-    model's context length from the side the batch's EmbedKey names, padding to the longest
-    input); `forward` runs the session with idle thread spinning off (spinning threads take
-    the CPU the event loop needs); `finish` pools (mean over the attention mask, or CLS)
-    and L2-normalises unless the key says normalize false.
+    `prepare` strips (and lower-cases, where the model says so) each text as
+    sentence-transformers does, then tokenises with the model's fast tokenizer (special
+    tokens, truncation at the model's context length from the side the batch's EmbedKey
+    names, padding to the longest input); `forward` runs the session with idle thread
+    spinning off (spinning threads take the CPU the event loop needs); `finish` pools (mean
+    over the attention mask, or CLS), applies the model's Dense layers in order and
+    L2-normalises unless the key says normalize false.
     """
 
-    def __init__(self, folder: Path, precision: str, pooling: str) -> None:
+    def __init__(self, plan: OnnxPlan) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
+        folder = plan.folder
         options = onnxruntime.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
-            str(folder / FILES[precision]), options, providers=["CPUExecutionProvider"]
+            str(folder / FILES[plan.precision]), options, providers=["CPUExecutionProvider"]
         )
         self._wants_types = any(i.name == "token_type_ids" for i in self.session.get_inputs())
-        self.pooling = pooling
+        self.pooling = plan.pooling
+        self.dense = [Dense(module) for module in plan.dense]
+        self.lower_case = plan.lower_case
         self.max_length = _max_length(folder)
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tokenizer.enable_truncation(self.max_length)
@@ -71,7 +110,8 @@ class OnnxEmbedder:
     def prepare(self, inputs: list[str], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         self.tokenizer.enable_truncation(self.max_length, direction=options.truncation_direction)
-        encodings = self.tokenizer.encode_batch(inputs)
+        texts = [text.strip().lower() if self.lower_case else text.strip() for text in inputs]
+        encodings = self.tokenizer.encode_batch(texts)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -93,6 +133,8 @@ class OnnxEmbedder:
         else:
             weights = mask[:, :, None].astype(hidden.dtype)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        for layer in self.dense:
+            pooled = layer(pooled)
         if not normalize:
             return pooled.astype(np.float32)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

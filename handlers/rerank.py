@@ -127,7 +127,7 @@ def plan_windows(
         )
     if tokenizer is None:  # no fast tokenizer: the model's pre-process truncates
         return Windows(list(docs), list(range(len(docs))))
-    query_tokens = len(tokenizer.encode([query.strip()], add_special_tokens=False)[0].ids)
+    query_tokens = len(tokenizer.encode([query], add_special_tokens=False)[0].ids)
     room = tokenizer.max_length - tokenizer.pair_specials - query_tokens
     if room < 1:
         raise ServiceError(

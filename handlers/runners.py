@@ -11,7 +11,7 @@ from typing import Any
 
 from .settings import ModelSpec, Settings
 from .stages import EmbedKey, Runner
-from .tokenize import TextTokenizer
+from .tokenize import Counter, SlowCounter, TextTokenizer
 
 __all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
 
@@ -30,11 +30,17 @@ class Loaded:
     backend: str
     tokenizer: TextTokenizer | None  # a private copy: /v1/tokenize, counts, windows
     dtype: str | None = None  # the precision the weights run in
+    slow_counter: SlowCounter | None = None  # counts where there is no fast tokenizer
+
+    @property
+    def counter(self) -> Counter | None:
+        """What counts a text's tokens for truncate=false (None: the model cannot)."""
+        return self.tokenizer or self.slow_counter
 
     @property
     def max_length(self) -> int | None:
         """Context length in tokens, special ones included (text)."""
-        return self.tokenizer.max_length if self.tokenizer is not None else None
+        return self.counter.max_length if self.counter is not None else None
 
 
 def import_infinity() -> Any:
@@ -82,6 +88,24 @@ class _Stages:
         return self.model.encode_post(output)
 
 
+class _RerankStages(_Stages):
+    """Cross-encoders: (query, document) pairs reach the model as sent. Infinity's (and
+    sentence-transformers 3.4's CrossEncoder) pre-process strips both texts, which drops
+    what a model card's prompt template ends with (Qwen3-Reranker's `</think>\n\n`);
+    the reference is the model's own tokenizer on the pair, as the cards compute it."""
+
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        queries, docs = zip(*inputs, strict=True)
+        features = self.model.tokenizer(
+            list(queries),
+            list(docs),
+            padding=True,
+            truncation="longest_first",
+            return_tensors="pt",
+        )
+        return features, _token_counts(features["attention_mask"])
+
+
 class _EmbedStages(_Stages):
     """sentence-transformers embedders: the batch's EmbedKey picks the truncation side of the
     prepare thread's tokenizer and, with normalize false, a forward pass that skips the
@@ -113,17 +137,56 @@ class _EmbedStages(_Stages):
         return self.model.encode_post(pooled) if normalize else pooled.float().numpy()
 
 
-class _ClipStages(_Stages):
-    """CLIP-like models: texts and images in one batch; images count no tokens. The key
-    picks the text truncation side and whether the projections are normalised."""
+# Image-text model types whose text tower is trained and documented on inputs padded to its
+# full length (SigLIP reads the last position): their texts never depend on the batch.
+FIXED_LENGTH_TEXT = ("siglip", "siglip2")
+
+
+class _ImageTextStages(_Stages):
+    """CLIP-like models: texts and images in one batch; images count no tokens.
+
+    Texts are tokenised here, not by Infinity's pre-process (which truncates at
+    `config.max_length`, transformers' generation default of 20 tokens): truncated at the
+    text tower's context length from the side the key names, padded to the longest text
+    (CLIP), or to the full length where the model card documents it (SigLIP: a text's
+    vector then never depends on its batch), with the attention mask when the tokenizer
+    gives one, as the card's `model(**processor(...))` does. The key also picks whether
+    the projections are normalised."""
+
+    def __init__(self, model: Any, max_length: int, fixed_length: bool) -> None:
+        super().__init__(model)
+        self.max_length = max_length
+        self.fixed_length = fixed_length
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
-        self.model.processor.tokenizer.truncation_side = options.truncation_direction
-        features, is_image = self.model.encode_pre(inputs)
-        text_tokens = iter(
-            _token_counts(features["attention_mask"]) if "input_ids" in features else []
-        )
+        is_image = [not isinstance(item, str) for item in inputs]
+        texts = [item for item in inputs if isinstance(item, str)]
+        images = [item for item in inputs if not isinstance(item, str)]
+        processor = self.model.processor
+        features: dict[str, Any] = {}
+        counts: list[int] = []
+        if texts:
+            processor.tokenizer.truncation_side = options.truncation_direction
+            encoded = processor.tokenizer(
+                texts,
+                padding="max_length" if self.fixed_length else True,
+                truncation=True,
+                max_length=self.max_length,
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
+            features["input_ids"] = encoded["input_ids"]
+            if "attention_mask" in processor.tokenizer.model_input_names:
+                features["attention_mask"] = encoded["attention_mask"]
+            counts = _token_counts(encoded["attention_mask"])
+        if images:
+            features["pixel_values"] = processor.image_processor(images, return_tensors="pt")[
+                "pixel_values"
+            ]
+        device = self.model.model.device
+        features = {name: value.to(device) for name, value in features.items()}
+        text_tokens = iter(counts)
         tokens = [0 if image else next(text_tokens) for image in is_image]
         return ((features, is_image), options.normalize), tokens
 
@@ -139,6 +202,18 @@ class _ClipStages(_Stages):
         texts = iter(texts.float().numpy() if texts is not None else ())
         images = iter(images.float().numpy() if images is not None else ())
         return [next(images if image else texts) for image in is_image]
+
+
+def _text_tower_length(replica: Any) -> int:
+    """An image-text model's text context length: its text tower's position embeddings,
+    capped by the tokenizer's declared limit when that is lower."""
+    config = replica.model.config
+    text_config = getattr(config, "text_config", None) or config
+    length = int(text_config.max_position_embeddings)
+    declared = getattr(replica.processor.tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < length:
+        length = declared
+    return length
 
 
 def _engine_args(infinity: Any, spec: ModelSpec, settings: Settings, engine: str) -> Any:
@@ -219,14 +294,17 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     first = replicas[0]
     dtype = _dtype(first)
     if isinstance(first, BaseTIMM):
-        tokenizer = _tokenizer(first.processor.tokenizer, getattr(first, "max_length", None))
-        runners: list[Runner] = [_ClipStages(r) for r in replicas]
+        length = _text_tower_length(first)
+        fixed = getattr(first.model.config, "model_type", None) in FIXED_LENGTH_TEXT
+        tokenizer = _tokenizer(first.processor.tokenizer, length)
+        slow = None if tokenizer else SlowCounter(first.processor.tokenizer, length)
+        runners: list[Runner] = [_ImageTextStages(r, length, fixed) for r in replicas]
         capabilities = frozenset({"embed", "image_embed"})
-        return Loaded(runners, capabilities, engine, tokenizer, dtype)
+        return Loaded(runners, capabilities, engine, tokenizer, dtype, slow)
     if isinstance(first, BaseCrossEncoder):
         tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first))
         return Loaded(
-            [_Stages(r) for r in replicas], frozenset({"rerank"}), engine, tokenizer, dtype
+            [_RerankStages(r) for r in replicas], frozenset({"rerank"}), engine, tokenizer, dtype
         )
     if isinstance(first, SentenceTransformer):
         lower = bool(getattr(first[0], "do_lower_case", False))

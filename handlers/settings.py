@@ -98,9 +98,9 @@ def _dtype(name: str) -> str:
     return DTYPE_ALIASES.get(name.lower(), name.lower())
 
 
-def _prompt(name: str) -> str | None:
-    """A DEFAULT_PROMPT_NAMES entry: `none` (any case) means no default prompt."""
-    return None if name.lower() == "none" else name
+def _prompt(name: str) -> str:
+    """A DEFAULT_PROMPT_NAMES entry: `none` (any case) means no default prompt ('')."""
+    return "" if name.lower() == "none" else name
 
 
 class ModelSpec(NamedTuple):
@@ -111,7 +111,10 @@ class ModelSpec(NamedTuple):
     batch_size: int
     dtype: str
     revision: str | None = None
-    default_prompt: str | None = None  # a prompt name applied when a request names none
+    # The prompt name applied when a request names none: None when DEFAULT_PROMPT_NAMES is
+    # unset (the model's own default_prompt_name, as sentence-transformers applies it),
+    # '' for `none` (no default prompt).
+    default_prompt: str | None = None
 
 
 class Settings(BaseSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["Encoding", "TextTokenizer", "Tokenizer", "tokenize_data"]
+__all__ = ["Counter", "Encoding", "SlowCounter", "TextTokenizer", "Tokenizer", "tokenize_data"]
 
 
 class Encoding(Protocol):
@@ -14,6 +14,14 @@ class Encoding(Protocol):
     tokens: list[str]
     offsets: list[tuple[int, int]]  # character offsets into the text; (0, 0) for specials
     word_ids: list[int | None]
+
+
+class Counter(Protocol):
+    """Counts tokens as the model's pre-process sees each text (truncate=false)."""
+
+    max_length: int  # the model's context length in tokens, special tokens included
+
+    def count(self, texts: list[str]) -> list[int]: ...
 
 
 class Tokenizer(Protocol):
@@ -51,6 +59,23 @@ class TextTokenizer:
         the model says so), special tokens included, never truncated."""
         texts = [text.strip().lower() if self._lower else text.strip() for text in texts]
         return [len(encoding.ids) for encoding in self.encode(texts)]
+
+
+class SlowCounter:
+    """Counts with a model's slow (Python) tokenizer, for models that have no fast one
+    (SigLIP's SentencePiece tokenizer): a private copy, untruncated, special tokens
+    included. Slow tokenizers give no character offsets, so /v1/tokenize and rerank
+    windows stay unavailable for such models. Call it off the event loop."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        import copy
+
+        self._tokenizer = copy.deepcopy(tokenizer)
+        self.max_length = max_length
+
+    def count(self, texts: list[str]) -> list[int]:
+        encoded = self._tokenizer(texts, add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]
 
 
 def tokenize_data(encodings: list[Encoding]) -> list[dict[str, Any]]:

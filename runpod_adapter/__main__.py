@@ -37,12 +37,18 @@ def main() -> None:
         preload_infinity()  # overlaps importing the SDK and the service (about 1.3 s here)
     import runpod
 
+    from handlers.backend import ModelLoadError
+    from handlers.settings import SettingsError
+    from handlers.startup import EXIT_START_FAILED
     from service import create_service
 
     from .engine_loop import EngineLoop
 
     engines = EngineLoop(create_service(settings))
-    engines.start()
+    try:
+        engines.start()
+    except (ModelLoadError, SettingsError):  # the service's start logged the one line
+        raise SystemExit(EXIT_START_FAILED) from None
     logging.getLogger("runpod_adapter").info(
         "engines ready %.1fs after start; max concurrency %d",
         time.perf_counter() - began,

@@ -32,6 +32,15 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def family_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny model of each family in tests.families, by family name."""
+    from tests.families import FAMILIES
+
+    root = tmp_path_factory.mktemp("families")
+    return {name: family.build(root / name) for name, family in FAMILIES.items()}
+
+
+@pytest.fixture(scope="session")
 def model_env(tiny_models: dict[str, Path]) -> dict[str, str]:
     """Environment serving the three tiny models under their served ids."""
     return {

@@ -112,6 +112,11 @@ def build_clip(folder: Path) -> Path:
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     config = CLIPConfig(
         text_config={
+            # CLIPTextConfig's default eos id (49407) is not in this vocabulary: the tower
+            # would pool token 0 and give every text one vector. Tell it the tokenizer's ids.
+            "bos_token_id": vocab["<|startoftext|>"],
+            "eos_token_id": vocab["<|endoftext|>"],
+            "pad_token_id": vocab["<|endoftext|>"],
             "vocab_size": len(vocab),
             "hidden_size": 32,
             "intermediate_size": 64,

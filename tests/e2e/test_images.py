@@ -138,3 +138,19 @@ def test_default_policy_refuses_loopback_and_sends_nothing(locked_server, image_
         "input[0]: image download refused: blocked address" in response.json()["error"]["message"]
     )
     assert len(image_host.requests) == before
+
+
+def test_clip_text_is_read_to_the_text_towers_length_over_http(server, tiny_models):
+    """Not config.max_length (20): an 18-word text and its 36-word continuation differ, each
+    equal to the model's own processor + get_text_features; max_input_tokens is 77."""
+    from tests.families import image_text_oracle
+    from tests.tiny_models import WORDS
+
+    words = (WORDS * 2)[:36]
+    texts = [" ".join(words[:18]), " ".join(words)]
+    short, long = vectors(embed(server.url, texts, "text"))
+    assert np.dot(short, long) < 0.999
+    oracle = image_text_oracle(tiny_models[CLIP_ID], texts=texts)
+    assert min(np.dot(short, oracle[0]), np.dot(long, oracle[1])) >= 0.9999
+    cards = httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"]
+    assert {c["id"]: c["max_input_tokens"] for c in cards}[CLIP_ID] == 77

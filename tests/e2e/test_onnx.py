@@ -71,7 +71,7 @@ def test_export_lands_in_the_model_cache_and_models_report_their_backend(onnx_se
     }
     logs = onnx_server.logs()
     assert f"model {RERANK_ID}: ONNX export covers text embedders only, not rerankers" in logs
-    assert f"model {CLIP_ID}: ONNX export covers text embedders only, not CLIP" in logs
+    assert f"model {CLIP_ID}: ONNX export covers text embedders only, not image-text models" in logs
 
 
 def test_rerank_and_images_keep_working_on_torch(onnx_server, tiny_models):

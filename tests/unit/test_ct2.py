@@ -14,7 +14,7 @@ from handlers.ct2 import unsupported
     [
         ({"model_type": "bert", "architectures": ["BertModel"]}, None),
         ({"model_type": "xlm-roberta", "architectures": ["XLMRobertaModel"]}, None),
-        ({"model_type": "clip", "architectures": ["CLIPModel"]}, "not CLIP"),
+        ({"model_type": "clip", "architectures": ["CLIPModel"]}, "not image-text models"),
         (
             {"model_type": "bert", "architectures": ["BertForSequenceClassification"]},
             "not rerankers",

@@ -54,7 +54,8 @@ def test_unsupported_pooling_stays_on_torch(tiny_models, tmp_path: Path):
     config.update(pooling_mode_mean_tokens=False, pooling_mode_max_tokens=True)
     pooling.write_text(json.dumps(config))
     reason = onnx.plan(str(folder), "max-model", "auto", tmp_path / "cache")
-    assert reason == "the optimum engine has no max_tokens pooling"
+    where = "module 1, sentence_transformers.models.Pooling"
+    assert reason == f"the ONNX path has no max pooling ({where})"
     assert not (tmp_path / "cache").exists()
 
 
@@ -62,7 +63,7 @@ def test_unsupported_pooling_stays_on_torch(tiny_models, tmp_path: Path):
     ("model_id", "reason"),
     [
         (RERANK_ID, "ONNX export covers text embedders only, not rerankers"),
-        (CLIP_ID, "ONNX export covers text embedders only, not CLIP"),
+        (CLIP_ID, "ONNX export covers text embedders only, not image-text models"),
     ],
 )
 def test_rerankers_and_clip_stay_on_torch(tiny_models, tmp_path: Path, model_id, reason):
@@ -126,3 +127,84 @@ def test_int8_silences_only_the_quantisers_info_records(
     from_quantiser = [r for r in caplog.records if r.pathname.startswith(quantiser)]
     assert all(r.levelno >= logging.WARNING for r in from_quantiser)
     assert logging.root.filters == []
+
+
+def _with_modules(source: Path, folder: Path, extra: list[tuple[str, str, dict]]) -> Path:
+    """A copy of `source` whose pipeline has `extra` modules (type, path, config) inserted
+    after Pooling, before Normalize."""
+    folder = shutil.copytree(source, folder)
+    listing = json.loads((folder / "modules.json").read_text())
+    added = []
+    for kind, path, config in extra:
+        (folder / path).mkdir()
+        (folder / path / "config.json").write_text(json.dumps(config))
+        added.append({"name": path, "path": path, "type": f"sentence_transformers.models.{kind}"})
+    listing = [*listing[:2], *added, *listing[2:]]
+    for index, entry in enumerate(listing):
+        entry["idx"] = index
+    (folder / "modules.json").write_text(json.dumps(listing))
+    return folder
+
+
+def _dense(activation: str) -> dict:
+    return {"in_features": 32, "out_features": 32, "bias": True, "activation_function": activation}
+
+
+def test_dense_layers_are_planned_in_order(tiny_models, tmp_path: Path):
+    tanh, identity = "torch.nn.modules.activation.Tanh", "torch.nn.modules.linear.Identity"
+    folder = _with_modules(
+        tiny_models[EMBED_ID],
+        tmp_path / "dense",
+        [("Dense", "2_Dense", _dense(tanh)), ("Dense", "3_Dense", _dense(identity))],
+    )
+    plan = onnx.plan(str(folder), "dense", "auto", tmp_path / "cache")
+    assert isinstance(plan, onnx.OnnxPlan), plan
+    assert plan.dense == (folder / "2_Dense", folder / "3_Dense")
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (
+            [("Dense", "2_Dense", _dense("torch.nn.modules.activation.GELU"))],
+            "the ONNX path has no torch.nn.modules.activation.GELU activation "
+            "(module 2, sentence_transformers.models.Dense)",
+        ),
+        (
+            [("LayerNorm", "2_LayerNorm", {"dimension": 32})],
+            "the ONNX path computes Transformer, Pooling, Dense and a final Normalize modules "
+            "only, not module 2, sentence_transformers.models.LayerNorm",
+        ),
+    ],
+)
+def test_a_module_the_runner_cannot_compute_keeps_the_model_on_torch(
+    tiny_models, tmp_path: Path, extra, reason
+):
+    folder = _with_modules(tiny_models[EMBED_ID], tmp_path / "odd", extra)
+    assert onnx.plan(str(folder), "odd", "auto", tmp_path / "cache") == reason
+    assert not (tmp_path / "cache").exists()
+
+
+def test_pooling_that_leaves_the_prompt_out_stays_on_torch(tiny_models, tmp_path: Path):
+    folder = shutil.copytree(tiny_models[EMBED_ID], tmp_path / "instructor")
+    pooling = folder / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps({**json.loads(pooling.read_text()), "include_prompt": False}))
+    reason = onnx.plan(str(folder), "instructor", "auto", tmp_path / "cache")
+    assert reason == (
+        "the ONNX path pools over the whole input, prompt included "
+        "(module 1, sentence_transformers.models.Pooling)"
+    )
+
+
+def test_any_model_with_a_vision_config_stays_off_the_onnx_text_path(tmp_path: Path):
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "siglip",
+                "architectures": ["SiglipModel"],
+                "vision_config": {"image_size": 32},
+            }
+        )
+    )
+    reason = onnx.plan(str(tmp_path), "siglip", "auto", tmp_path / "cache")
+    assert reason == "ONNX export covers text embedders only, not image-text models"

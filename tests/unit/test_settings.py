@@ -45,7 +45,7 @@ def test_lists_expand_per_model_and_aliases_normalise():
     )
     assert [tuple(m) for m in settings.models] == [
         ("a/b", "x", 8, "float16", "main", "query"),
-        ("/models/c", "y", 16, "float16", "abc123", None),
+        ("/models/c", "y", 16, "float16", "abc123", ""),
     ]
     assert settings.backend == "ctranslate2"
 

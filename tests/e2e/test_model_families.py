@@ -1,0 +1,277 @@
+"""The model-family matrix: each family on each backend, through the real engine and core,
+against its oracle (plain transformers, each input alone) in tests.families."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handlers.backend import EngineBackend
+from handlers.core import Core
+from handlers.errors import ServiceError
+from handlers.media import ImageFetcher
+from handlers.settings import load_settings
+from tests import families
+from tests.families import FAMILIES
+from tests.tiny_models import WORDS
+
+BACKENDS = ("torch", "optimum", "ctranslate2")
+ONNX_FAMILIES = ("bert-mean", "bert-cls", "modernbert", "xlm-r", "gemma3-dense", "labse-dense")
+CT2_FAMILIES = ("bert-mean", "bert-cls", "bert-max", "xlm-r", "labse-dense")
+# What each backend does with each family: served natively, or on torch for this reason.
+ONNX_FALLBACKS = {
+    "bert-max": "the ONNX path has no max pooling",
+    "qwen3-embedding": "the ONNX path has no lasttoken pooling",
+    "clip": "ONNX export covers text embedders only, not image-text models",
+    "siglip": "ONNX export covers text embedders only, not image-text models",
+    "xlm-r-reranker": "ONNX export covers text embedders only, not rerankers",
+    "qwen3-reranker": "ONNX export covers text embedders only, not rerankers",
+}
+CT2_FALLBACKS = {
+    "qwen3-embedding": "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta "
+    "encoders, not qwen3",
+    "modernbert": "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta "
+    "encoders, not modernbert",
+    "gemma3-dense": "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta "
+    "encoders, not gemma3_text",
+}
+CASES = [
+    (name, backend)
+    for name in FAMILIES
+    for backend in BACKENDS
+    if backend == "torch"
+    or backend == "optimum"
+    and (name in ONNX_FAMILIES or name in ONNX_FALLBACKS)
+    or backend == "ctranslate2"
+    and (name in CT2_FAMILIES or name in CT2_FALLBACKS)
+]
+COSINE = 0.9999
+RNG = random.Random(7)
+# Many lengths: one word, a sentence, surrounding whitespace, 18 and 36 words (past CLIP's
+# wrong 20-token limit), and one past every context length.
+TEXTS = [
+    "hello",
+    "the quick brown fox jumps over the lazy dog",
+    "  a red dress with   spaces \n",
+    " ".join(RNG.choices(WORDS, k=18)),
+    " ".join(RNG.choices(WORDS, k=36)),
+    " ".join(RNG.choices(WORDS, k=300)),
+]
+QUERY = "which city is the capital of france"
+DOCS = [
+    "paris is the capital of france",
+    "berlin is the capital of germany",
+    "the weather today is cold",
+    " ".join(RNG.choices(WORDS, k=30)),
+    "a cat",
+]
+
+
+def expected_backend(name: str, backend: str) -> tuple[str, str | None]:
+    """(the backend /v1/models must report, the fallback reason logged, if any)."""
+    reasons = {"optimum": ONNX_FALLBACKS, "ctranslate2": CT2_FALLBACKS}.get(backend, {})
+    if name in reasons or backend == "ctranslate2" and FAMILIES[name].kind != "embed":
+        return "torch", reasons.get(name, "the CTranslate2 engine serves text embedders only")
+    return backend, None
+
+
+def served_id(name: str) -> str:
+    return f"tiny/{name}"
+
+
+def data_uris() -> tuple[list[str], list]:
+    from PIL import Image
+
+    pictures = [
+        Image.new("RGB", (40, 40), (200, 30, 30)),
+        Image.linear_gradient("L").resize((64, 48)).convert("RGB"),
+        Image.new("RGB", (90, 30), (20, 160, 90)),
+    ]
+    uris = []
+    for picture in pictures:
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        uris.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+    return uris, pictures
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+async def embed(core: Core, name: str, inputs: list[str], **options) -> tuple[np.ndarray, dict]:
+    body = {"model": served_id(name), "input": inputs, **options}
+    reply = await core.dispatch("/v1/embeddings", body)
+    return np.array([item["embedding"] for item in reply["data"]]), reply
+
+
+async def check_embedder(core: Core, name: str, folder: Path) -> None:
+    vectors, reply = await embed(core, name, TEXTS)
+    similarity = cosines(vectors, families.embed_oracle(folder, TEXTS))
+    print(f"{name}: cosine to the oracle, min {similarity.min():.7f}")
+    assert similarity.min() >= COSINE, similarity
+    assert reply["usage"]["total_tokens"] == families.token_count(folder, TEXTS)
+    for index, text in enumerate(TEXTS):  # alone, the same as beside longer and shorter ones
+        alone, _ = await embed(core, name, [text])
+        assert cosines(alone, vectors[index : index + 1])[0] >= 0.99999, (index, text)
+    for kind, prompt in FAMILIES[name].prompts.items():
+        if kind in ("query", "document") and prompt:
+            prompted, _ = await embed(core, name, TEXTS[:3], input_type=kind)
+            oracle = families.embed_oracle(folder, TEXTS[:3], prompt=prompt)
+            assert cosines(prompted, oracle).min() >= COSINE, kind
+    await check_truncate_false(core, name)
+
+
+async def check_image_text(core: Core, name: str, folder: Path) -> None:
+    vectors, reply = await embed(core, name, TEXTS, modality="text")
+    similarity = cosines(vectors, families.image_text_oracle(folder, texts=TEXTS))
+    print(f"{name}: text cosine to the oracle, min {similarity.min():.7f}")
+    assert similarity.min() >= COSINE, similarity
+    assert reply["usage"]["total_tokens"] == families.token_count(folder, TEXTS)
+    for index, text in enumerate(TEXTS):
+        alone, _ = await embed(core, name, [text], modality="text")
+        assert cosines(alone, vectors[index : index + 1])[0] >= 0.99999, (index, text)
+    uris, pictures = data_uris()
+    images, _ = await embed(core, name, uris, modality="image")
+    similarity = cosines(images, families.image_text_oracle(folder, images=pictures))
+    print(f"{name}: image cosine to the oracle, min {similarity.min():.7f}")
+    assert similarity.min() >= COSINE, similarity
+    await check_truncate_false(core, name, modality="text")
+
+
+async def check_truncate_false(core: Core, name: str, **options) -> None:
+    """truncate=false counts with the model's tokenizer: what fits passes, the rest is 413."""
+    await embed(core, name, TEXTS[:2], truncate=False, **options)
+    with pytest.raises(ServiceError) as refused:
+        await embed(core, name, [TEXTS[1], TEXTS[-1]], truncate=False, **options)
+    assert refused.value.code == "input_too_long"
+    assert refused.value.message.startswith("input[1] has ")
+
+
+async def check_reranker(core: Core, name: str, folder: Path) -> None:
+    query, docs = QUERY, DOCS
+    if name == "qwen3-reranker":  # as its model card formats the pair
+        query = families.qwen3_reranker_query("Given a web search query, retrieve passages", QUERY)
+        docs = [families.qwen3_reranker_document(doc) for doc in DOCS]
+    body = {"model": served_id(name), "query": query, "documents": docs, "raw_scores": True}
+    reply = await core.dispatch("/v1/rerank", body)
+    scores = [r["relevance_score"] for r in sorted(reply["results"], key=lambda r: r["index"])]
+    expected = families.rerank_oracle(folder, query, docs)
+    print(f"{name}: largest logit difference {np.abs(np.subtract(scores, expected)).max():.2e}")
+    assert np.allclose(scores, expected, atol=1e-4, rtol=1e-4), (scores, expected)
+    assert reply["usage"]["total_tokens"] == families.token_count(folder, docs, query=query)
+
+
+@pytest.mark.parametrize(("name", "backend"), CASES, ids=[f"{n}-{b}" for n, b in CASES])
+async def test_family_on_backend(family_models, tmp_path, caplog, name, backend):
+    family, folder = FAMILIES[name], family_models[name]
+    settings = load_settings(
+        {
+            "MODEL_NAMES": str(folder),
+            "SERVED_MODEL_NAMES": served_id(name),
+            "BACKEND": backend,
+            "HF_HOME": str(tmp_path),
+        }
+    )
+    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    with caplog.at_level(logging.INFO):
+        await core.start()
+    try:
+        (card,) = (await core.dispatch("/v1/models"))["data"]
+        runs_on, reason = expected_backend(name, backend)
+        assert card["backend"] == runs_on
+        if reason is not None:
+            line = f"model {served_id(name)}: {reason}"
+            assert any(line in r.getMessage() for r in caplog.records), caplog.text
+            assert "serving it with BACKEND=torch" in caplog.text
+        assert card["max_input_tokens"] == family.context_length
+        assert card["max_input_tokens"] == families.context_length(folder)
+        if family.kind == "rerank":
+            await check_reranker(core, name, folder)
+            return
+        assert card["dimensions"] == family.dim
+        if family.kind == "image-text":
+            await check_image_text(core, name, folder)
+            return
+        assert card["pooling"] == family.pooling
+        await check_embedder(core, name, folder)
+    finally:
+        await core.stop()
+
+
+async def vectors_and_fingerprint(folder: Path, backend: str, hf_home: Path) -> tuple:
+    settings = load_settings(
+        {"MODEL_NAMES": str(folder), "BACKEND": backend, "HF_HOME": str(hf_home)}
+    )
+    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    await core.start()
+    try:
+        (card,) = (await core.dispatch("/v1/models"))["data"]
+        body = {"model": card["id"], "input": TEXTS}
+        reply = await core.dispatch("/v1/embeddings", body)
+        return np.array([item["embedding"] for item in reply["data"]]), card["fingerprint"]
+    finally:
+        await core.stop()
+
+
+async def test_the_fingerprint_covers_the_module_pipeline(family_models, tmp_path):
+    """A Dense layer changes the space: the same transformer without it, or with another
+    activation, has another fingerprint; ONNX and torch, computing the same pipeline, agree."""
+    source = family_models["labse-dense"]
+    no_dense = shutil.copytree(source, tmp_path / "no-dense")
+    modules = json.loads((no_dense / "modules.json").read_text())
+    (no_dense / "modules.json").write_text(
+        json.dumps([m for m in modules if not m["type"].endswith("Dense")])
+    )
+    identity = shutil.copytree(source, tmp_path / "identity")
+    dense_config = identity / "2_Dense" / "config.json"
+    config = json.loads(dense_config.read_text())
+    config["activation_function"] = "torch.nn.modules.linear.Identity"
+    dense_config.write_text(json.dumps(config))
+    found = {
+        (name, backend): await vectors_and_fingerprint(folder, backend, tmp_path / "hf")
+        for name, folder in (("dense", source), ("no dense", no_dense), ("identity", identity))
+        for backend in ("torch", "optimum")
+    }
+    for name in ("dense", "no dense", "identity"):
+        (torch_vectors, torch_print), (onnx_vectors, onnx_print) = (
+            found[name, "torch"],
+            found[name, "optimum"],
+        )
+        assert cosines(torch_vectors, onnx_vectors).min() >= COSINE, name
+        assert torch_print == onnx_print, name
+    assert len({found[name, "torch"][1] for name in ("dense", "no dense", "identity")}) == 3
+
+
+async def test_the_models_own_default_prompt_applies_unless_configured(family_models, tmp_path):
+    """As sentence-transformers' encode: config_sentence_transformers.json's
+    default_prompt_name prefixes every text; DEFAULT_PROMPT_NAMES=none turns it off."""
+    folder = shutil.copytree(family_models["gemma3-dense"], tmp_path / "default-prompt")
+    config_file = folder / "config_sentence_transformers.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "default_prompt_name": "query"}))
+    prompt = FAMILIES["gemma3-dense"].prompts["query"]
+    for configured, expected_prompt in ((None, prompt), ("none", "")):
+        env = {"MODEL_NAMES": str(folder), "HF_HOME": str(tmp_path / "hf")}
+        if configured is not None:
+            env["DEFAULT_PROMPT_NAMES"] = configured
+        settings = load_settings(env)
+        core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+        await core.start()
+        try:
+            (card,) = (await core.dispatch("/v1/models"))["data"]
+            assert card["default_prompt_name"] == ("query" if expected_prompt else None)
+            reply = await core.dispatch("/v1/embeddings", {"model": card["id"], "input": TEXTS})
+            found = np.array([item["embedding"] for item in reply["data"]])
+        finally:
+            await core.stop()
+        oracle = families.embed_oracle(folder, TEXTS, prompt=expected_prompt)
+        assert cosines(found, oracle).min() >= COSINE, configured

@@ -1,0 +1,729 @@
+"""Tiny random-weight models of the families people serve, built at test time with real
+tokenizer formats; and their independent oracles."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from tests import tiny_models
+from tests.tiny_models import WORDS, _bert_tokenizer, _seed, _vocab, build_bert_embedder
+
+SMALL = {  # every tower: hidden 32, 2 layers, 2 heads, intermediate 64
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+QWEN3_EMBED_PROMPTS = {
+    "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query"
+    "\nQuery:",
+    "document": "",
+}
+GEMMA_PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}
+NOMIC_PROMPTS = {"query": "search_query: ", "document": "search_document: "}
+BERT_PROMPTS = {"query": "query : ", "document": "document : "}  # tiny_models.build_bert_embedder
+QWEN3_RERANK_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+)
+QWEN3_RERANK_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def qwen3_reranker_query(instruction: str, query: str) -> str:
+    """The query text of a pair, as the Qwen3-Reranker-0.6B-seq-cls card formats it."""
+    return f"{QWEN3_RERANK_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n"
+
+
+def qwen3_reranker_document(doc: str) -> str:
+    """The document text of a pair, as the Qwen3-Reranker-0.6B-seq-cls card formats it."""
+    return f"<Document>: {doc}{QWEN3_RERANK_SUFFIX}"
+
+
+# --- shared pieces -------------------------------------------------------------------------
+
+
+def _sentences(n: int = 400) -> list[str]:
+    """A fixed corpus of WORDS sentences (with some capitals, digits and punctuation) to
+    train the tiny tokenizers on."""
+    rng = random.Random(0)
+    extra = ["Paris", "Hello", "World", "2024", "42", ",", ".", "?", "!", "é", "ü", "日本"]
+    words = [*WORDS, *extra]
+    sentences = [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(n)]
+    # the prompts and templates too (often), so they take few tokens as with real vocabularies
+    templates = [
+        qwen3_reranker_query("Given a web search query", "query") + qwen3_reranker_document("doc"),
+        *QWEN3_EMBED_PROMPTS.values(),
+        *GEMMA_PROMPTS.values(),
+        *NOMIC_PROMPTS.values(),
+    ]
+    return sentences + templates * 5
+
+
+def _st_modules(
+    folder: Path,
+    *,
+    pooling: str,
+    max_seq_length: int,
+    dense: tuple[tuple[int, int, bool, Any], ...] = (),
+    prompts: dict[str, str] | None = None,
+) -> None:
+    """The sentence-transformers files: Transformer, Pooling (`pooling` mode), each
+    (in, out, bias, activation) Dense saved by sentence-transformers itself, Normalize."""
+    from sentence_transformers.models import Dense, Pooling
+
+    dim = _json(folder / "config.json")["hidden_size"]
+    modules = [("", "Transformer"), ("1_Pooling", "Pooling")]
+    Pooling(dim, pooling_mode=pooling, include_prompt=True).save(_mkdir(folder / "1_Pooling"))
+    for in_features, out_features, bias, activation in dense:
+        path = f"{len(modules)}_Dense"
+        Dense(in_features, out_features, bias, activation).save(_mkdir(folder / path))
+        modules.append((path, "Dense"))
+    modules.append((f"{len(modules)}_Normalize", "Normalize"))
+    _mkdir(folder / modules[-1][0])
+    _write(
+        folder / "modules.json",
+        [
+            {"idx": i, "name": str(i), "path": p, "type": f"sentence_transformers.models.{t}"}
+            for i, (p, t) in enumerate(modules)
+        ],
+    )
+    _write(folder / "sentence_bert_config.json", {"max_seq_length": max_seq_length})
+    _write(
+        folder / "config_sentence_transformers.json",
+        {"prompts": prompts or {}, "default_prompt_name": None, "similarity_fn_name": "cosine"},
+    )
+
+
+def _mkdir(path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def _write(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def _save(folder: Path, model_cls: type, config: Any) -> None:
+    _seed()
+    model_cls(config).save_pretrained(folder)
+
+
+def _save_tokenizer(folder: Path, backend: Any, cls: type, template: str | None, **kw: Any) -> Any:
+    """Wrap a trained `tokenizers` backend as the transformers class `cls`, with a
+    TemplateProcessing post-processor from `template` ("single | pair"; None: add
+    nothing, a pair is concatenated), save it into `folder` and return it."""
+    from tokenizers.processors import ByteLevel, TemplateProcessing
+
+    if template is None:
+        backend.post_processor = ByteLevel(trim_offsets=False)
+    else:
+        single, pair = template.split(" | ")
+        names = dict.fromkeys(t.split(":")[0] for t in pair.split() if not t.startswith("$"))
+        specials = [(t, backend.token_to_id(t)) for t in names]
+        backend.post_processor = TemplateProcessing(
+            single=single, pair=pair, special_tokens=specials
+        )
+    tokenizer = cls(tokenizer_object=backend, **kw)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def _byte_bpe(specials: list[str], vocab_size: int = 400) -> Any:
+    """A byte-level BPE (GPT-2 / Qwen / ModernBERT style) trained on the tiny corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_sentences(), trainer)
+    return tok
+
+
+def _unigram(specials: list[str], unk: str, vocab_size: int = 300) -> Any:
+    """A Metaspace Unigram (XLM-R / SentencePiece-converted style) trained on the corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=specials, unk_token=unk, show_progress=False
+    )
+    tok.train_from_iterator(_sentences(), trainer)
+    return tok
+
+
+def _spm(path: Path, vocab_size: int, **kwargs: Any) -> Path:
+    """Train a tiny SentencePiece model on the corpus and write it to `path`."""
+    import sentencepiece as spm
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(_sentences()),
+            model_writer=out,
+            vocab_size=vocab_size,
+            character_coverage=1.0,
+            minloglevel=2,
+            hard_vocab_limit=False,
+            **kwargs,
+        )
+    return path
+
+
+def _spm_ids(**pieces: str) -> dict[str, Any]:
+    """SentencePiece trainer options giving each named special piece (pad, eos, bos, unk)
+    the next id, in the order given; no bos unless named."""
+    options: dict[str, Any] = {"bos_id": -1}
+    for i, (kind, piece) in enumerate(pieces.items()):
+        options |= {f"{kind}_id": i, f"{kind}_piece": piece}
+    return options
+
+
+# --- builders ------------------------------------------------------------------------------
+
+
+def _bert(folder: Path, pooling: str, max_seq_length: int, dense: tuple = ()) -> Path:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    _bert_tokenizer(folder, BertTokenizerFast)
+    config = BertConfig(vocab_size=len(_vocab()), max_position_embeddings=128, **SMALL)
+    _save(folder, BertModel, config)
+    _st_modules(folder, pooling=pooling, max_seq_length=max_seq_length, dense=dense)
+    return folder
+
+
+def build_bert_cls(folder: Path) -> Path:
+    """BERT (WordPiece) with CLS pooling, like BAAI/bge-small-en-v1.5."""
+    return _bert(folder, "cls", 128)
+
+
+def build_bert_max(folder: Path) -> Path:
+    """BERT with max pooling; max_seq_length 64 below the tokenizer's 128 (as all-MiniLM's
+    256 is below its 512), so the context length is sentence-transformers', not the
+    tokenizer's."""
+    return _bert(folder, "max", 64)
+
+
+def build_labse_dense(folder: Path) -> Path:
+    """BERT, CLS pooling, Dense 32->32 with Tanh and bias, Normalize: like LaBSE."""
+    import torch
+
+    return _bert(folder, "cls", 128, dense=((32, 32, True, torch.nn.Tanh()),))
+
+
+def _qwen3_tokenizer(folder: Path, eos_template: bool, max_length: int) -> Any:
+    """Qwen3-Embedding's tokenizer appends <|endoftext|> to each sequence; the reranker's
+    adds nothing (a pair is just concatenated)."""
+    from transformers import Qwen2TokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    template = "$A:0 <|endoftext|>:0 | $A:0 <|endoftext|>:0 $B:1 <|endoftext|>:1"
+    return _save_tokenizer(
+        folder,
+        _byte_bpe(QWEN3_SPECIALS),
+        Qwen2TokenizerFast,
+        template if eos_template else None,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=QWEN3_SPECIALS[1:],
+        padding_side="left",
+        model_max_length=max_length,
+    )
+
+
+def _qwen3_config(tokenizer: Any, **kwargs: Any) -> Any:
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=tokenizer.model_max_length,
+        num_key_value_heads=1,  # grouped-query attention, as the real ones
+        head_dim=16,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        **SMALL,
+        **kwargs,
+    )
+
+
+def build_qwen3_embedding(folder: Path) -> Path:
+    """Qwen3Model (decoder) with a byte-level BPE that appends <|endoftext|>, left padding,
+    last-token pooling and an instruction prompt for queries: like Qwen3-Embedding."""
+    from transformers import Qwen3Model
+
+    tokenizer = _qwen3_tokenizer(folder, eos_template=True, max_length=128)
+    _save(folder, Qwen3Model, _qwen3_config(tokenizer))
+    _st_modules(folder, pooling="lasttoken", max_seq_length=128, prompts=QWEN3_EMBED_PROMPTS)
+    return folder
+
+
+def build_modernbert(folder: Path) -> Path:
+    """ModernBertModel (alternating global / local attention) with a byte-level BPE and a
+    `[CLS] $A [SEP]` template, mean pooling: like nomic-ai/modernbert-embed-base."""
+    from transformers import ModernBertConfig, ModernBertModel, PreTrainedTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = {"unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}
+    tokenizer = _save_tokenizer(
+        folder,
+        _byte_bpe(list(specials.values())),
+        PreTrainedTokenizerFast,
+        "[CLS]:0 $A:0 [SEP]:0 | [CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        **{f"{k}_token": t for k, t in specials.items()},
+        model_input_names=["input_ids", "attention_mask"],  # no token_type_ids
+        model_max_length=128,
+    )
+    cls, sep, pad = (tokenizer.convert_tokens_to_ids(specials[k]) for k in ("cls", "sep", "pad"))
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128,
+        global_attn_every_n_layers=2,  # layer 0 global, layer 1 local (a 16-token window)
+        local_attention=16,
+        pad_token_id=pad,
+        cls_token_id=cls,
+        sep_token_id=sep,
+        bos_token_id=cls,
+        eos_token_id=sep,
+        **SMALL,
+    )
+    _save(folder, ModernBertModel, config)
+    _st_modules(folder, pooling="mean", max_seq_length=128, prompts=NOMIC_PROMPTS)
+    return folder
+
+
+def _xlmr_tokenizer(folder: Path) -> Any:
+    from transformers import XLMRobertaTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    backend = _unigram(["<s>", "<pad>", "</s>", "<unk>"], "<unk>")
+    backend.add_special_tokens(["<mask>"])
+    return _save_tokenizer(
+        folder,
+        backend,
+        XLMRobertaTokenizerFast,
+        "<s>:0 $A:0 </s>:0 | <s>:0 $A:0 </s>:0 </s>:0 $B:1 </s>:1",
+        model_max_length=128,
+    )
+
+
+def _xlmr_config(tokenizer: Any, **kwargs: Any) -> Any:
+    from transformers import XLMRobertaConfig
+
+    # positions start at padding_idx + 1: two more than the longest input
+    return XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128 + 2,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **SMALL,
+        **kwargs,
+    )
+
+
+def build_xlmr(folder: Path) -> Path:
+    """XLMRobertaModel with a Unigram (SentencePiece-style) tokenizer, CLS pooling: like
+    BAAI/bge-m3's dense embeddings."""
+    from transformers import XLMRobertaModel
+
+    _save(folder, XLMRobertaModel, _xlmr_config(_xlmr_tokenizer(folder)))
+    _st_modules(folder, pooling="cls", max_seq_length=128)
+    return folder
+
+
+def build_gemma3_dense(folder: Path) -> Path:
+    """Bidirectional Gemma3TextModel with a SentencePiece BPE tokenizer adding <bos> and
+    <eos>, mean pooling, Dense 32->64 and 64->32 (no bias, Identity), Normalize and
+    task prompts: like google/embeddinggemma-300m."""
+    import torch
+    from transformers import Gemma3TextConfig, Gemma3TextModel, GemmaTokenizerFast
+
+    model = _spm(
+        folder / "tokenizer.model",
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+        **_spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
+    )
+    tokenizer = GemmaTokenizerFast(
+        vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=128
+    )
+    tokenizer.save_pretrained(folder)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128,
+        num_key_value_heads=1,
+        head_dim=16,
+        query_pre_attn_scalar=16,
+        # a bidirectional window is halved by the config: 16 -> 9 saved, 5 once loaded again
+        sliding_window=16,
+        layer_types=["sliding_attention", "full_attention"],
+        use_bidirectional_attention=True,  # as EmbeddingGemma's config
+        **SMALL,
+    )
+    _save(folder, Gemma3TextModel, config)
+    identity = torch.nn.Identity()
+    dense = ((32, 64, False, identity), (64, 32, False, identity))
+    _st_modules(folder, pooling="mean", max_seq_length=128, dense=dense, prompts=GEMMA_PROMPTS)
+    return folder
+
+
+def build_siglip(folder: Path) -> Path:
+    """SiglipModel with tiny text (64 positions) and vision (32 px, patch 8) towers and its
+    processor: the slow SiglipImageProcessor and a SiglipTokenizer on a trained spiece.model."""
+    from transformers import (
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        SiglipProcessor,
+        SiglipTokenizer,
+    )
+
+    # SigLIP's ids: <pad> 0, </s> 1 (eos, and the tokenizer's pad), <unk> 2, no <bos>
+    model = _spm(
+        folder / "spiece.model", vocab_size=300, **_spm_ids(pad="<pad>", eos="</s>", unk="<unk>")
+    )
+    tokenizer = SiglipTokenizer(str(model), model_max_length=64)
+    image_processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    config = SiglipConfig(
+        text_config={
+            **SMALL,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 64,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={**SMALL, "image_size": 32, "patch_size": 8},
+    )
+    _save(folder, SiglipModel, config)
+    return folder
+
+
+def build_xlmr_reranker(folder: Path) -> Path:
+    """XLMRobertaForSequenceClassification (one label) with the Unigram tokenizer: like
+    BAAI/bge-reranker-v2-m3."""
+    from transformers import XLMRobertaForSequenceClassification
+
+    config = _xlmr_config(_xlmr_tokenizer(folder), num_labels=1, initializer_range=0.5)
+    _save(folder, XLMRobertaForSequenceClassification, config)
+    return folder
+
+
+def build_qwen3_reranker(folder: Path) -> Path:
+    """Qwen3ForSequenceClassification (one label) with the byte-level BPE (pad token set,
+    left padding) and 512 positions, room for the card's chat template around a pair: like
+    tomaarsen/Qwen3-Reranker-0.6B-seq-cls."""
+    from transformers import Qwen3ForSequenceClassification
+
+    tokenizer = _qwen3_tokenizer(folder, eos_template=False, max_length=512)
+    config = _qwen3_config(tokenizer, num_labels=1, initializer_range=0.5)
+    _save(folder, Qwen3ForSequenceClassification, config)
+    return folder
+
+
+# --- the families --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """How a family is built and what a service serving it must report."""
+
+    build: Callable[[Path], Path]
+    kind: str  # "embed", "rerank" or "image-text"
+    example: str  # a real Hub model of the family
+    context_length: int  # what max_input_tokens must say: where inputs are truncated
+    tokenizer: str  # the class AutoTokenizer loads
+    pooling: str | None = None  # sentence-transformers pooling mode (embedders)
+    dim: int | None = None  # embedding dimension (None: a reranker)
+    dense: int = 0  # sentence-transformers Dense modules after pooling
+    prompts: dict[str, str] = field(default_factory=dict)  # config_sentence_transformers.json
+
+
+FAMILIES: dict[str, Family] = {
+    "bert-mean": Family(
+        build_bert_embedder,
+        "embed",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        128,
+        "BertTokenizerFast",
+        "mean",
+        32,
+        prompts=BERT_PROMPTS,
+    ),
+    "bert-cls": Family(
+        build_bert_cls, "embed", "BAAI/bge-small-en-v1.5", 128, "BertTokenizerFast", "cls", 32
+    ),
+    "bert-max": Family(
+        build_bert_max,
+        "embed",
+        "sentence-transformers/bert-base-nli-max-tokens",
+        64,
+        "BertTokenizerFast",
+        "max",
+        32,
+    ),
+    "qwen3-embedding": Family(
+        build_qwen3_embedding,
+        "embed",
+        "Qwen/Qwen3-Embedding-0.6B",
+        128,
+        "Qwen2TokenizerFast",
+        "lasttoken",
+        32,
+        prompts=QWEN3_EMBED_PROMPTS,
+    ),
+    "modernbert": Family(
+        build_modernbert,
+        "embed",
+        "nomic-ai/modernbert-embed-base",
+        128,
+        "PreTrainedTokenizerFast",
+        "mean",
+        32,
+        prompts=NOMIC_PROMPTS,
+    ),
+    "xlm-r": Family(build_xlmr, "embed", "BAAI/bge-m3", 128, "XLMRobertaTokenizerFast", "cls", 32),
+    "gemma3-dense": Family(
+        build_gemma3_dense,
+        "embed",
+        "google/embeddinggemma-300m",
+        128,
+        "GemmaTokenizerFast",
+        "mean",
+        32,
+        dense=2,
+        prompts=GEMMA_PROMPTS,
+    ),
+    "labse-dense": Family(
+        build_labse_dense,
+        "embed",
+        "sentence-transformers/LaBSE",
+        128,
+        "BertTokenizerFast",
+        "cls",
+        32,
+        dense=1,
+    ),
+    "clip": Family(
+        tiny_models.build_clip,
+        "image-text",
+        "patrickjohncyh/fashion-clip",
+        77,
+        "CLIPTokenizerFast",
+        dim=16,
+    ),
+    "siglip": Family(
+        build_siglip, "image-text", "google/siglip-base-patch16-224", 64, "SiglipTokenizer", dim=32
+    ),
+    "xlm-r-reranker": Family(
+        build_xlmr_reranker, "rerank", "BAAI/bge-reranker-v2-m3", 128, "XLMRobertaTokenizerFast"
+    ),
+    "qwen3-reranker": Family(
+        build_qwen3_reranker,
+        "rerank",
+        "tomaarsen/Qwen3-Reranker-0.6B-seq-cls",
+        512,
+        "Qwen2TokenizerFast",
+    ),
+}
+
+
+# --- oracles: plain transformers + torch, each input alone (batch of one, no padding) ------
+
+
+def _kind(folder: Path) -> str:
+    if (folder / "modules.json").exists():
+        return "embed"
+    return "image-text" if "vision_config" in _json(folder / "config.json") else "rerank"
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+@cache
+def _loaded(folder: Path) -> tuple[Any, Any]:
+    """(tokenizer, or the processor of an image-text model; model) from `folder`."""
+    import transformers as t
+
+    kind = _kind(folder)
+    model_cls = t.AutoModelForSequenceClassification if kind == "rerank" else t.AutoModel
+    pre = t.AutoProcessor if kind == "image-text" else t.AutoTokenizer
+    return pre.from_pretrained(folder), model_cls.from_pretrained(folder).eval()
+
+
+def _modules(folder: Path) -> list[tuple[str, Path]]:
+    """The sentence-transformers modules: (class name, folder) in order."""
+    modules = _json(folder / "modules.json")
+    return [(m["type"].rsplit(".", 1)[-1], folder / m["path"]) for m in modules]
+
+
+def context_length(folder: Path) -> int:
+    """Where the model truncates, read from `folder`: sentence-transformers' max_seq_length
+    (else the smaller of max positions and the tokenizer's limit), the text tower's max
+    positions of an image-text model, a reranker tokenizer's model_max_length."""
+    folder = Path(folder)
+    config = _json(folder / "config.json")
+    kind = _kind(folder)
+    if kind == "image-text":
+        return config["text_config"]["max_position_embeddings"]
+    limit = _loaded(folder)[0].model_max_length
+    if kind == "embed":
+        st = _json(folder / "sentence_bert_config.json").get("max_seq_length")
+        return st or min(limit, config["max_position_embeddings"])
+    return min(limit, config["max_position_embeddings"])
+
+
+def _st_text(folder: Path, text: str, prompt: str) -> str:
+    """What sentence-transformers 3.4.1 tokenizes: the prompt prefixed, then the whole
+    stripped (`Transformer.tokenize`), lower-cased if the folder says do_lower_case."""
+    text = (prompt + text).strip()
+    lower = _json(folder / "sentence_bert_config.json").get("do_lower_case", False)
+    return text.lower() if lower else text
+
+
+def _pool(tokens: Any, config: dict[str, Any]) -> Any:
+    import torch
+
+    if not config.get("include_prompt", True):
+        raise NotImplementedError("include_prompt: false")
+    modes = {
+        "cls_token": lambda: tokens[0],
+        "max_tokens": lambda: tokens.max(0).values,
+        "mean_tokens": lambda: tokens.mean(0),
+        "mean_sqrt_len_tokens": None,
+        "weightedmean_tokens": None,
+        "lasttoken": lambda: tokens[-1],
+    }
+    chosen = [mode for mode in modes if config.get(f"pooling_mode_{mode}")]
+    if not chosen or any(modes[mode] is None for mode in chosen):
+        raise NotImplementedError(f"pooling {chosen}")
+    return torch.cat([modes[mode]() for mode in chosen])
+
+
+def _dense(path: Path, x: Any) -> Any:
+    """A sentence-transformers Dense module from its config and weights: act(x W^T + b)."""
+    from safetensors.torch import load_file
+
+    config = _json(path / "config.json")
+    weights = load_file(path / "model.safetensors")
+    x = x @ weights["linear.weight"].T
+    if config["bias"]:
+        x = x + weights["linear.bias"]
+    module, name = config["activation_function"].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)()(x)
+
+
+def embed_oracle(folder: Path, texts: list[str], prompt: str = "") -> Any:
+    """L2-normalised embeddings of a sentence-transformers folder, float32 (n, dim)."""
+    import numpy as np
+    import torch
+
+    folder = Path(folder)
+    tokenizer, model = _loaded(folder)
+    (first, path), *rest = _modules(folder)
+    assert first == "Transformer" and path == folder, "the Transformer module is the folder"
+    vectors = []
+    for text in texts:
+        enc = tokenizer(
+            _st_text(folder, text, prompt),
+            truncation=True,
+            max_length=context_length(folder),
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            x = model(**enc).last_hidden_state[0]
+            for kind, path in rest:
+                if kind == "Pooling":
+                    x = _pool(x, _json(path / "config.json"))
+                elif kind == "Dense":
+                    x = _dense(path, x)
+                elif kind != "Normalize":  # normalised below anyway
+                    raise NotImplementedError(kind)
+        vectors.append(torch.nn.functional.normalize(x, dim=-1).numpy())
+    return np.array(vectors, dtype=np.float32)
+
+
+def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list | None = None):
+    """L2-normalised CLIP / SigLIP embeddings, the texts' then the images' (PIL images), each
+    through the model's processor as its card does (SigLIP pads to max_length)."""
+    import numpy as np
+    import torch
+
+    folder = Path(folder)
+    processor, model = _loaded(folder)
+    padding = "max_length" if model.config.model_type == "siglip" else True
+    max_length = context_length(folder)
+    vectors = []
+    with torch.no_grad():
+        for text in texts or []:
+            enc = processor(
+                text=[text],
+                padding=padding,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            vectors.append(model.get_text_features(**enc)[0])
+        for image in images or []:
+            enc = processor(images=[image], return_tensors="pt")
+            vectors.append(model.get_image_features(**enc)[0])
+    return np.array(
+        [torch.nn.functional.normalize(v, dim=-1).numpy() for v in vectors], dtype=np.float32
+    )
+
+
+def rerank_oracle(folder: Path, query: str, docs: list[str]) -> list[float]:
+    """The raw logit of each (query, document) pair alone, truncated at the tokenizer's
+    limit. (The Qwen3 reranker's tokenizer has no pair template: a pair is the two texts'
+    tokens concatenated, as the card's code gets.)"""
+    import torch
+
+    tokenizer, model = _loaded(Path(folder))
+    with torch.no_grad():
+        return [
+            model(**tokenizer(query, doc, truncation=True, return_tensors="pt")).logits[0, 0].item()
+            for doc in docs
+        ]
+
+
+def token_count(folder: Path, texts: list[str], prompt: str = "", query: str | None = None) -> int:
+    """Tokens by the model's own tokenizer, special tokens included, each input truncated at
+    the context length: of what an embedder embeds (prompt prefixed, stripped), of a text by
+    an image-text model's tokenizer (no padding), or with `query`, of each (query, text)
+    pair of a reranker."""
+    folder = Path(folder)
+    tokenizer = _loaded(folder)[0]
+    kind = _kind(folder)
+    if kind == "image-text":
+        tokenizer = tokenizer.tokenizer
+    elif kind == "embed":
+        texts = [_st_text(folder, text, prompt) for text in texts]
+    pairs = [(query, text) if query is not None else (text,) for text in texts]
+    limit = context_length(folder)
+    return sum(len(tokenizer(*p, truncation=True, max_length=limit)["input_ids"]) for p in pairs)
