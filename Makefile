@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench runpod clean
+.PHONY: serve test lint bench runpod clean image-cpu image-gpu image-runpod image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,35 @@ bench: $(STAMP)
 
 runpod: $(STAMP)
 	$(BIN)/python -m runpod_adapter
+
+# Images (README, "Images"). `bentoml containerize` with the Docker/BuildKit backend by
+# default; IMAGE_BACKEND=buildah (or podman, ...) and IMAGE_OPTS="--opt network=host" for
+# others. BentoML 1.4.40 copies the bento into a temp folder and refuses a
+# dockerfile_template outside the current directory: the temp folder is made under it.
+IMAGE_TAG ?= latest
+IMAGE_BACKEND ?= docker
+IMAGE_OPTS ?=
+IMAGE_BUILD ?= docker build
+CPU_BENTOFILE ?= deploy/bentofile.cpu.yaml
+GPU_BENTOFILE ?= bentofile.yaml
+CONTAINERIZE := mkdir -p build/containerize && TMPDIR=$(CURDIR)/build/containerize \
+	$(BIN)/bentoml containerize --backend $(IMAGE_BACKEND) $(IMAGE_OPTS)
+
+image-cpu: $(STAMP)
+	$(BIN)/bentoml build -f $(CPU_BENTOFILE) .
+	$(CONTAINERIZE) -t embedding-service-cpu:$(IMAGE_TAG) embedding-service-cpu:latest
+
+image-gpu: $(STAMP)
+	$(BIN)/bentoml build -f $(GPU_BENTOFILE) .
+	$(CONTAINERIZE) -t embedding-service:$(IMAGE_TAG) embedding-service:latest
+
+image-runpod:
+	$(IMAGE_BUILD) -f runpod_adapter/Dockerfile -t embedding-worker:$(IMAGE_TAG) .
+
+# Builds the three images here with buildah (installed when missing; root), stand-in bases
+# made with debootstrap, then smoke-tests each; prints sizes and build times. Minutes.
+image-test: $(STAMP)
+	$(BIN)/python -m tests.image_check
 
 test: $(STAMP)
 	$(BIN)/ruff check .

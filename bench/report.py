@@ -254,8 +254,38 @@ def plot(res: dict, out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+def images_section(images: dict) -> str:
+    """The `make image-test` figures (bench/images.json, written by tests/image_check.py)."""
+    lines = [
+        "## Images",
+        "",
+        f"One run of `make image-test` on {images['date']} ({images['machine']}): each image "
+        "built with buildah from the repository root, on a local stand-in of "
+        '`python:3.11-slim`, then smoke-tested (README, "BentoML deployment: images").',
+        "",
+        "| image | size GB | target GB | build s | /readyz after s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in images["images"].items():
+        ready = row.get("ready_s")
+        lines.append(
+            f"| `{name}` | {row['size_gb']:.2f} | {row['target_gb']:.1f} | {row['build_s']:.0f} "
+            f"| {'-' if ready is None else f'{ready:.1f}'} |"
+        )
+    return "\n".join([*lines, ""])
+
+
+def render(res: dict, images: Path) -> str:
+    """BENCHMARKS.md from `res`, with the Images section when `images` (bench/images.json)
+    exists."""
+    text = markdown(res)
+    if images.is_file():
+        text += "\n" + images_section(json.loads(images.read_text()))
+    return text
+
+
 def write(res: dict, markdown_path: Path, png_path: Path) -> None:
-    markdown_path.write_text(markdown(res))
+    markdown_path.write_text(render(res, png_path.parent / "images.json"))
     plot(res, png_path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,27 +89,78 @@ def test_the_built_bento_runs_what_make_serve_runs(tmp_path, bentofile):
     assert "torch==2.13.0" in requirements
 
 
-def test_the_gpu_bento_is_cuda_and_sets_no_bentoml_address(tmp_path):
+def test_the_gpu_bento_takes_cuda_from_the_torch_wheel_and_sets_no_bentoml_address(tmp_path):
     bento, folder = build(tmp_path, "bentofile.yaml")
     assert folder.parent.name == "embedding-service"
-    assert bento["docker"]["env"] is None  # no BENTOML_HOST/PORT: INFINITY_* decide
-    assert "nvidia/cuda" in (folder / "env" / "docker" / "Dockerfile").read_text()
+    assert bento["docker"]["env"] == {  # no BENTOML_HOST/PORT: INFINITY_* decide
+        "NVIDIA_VISIBLE_DEVICES": "all",
+        "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+    }
+    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile and "nvidia/cuda" not in dockerfile
+    assert "ENV NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES" in dockerfile
+    assert "ARG NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile
+    assert "--extra-index-url" not in (folder / "env" / "python" / "install.sh").read_text()
 
 
 def test_cpu_bento_has_no_cuda_and_serves_onnx(tmp_path):
     _, folder = build(tmp_path, "deploy/bentofile.cpu.yaml")
     assert folder.parent.name == "embedding-service-cpu"
     dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
-    assert "nvidia/cuda" not in dockerfile and "ENV BACKEND=$BACKEND" in dockerfile
-    assert "ARG BACKEND=optimum" in dockerfile
-    # uv takes each pin's best match across PyPI and the CPU index while installing
-    assert "UV_INDEX_STRATEGY=unsafe-best-match" in dockerfile
+    assert "FROM python:3.11-slim" in dockerfile and "nvidia/cuda" not in dockerfile
+    assert "ARG BACKEND=optimum" in dockerfile and "ENV BACKEND=$BACKEND" in dockerfile
+    # uv takes each pin's best match across PyPI and the CPU index while installing: a build
+    # argument every backend accepts, not an environment variable of the image
+    assert "ARG UV_INDEX_STRATEGY=unsafe-best-match" in dockerfile
+    assert "ENV UV_INDEX_STRATEGY" not in dockerfile
     python = folder / "env" / "python"
     assert (
         "--extra-index-url https://download.pytorch.org/whl/cpu"
         in (python / "install.sh").read_text()
     )  # so torch==2.13.0 resolves to the CPU build
     assert "torch==2.13.0" in (python / "requirements.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize("bentofile", BENTOFILES)
+def test_install_and_pruning_share_one_layer_and_no_setting_needs_buildkit(tmp_path, bentofile):
+    bento, folder = build(tmp_path, bentofile)
+    assert {env.get("stage", "all") for env in bento.get("envs") or []} <= {"all"}
+    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
+    assert "--mount=" not in dockerfile and "# syntax" not in dockerfile
+    (install,) = [step for step in dockerfile.split("\nRUN ")[1:] if "install.sh" in step]
+    assert "prune-site-packages /app/.venv/lib/python3.11/site-packages" in install
+    assert (folder / "src" / "deploy" / "prune-site-packages.sh").is_file()
+
+
+def test_images_share_one_base_one_torch_and_one_cuda_story():
+    """The GPU bento, the CPU bento and the RunPod image: one base, the pinned torch (whose PyPI
+    build is CUDA 13.0), the NVIDIA runtime variables on GPU images, and RunPod hosts with a
+    CUDA 13.0 driver; the Makefile's image targets build exactly these files."""
+    bases = {yaml.safe_load((ROOT / f).read_text())["docker"]["base_image"] for f in BENTOFILES}
+    dockerfile = (ROOT / "runpod_adapter" / "Dockerfile").read_text()
+    assert bases == {"python:3.11-slim"}
+    assert "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
+    assert "NVIDIA_VISIBLE_DEVICES=all" in dockerfile
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile
+    assert "prune-site-packages /opt/venv/lib/python3.11/site-packages" in dockerfile
+    gpu_envs = {
+        e["name"]: e["value"] for e in yaml.safe_load((ROOT / BENTOFILES[0]).read_text())["envs"]
+    }
+    assert gpu_envs == {
+        "NVIDIA_VISIBLE_DEVICES": "all",
+        "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "torch==2.13.0" in project["dependencies"]  # PyPI's build: 2.13.0+cu130
+    hub = json.loads((ROOT / ".runpod" / "hub.json").read_text())
+    assert hub["config"]["allowedCudaVersions"] == ["13.0"]
+    readme = (ROOT / "README.md").read_text()
+    assert "CUDA 13.0" in readme and "driver ≥ 580" in readme
+    makefile = (ROOT / "Makefile").read_text()
+    assert "CPU_BENTOFILE ?= deploy/bentofile.cpu.yaml" in makefile
+    assert "GPU_BENTOFILE ?= bentofile.yaml" in makefile
+    assert "-f runpod_adapter/Dockerfile" in makefile
+    assert "TMPDIR=$(CURDIR)/build/containerize" in makefile
 
 
 def test_api_routes_are_left_out_of_request_tracing_by_default():
