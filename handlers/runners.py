@@ -140,6 +140,7 @@ class _EmbedStages(_Stages):
 # Image-text model types whose text tower is trained and documented on inputs padded to its
 # full length (SigLIP reads the last position): their texts never depend on the batch.
 FIXED_LENGTH_TEXT = ("siglip", "siglip2")
+TEXT_INPUTS = ("input_ids", "attention_mask")  # the rest of a batch's features are images'
 
 
 class _ImageTextStages(_Stages):
@@ -150,8 +151,11 @@ class _ImageTextStages(_Stages):
     text tower's context length from the side the key names, padded to the longest text
     (CLIP), or to the full length where the model card documents it (SigLIP: a text's
     vector then never depends on its batch), with the attention mask when the tokenizer
-    gives one, as the card's `model(**processor(...))` does. The key also picks whether
-    the projections are normalised."""
+    gives one, as the card's `model(**processor(...))` does. Images go through the
+    processor as the card calls it (for SigLIP2 that also gives patch masks and shapes), and
+    the forward pass calls the model's get_text_features / get_image_features with what
+    each got (Infinity's passes pixel values only). The key also picks whether the
+    projections are normalised."""
 
     def __init__(self, model: Any, max_length: int, fixed_length: bool) -> None:
         super().__init__(model)
@@ -180,19 +184,31 @@ class _ImageTextStages(_Stages):
             if "attention_mask" in processor.tokenizer.model_input_names:
                 features["attention_mask"] = encoded["attention_mask"]
             counts = _token_counts(encoded["attention_mask"])
-        if images:
-            features["pixel_values"] = processor.image_processor(images, return_tensors="pt")[
-                "pixel_values"
-            ]
-        device = self.model.model.device
-        features = {name: value.to(device) for name, value in features.items()}
+        if images:  # all the processor gives (SigLIP2: patch masks and shapes too)
+            features |= processor(images=images, return_tensors="pt")
+        model = self.model.model
+        features = {
+            name: value.to(model.device, model.dtype)
+            if value.is_floating_point()
+            else value.to(model.device)
+            for name, value in features.items()
+        }
         text_tokens = iter(counts)
         tokens = [0 if image else next(text_tokens) for image in is_image]
         return ((features, is_image), options.normalize), tokens
 
     def forward(self, prepared: tuple[Any, bool]) -> tuple[Any, bool]:
-        features, normalize = prepared
-        return self.model.encode_core(features), normalize
+        """get_text_features on the texts' inputs, get_image_features on the images'."""
+        import torch
+
+        (features, is_image), normalize = prepared
+        model = self.model.model
+        texts = {name: value for name, value in features.items() if name in TEXT_INPUTS}
+        images = {name: value for name, value in features.items() if name not in TEXT_INPUTS}
+        with torch.no_grad():
+            text_embeds = model.get_text_features(**texts) if texts else None
+            image_embeds = model.get_image_features(**images) if images else None
+        return (text_embeds, image_embeds, is_image), normalize
 
     def finish(self, output: tuple[Any, bool]) -> Any:
         out, normalize = output

@@ -424,6 +424,44 @@ def build_siglip(folder: Path) -> Path:
     return folder
 
 
+def build_siglip2(folder: Path) -> Path:
+    """Siglip2Model (NaFlex: patches of 16 px, up to 256 per image, the processor's
+    defaults) with tiny towers and a Gemma SentencePiece tokenizer: like
+    google/siglip2-base-patch16-naflex."""
+    from transformers import (
+        GemmaTokenizerFast,
+        Siglip2Config,
+        Siglip2ImageProcessor,
+        Siglip2Model,
+        Siglip2Processor,
+    )
+
+    model = _spm(
+        folder / "tokenizer.model",
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        add_dummy_prefix=False,
+        **_spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
+    )
+    tokenizer = GemmaTokenizerFast(
+        vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=64
+    )
+    image_processor = Siglip2ImageProcessor(patch_size=16, max_num_patches=256)
+    Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    config = Siglip2Config(
+        text_config={
+            **SMALL,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 64,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={**SMALL, "patch_size": 16, "num_patches": 256},
+    )
+    _save(folder, Siglip2Model, config)
+    return folder
+
+
 def build_xlmr_reranker(folder: Path) -> Path:
     """XLMRobertaForSequenceClassification (one label) with the Unigram tokenizer: like
     BAAI/bge-reranker-v2-m3."""
@@ -539,6 +577,14 @@ FAMILIES: dict[str, Family] = {
     ),
     "siglip": Family(
         build_siglip, "image-text", "google/siglip-base-patch16-224", 64, "SiglipTokenizer", dim=32
+    ),
+    "siglip2": Family(
+        build_siglip2,
+        "image-text",
+        "google/siglip2-base-patch16-naflex",
+        64,
+        "GemmaTokenizerFast",
+        dim=32,
     ),
     "xlm-r-reranker": Family(
         build_xlmr_reranker, "rerank", "BAAI/bge-reranker-v2-m3", 128, "XLMRobertaTokenizerFast"
@@ -677,7 +723,7 @@ def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list
 
     folder = Path(folder)
     processor, model = _loaded(folder)
-    padding = "max_length" if model.config.model_type == "siglip" else True
+    padding = "max_length" if model.config.model_type in ("siglip", "siglip2") else True
     max_length = context_length(folder)
     vectors = []
     with torch.no_grad():

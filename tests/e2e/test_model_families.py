@@ -32,6 +32,7 @@ ONNX_FALLBACKS = {
     "qwen3-embedding": "the ONNX path has no lasttoken pooling",
     "clip": "ONNX export covers text embedders only, not image-text models",
     "siglip": "ONNX export covers text embedders only, not image-text models",
+    "siglip2": "ONNX export covers text embedders only, not image-text models",
     "xlm-r-reranker": "ONNX export covers text embedders only, not rerankers",
     "qwen3-reranker": "ONNX export covers text embedders only, not rerankers",
 }
