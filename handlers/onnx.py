@@ -86,6 +86,8 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
 
 def _unsupported(modules: list[pipeline.Module]) -> str | None:
     """Why the runner cannot compute this pipeline; None when it can (see plan)."""
+    if len(modules) < 2:
+        return "the ONNX path needs a Pooling module after the Transformer; this pipeline has none"
     allowed = ["Transformer", "Pooling", *["Dense"] * (len(modules) - 2)]
     if modules[-1].name == "Normalize" and len(modules) > 2:
         allowed[-1] = "Normalize"

@@ -208,3 +208,13 @@ def test_any_model_with_a_vision_config_stays_off_the_onnx_text_path(tmp_path: P
     )
     reason = onnx.plan(str(tmp_path), "siglip", "auto", tmp_path / "cache")
     assert reason == "ONNX export covers text embedders only, not image-text models"
+
+
+def test_a_pipeline_without_pooling_stays_on_torch(tiny_models, tmp_path: Path):
+    folder = shutil.copytree(tiny_models[EMBED_ID], tmp_path / "no-pooling")
+    listing = json.loads((folder / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps(listing[:1]))
+    reason = onnx.plan(str(folder), "no-pooling", "auto", tmp_path / "cache")
+    assert reason == (
+        "the ONNX path needs a Pooling module after the Transformer; this pipeline has none"
+    )
