@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .runners import FIXED_LENGTH_TEXT
+
 __all__ = ["main", "probe_texts"]
 
 COSINE_FLOOR = 0.9999  # embeddings: each vector against the reference
@@ -109,7 +111,7 @@ def _reference_image_text(
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust)
     model = AutoModel.from_pretrained(path, trust_remote_code=trust).eval()
     text_config = getattr(model.config, "text_config", model.config)
-    fixed = model.config.model_type in ("siglip", "siglip2")
+    fixed = model.config.model_type in FIXED_LENGTH_TEXT
     options = {
         "padding": "max_length" if fixed else True,
         "truncation": True,

@@ -69,11 +69,13 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     if kind := non_text_kind(config):
         return f"ONNX export covers text embedders only, not {kind}"
     modules = pipeline.modules(source)
-    if reason := _unsupported(modules) or _not_exportable(config):
+    if reason := _unsupported(modules):
         return reason
     precision = PRECISION[dtype]
     folder = root / f"{_slug(served_id)}-{_digest(source)}" / precision
-    if not folder.is_dir():
+    if not folder.is_dir():  # the exporter (torch, transformers) is imported only to export
+        if reason := _not_exportable(config):
+            return reason
         _export_once(source, folder, precision, _max_length(source))
     return OnnxPlan(
         folder,

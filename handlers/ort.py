@@ -11,6 +11,7 @@ import numpy as np
 
 from .onnx import ACTIVATIONS, FP32_FILE, INT8_FILE, OnnxPlan
 from .stages import EmbedKey
+from .tokenize import st_text
 
 __all__ = ["Dense", "OnnxEmbedder"]
 
@@ -110,8 +111,7 @@ class OnnxEmbedder:
     def prepare(self, inputs: list[str], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         self.tokenizer.enable_truncation(self.max_length, direction=options.truncation_direction)
-        texts = [text.strip().lower() if self.lower_case else text.strip() for text in inputs]
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch([st_text(t, self.lower_case) for t in inputs])
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),

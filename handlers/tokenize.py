@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["Counter", "Encoding", "SlowCounter", "TextTokenizer", "Tokenizer", "tokenize_data"]
+__all__ = [
+    "Counter",
+    "Encoding",
+    "SlowCounter",
+    "TextTokenizer",
+    "Tokenizer",
+    "st_text",
+    "tokenize_data",
+]
+
+
+def st_text(text: str, lower: bool) -> str:
+    """A text as sentence-transformers' Transformer module tokenises it: stripped, and
+    lower-cased where the model says do_lower_case."""
+    return text.strip().lower() if lower else text.strip()
 
 
 class Encoding(Protocol):
@@ -57,8 +71,7 @@ class TextTokenizer:
     def count(self, texts: list[str]) -> list[int]:
         """Tokens per text as the model's pre-process sees it (stripped, lower-cased where
         the model says so), special tokens included, never truncated."""
-        texts = [text.strip().lower() if self._lower else text.strip() for text in texts]
-        return [len(encoding.ids) for encoding in self.encode(texts)]
+        return [len(e.ids) for e in self.encode([st_text(t, self._lower) for t in texts])]
 
 
 class SlowCounter:
