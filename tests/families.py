@@ -1,9 +1,8 @@
 """Tiny random-weight models of the families people serve, built at test time with real
-tokenizer formats; and their independent oracles."""
+tokenizer formats (their oracles are in tests.oracles)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any
 
 from tests import tiny_models
 from tests.tiny_models import WORDS, _bert_tokenizer, _seed, _vocab, build_bert_embedder
+from tests.tiny_tokenizers import byte_bpe, sentencepiece, spm_ids, unigram, wrap
 
 SMALL = {  # every tower: hidden 32, 2 layers, 2 heads, intermediate 64
     "hidden_size": 32,
@@ -51,6 +51,7 @@ def qwen3_reranker_document(doc: str) -> str:
 # --- shared pieces -------------------------------------------------------------------------
 
 
+@cache
 def _sentences(n: int = 400) -> list[str]:
     """A fixed corpus of WORDS sentences (with some capitals, digits and punctuation) to
     train the tiny tokenizers on."""
@@ -117,84 +118,6 @@ def _save(folder: Path, model_cls: type, config: Any) -> None:
     model_cls(config).save_pretrained(folder)
 
 
-def _save_tokenizer(folder: Path, backend: Any, cls: type, template: str | None, **kw: Any) -> Any:
-    """Wrap a trained `tokenizers` backend as the transformers class `cls`, with a
-    TemplateProcessing post-processor from `template` ("single | pair"; None: add
-    nothing, a pair is concatenated), save it into `folder` and return it."""
-    from tokenizers.processors import ByteLevel, TemplateProcessing
-
-    if template is None:
-        backend.post_processor = ByteLevel(trim_offsets=False)
-    else:
-        single, pair = template.split(" | ")
-        names = dict.fromkeys(t.split(":")[0] for t in pair.split() if not t.startswith("$"))
-        specials = [(t, backend.token_to_id(t)) for t in names]
-        backend.post_processor = TemplateProcessing(
-            single=single, pair=pair, special_tokens=specials
-        )
-    tokenizer = cls(tokenizer_object=backend, **kw)
-    tokenizer.save_pretrained(folder)
-    return tokenizer
-
-
-def _byte_bpe(specials: list[str], vocab_size: int = 400) -> Any:
-    """A byte-level BPE (GPT-2 / Qwen / ModernBERT style) trained on the tiny corpus."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_sentences(), trainer)
-    return tok
-
-
-def _unigram(specials: list[str], unk: str, vocab_size: int = 300) -> Any:
-    """A Metaspace Unigram (XLM-R / SentencePiece-converted style) trained on the corpus."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.Unigram())
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token=unk, show_progress=False
-    )
-    tok.train_from_iterator(_sentences(), trainer)
-    return tok
-
-
-def _spm(path: Path, vocab_size: int, **kwargs: Any) -> Path:
-    """Train a tiny SentencePiece model on the corpus and write it to `path`."""
-    import sentencepiece as spm
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as out:
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(_sentences()),
-            model_writer=out,
-            vocab_size=vocab_size,
-            character_coverage=1.0,
-            minloglevel=2,
-            hard_vocab_limit=False,
-            **kwargs,
-        )
-    return path
-
-
-def _spm_ids(**pieces: str) -> dict[str, Any]:
-    """SentencePiece trainer options giving each named special piece (pad, eos, bos, unk)
-    the next id, in the order given; no bos unless named."""
-    options: dict[str, Any] = {"bos_id": -1}
-    for i, (kind, piece) in enumerate(pieces.items()):
-        options |= {f"{kind}_id": i, f"{kind}_piece": piece}
-    return options
-
-
 # --- builders ------------------------------------------------------------------------------
 
 
@@ -234,9 +157,9 @@ def _qwen3_tokenizer(folder: Path, eos_template: bool, max_length: int) -> Any:
 
     folder.mkdir(parents=True, exist_ok=True)
     template = "$A:0 <|endoftext|>:0 | $A:0 <|endoftext|>:0 $B:1 <|endoftext|>:1"
-    return _save_tokenizer(
+    return wrap(
         folder,
-        _byte_bpe(QWEN3_SPECIALS),
+        byte_bpe(_sentences(), QWEN3_SPECIALS),
         Qwen2TokenizerFast,
         template if eos_template else None,
         eos_token="<|endoftext|>",
@@ -283,9 +206,9 @@ def build_modernbert(folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     specials = {"unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}
-    tokenizer = _save_tokenizer(
+    tokenizer = wrap(
         folder,
-        _byte_bpe(list(specials.values())),
+        byte_bpe(_sentences(), list(specials.values())),
         PreTrainedTokenizerFast,
         "[CLS]:0 $A:0 [SEP]:0 | [CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
         **{f"{k}_token": t for k, t in specials.items()},
@@ -314,9 +237,9 @@ def _xlmr_tokenizer(folder: Path) -> Any:
     from transformers import XLMRobertaTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
-    backend = _unigram(["<s>", "<pad>", "</s>", "<unk>"], "<unk>")
+    backend = unigram(_sentences(), ["<s>", "<pad>", "</s>", "<unk>"], "<unk>")
     backend.add_special_tokens(["<mask>"])
-    return _save_tokenizer(
+    return wrap(
         folder,
         backend,
         XLMRobertaTokenizerFast,
@@ -358,8 +281,9 @@ def build_gemma3_dense(folder: Path) -> Path:
     import torch
     from transformers import Gemma3TextConfig, Gemma3TextModel, GemmaTokenizerFast
 
-    model = _spm(
+    model = sentencepiece(
         folder / "tokenizer.model",
+        _sentences(),
         vocab_size=400,
         model_type="bpe",
         byte_fallback=True,
@@ -367,7 +291,7 @@ def build_gemma3_dense(folder: Path) -> Path:
         add_dummy_prefix=False,
         remove_extra_whitespaces=False,
         normalization_rule_name="identity",
-        **_spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
+        **spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
     )
     tokenizer = GemmaTokenizerFast(
         vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=128
@@ -404,8 +328,11 @@ def build_siglip(folder: Path) -> Path:
     )
 
     # SigLIP's ids: <pad> 0, </s> 1 (eos, and the tokenizer's pad), <unk> 2, no <bos>
-    model = _spm(
-        folder / "spiece.model", vocab_size=300, **_spm_ids(pad="<pad>", eos="</s>", unk="<unk>")
+    model = sentencepiece(
+        folder / "spiece.model",
+        _sentences(),
+        vocab_size=300,
+        **spm_ids(pad="<pad>", eos="</s>", unk="<unk>"),
     )
     tokenizer = SiglipTokenizer(str(model), model_max_length=64)
     image_processor = SiglipImageProcessor(size={"height": 32, "width": 32})
@@ -436,13 +363,14 @@ def build_siglip2(folder: Path) -> Path:
         Siglip2Processor,
     )
 
-    model = _spm(
+    model = sentencepiece(
         folder / "tokenizer.model",
+        _sentences(),
         vocab_size=400,
         model_type="bpe",
         byte_fallback=True,
         add_dummy_prefix=False,
-        **_spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
+        **spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
     )
     tokenizer = GemmaTokenizerFast(
         vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=64
@@ -599,177 +527,5 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-# --- oracles: plain transformers + torch, each input alone (batch of one, no padding) ------
-
-
-def _kind(folder: Path) -> str:
-    if (folder / "modules.json").exists():
-        return "embed"
-    return "image-text" if "vision_config" in _json(folder / "config.json") else "rerank"
-
-
 def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
-
-
-@cache
-def _loaded(folder: Path) -> tuple[Any, Any]:
-    """(tokenizer, or the processor of an image-text model; model) from `folder`."""
-    import transformers as t
-
-    kind = _kind(folder)
-    model_cls = t.AutoModelForSequenceClassification if kind == "rerank" else t.AutoModel
-    pre = t.AutoProcessor if kind == "image-text" else t.AutoTokenizer
-    return pre.from_pretrained(folder), model_cls.from_pretrained(folder).eval()
-
-
-def _modules(folder: Path) -> list[tuple[str, Path]]:
-    """The sentence-transformers modules: (class name, folder) in order."""
-    modules = _json(folder / "modules.json")
-    return [(m["type"].rsplit(".", 1)[-1], folder / m["path"]) for m in modules]
-
-
-def context_length(folder: Path) -> int:
-    """Where the model truncates, read from `folder`: sentence-transformers' max_seq_length
-    (else the smaller of max positions and the tokenizer's limit), the text tower's max
-    positions of an image-text model, a reranker tokenizer's model_max_length."""
-    folder = Path(folder)
-    config = _json(folder / "config.json")
-    kind = _kind(folder)
-    if kind == "image-text":
-        return config["text_config"]["max_position_embeddings"]
-    limit = _loaded(folder)[0].model_max_length
-    if kind == "embed":
-        st = _json(folder / "sentence_bert_config.json").get("max_seq_length")
-        return st or min(limit, config["max_position_embeddings"])
-    return min(limit, config["max_position_embeddings"])
-
-
-def _st_text(folder: Path, text: str, prompt: str) -> str:
-    """What sentence-transformers 3.4.1 tokenizes: the prompt prefixed, then the whole
-    stripped (`Transformer.tokenize`), lower-cased if the folder says do_lower_case."""
-    text = (prompt + text).strip()
-    lower = _json(folder / "sentence_bert_config.json").get("do_lower_case", False)
-    return text.lower() if lower else text
-
-
-def _pool(tokens: Any, config: dict[str, Any]) -> Any:
-    import torch
-
-    if not config.get("include_prompt", True):
-        raise NotImplementedError("include_prompt: false")
-    modes = {
-        "cls_token": lambda: tokens[0],
-        "max_tokens": lambda: tokens.max(0).values,
-        "mean_tokens": lambda: tokens.mean(0),
-        "mean_sqrt_len_tokens": None,
-        "weightedmean_tokens": None,
-        "lasttoken": lambda: tokens[-1],
-    }
-    chosen = [mode for mode in modes if config.get(f"pooling_mode_{mode}")]
-    if not chosen or any(modes[mode] is None for mode in chosen):
-        raise NotImplementedError(f"pooling {chosen}")
-    return torch.cat([modes[mode]() for mode in chosen])
-
-
-def _dense(path: Path, x: Any) -> Any:
-    """A sentence-transformers Dense module from its config and weights: act(x W^T + b)."""
-    from safetensors.torch import load_file
-
-    config = _json(path / "config.json")
-    weights = load_file(path / "model.safetensors")
-    x = x @ weights["linear.weight"].T
-    if config["bias"]:
-        x = x + weights["linear.bias"]
-    module, name = config["activation_function"].rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)()(x)
-
-
-def embed_oracle(folder: Path, texts: list[str], prompt: str = "") -> Any:
-    """L2-normalised embeddings of a sentence-transformers folder, float32 (n, dim)."""
-    import numpy as np
-    import torch
-
-    folder = Path(folder)
-    tokenizer, model = _loaded(folder)
-    (first, path), *rest = _modules(folder)
-    assert first == "Transformer" and path == folder, "the Transformer module is the folder"
-    vectors = []
-    for text in texts:
-        enc = tokenizer(
-            _st_text(folder, text, prompt),
-            truncation=True,
-            max_length=context_length(folder),
-            return_tensors="pt",
-        )
-        with torch.no_grad():
-            x = model(**enc).last_hidden_state[0]
-            for kind, path in rest:
-                if kind == "Pooling":
-                    x = _pool(x, _json(path / "config.json"))
-                elif kind == "Dense":
-                    x = _dense(path, x)
-                elif kind != "Normalize":  # normalised below anyway
-                    raise NotImplementedError(kind)
-        vectors.append(torch.nn.functional.normalize(x, dim=-1).numpy())
-    return np.array(vectors, dtype=np.float32)
-
-
-def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list | None = None):
-    """L2-normalised CLIP / SigLIP embeddings, the texts' then the images' (PIL images), each
-    through the model's processor as its card does (SigLIP pads to max_length)."""
-    import numpy as np
-    import torch
-
-    folder = Path(folder)
-    processor, model = _loaded(folder)
-    padding = "max_length" if model.config.model_type in ("siglip", "siglip2") else True
-    max_length = context_length(folder)
-    vectors = []
-    with torch.no_grad():
-        for text in texts or []:
-            enc = processor(
-                text=[text],
-                padding=padding,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            vectors.append(model.get_text_features(**enc)[0])
-        for image in images or []:
-            enc = processor(images=[image], return_tensors="pt")
-            vectors.append(model.get_image_features(**enc)[0])
-    return np.array(
-        [torch.nn.functional.normalize(v, dim=-1).numpy() for v in vectors], dtype=np.float32
-    )
-
-
-def rerank_oracle(folder: Path, query: str, docs: list[str]) -> list[float]:
-    """The raw logit of each (query, document) pair alone, truncated at the tokenizer's
-    limit. (The Qwen3 reranker's tokenizer has no pair template: a pair is the two texts'
-    tokens concatenated, as the card's code gets.)"""
-    import torch
-
-    tokenizer, model = _loaded(Path(folder))
-    with torch.no_grad():
-        return [
-            model(**tokenizer(query, doc, truncation=True, return_tensors="pt")).logits[0, 0].item()
-            for doc in docs
-        ]
-
-
-def token_count(folder: Path, texts: list[str], prompt: str = "", query: str | None = None) -> int:
-    """Tokens by the model's own tokenizer, special tokens included, each input truncated at
-    the context length: of what an embedder embeds (prompt prefixed, stripped), of a text by
-    an image-text model's tokenizer (no padding), or with `query`, of each (query, text)
-    pair of a reranker."""
-    folder = Path(folder)
-    tokenizer = _loaded(folder)[0]
-    kind = _kind(folder)
-    if kind == "image-text":
-        tokenizer = tokenizer.tokenizer
-    elif kind == "embed":
-        texts = [_st_text(folder, text, prompt) for text in texts]
-    pairs = [(query, text) if query is not None else (text,) for text in texts]
-    limit = context_length(folder)
-    return sum(len(tokenizer(*p, truncation=True, max_length=limit)["input_ids"]) for p in pairs)

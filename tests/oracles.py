@@ -1,7 +1,10 @@
-"""Independent oracles: what a model itself says, computed with transformers in the test."""
+"""Independent oracles: what a model itself says, computed with transformers in the test
+(plain transformers + torch, each input alone: a batch of one, no padding)."""
 
 from __future__ import annotations
 
+import importlib
+import json
 import math
 from functools import cache
 from itertools import pairwise
@@ -31,20 +34,12 @@ def usage_tokens(folder: Path, texts: list[str], query: str | None = None) -> in
     return sum(map(len, ids))
 
 
-@cache
-def _cross_encoder(folder: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    return _tokenizer(folder), model
-
-
 def rerank_scores(folder: Path, query: str, docs: list[str], raw_scores: bool) -> list[float]:
     """The reranker's logit for each (query, document) pair, one pair at a time; through a
     sigmoid unless `raw_scores` (what Infinity's cross-encoder reports)."""
     import torch
 
-    tokenizer, model = _cross_encoder(folder)
+    tokenizer, model = _loaded(Path(folder))
     with torch.no_grad():
         logits = [
             model(**tokenizer(query, doc, truncation=True, return_tensors="pt")).logits[0, 0]
@@ -71,3 +66,165 @@ def assert_rerank_matches(
     assert [r.get("document") for r in results] == [
         docs[i] if with_docs else None for i in order[: request.get("top_n")]
     ]
+
+
+# --- the model families of tests.families ---------------------------------------------
+
+
+def _kind(folder: Path) -> str:
+    if (folder / "modules.json").exists():
+        return "embed"
+    return "image-text" if "vision_config" in _json(folder / "config.json") else "rerank"
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+@cache
+def _loaded(folder: Path) -> tuple[Any, Any]:
+    """(tokenizer, or the processor of an image-text model; model) from `folder`."""
+    import transformers as t
+
+    kind = _kind(folder)
+    model_cls = t.AutoModelForSequenceClassification if kind == "rerank" else t.AutoModel
+    pre = t.AutoProcessor if kind == "image-text" else t.AutoTokenizer
+    return pre.from_pretrained(folder), model_cls.from_pretrained(folder).eval()
+
+
+def _modules(folder: Path) -> list[tuple[str, Path]]:
+    """The sentence-transformers modules: (class name, folder) in order."""
+    modules = _json(folder / "modules.json")
+    return [(m["type"].rsplit(".", 1)[-1], folder / m["path"]) for m in modules]
+
+
+def context_length(folder: Path) -> int:
+    """Where the model truncates, read from `folder`: sentence-transformers' max_seq_length
+    (else the smaller of max positions and the tokenizer's limit), the text tower's max
+    positions of an image-text model, a reranker tokenizer's model_max_length."""
+    folder = Path(folder)
+    config = _json(folder / "config.json")
+    kind = _kind(folder)
+    if kind == "image-text":
+        return config["text_config"]["max_position_embeddings"]
+    limit = _loaded(folder)[0].model_max_length
+    if kind == "embed":
+        st = _json(folder / "sentence_bert_config.json").get("max_seq_length")
+        return st or min(limit, config["max_position_embeddings"])
+    return min(limit, config["max_position_embeddings"])
+
+
+def _st_text(folder: Path, text: str, prompt: str) -> str:
+    """What sentence-transformers 3.4.1 tokenizes: the prompt prefixed, then the whole
+    stripped (`Transformer.tokenize`), lower-cased if the folder says do_lower_case."""
+    text = (prompt + text).strip()
+    lower = _json(folder / "sentence_bert_config.json").get("do_lower_case", False)
+    return text.lower() if lower else text
+
+
+def _pool(tokens: Any, config: dict[str, Any]) -> Any:
+    import torch
+
+    if not config.get("include_prompt", True):
+        raise NotImplementedError("include_prompt: false")
+    modes = {
+        "cls_token": lambda: tokens[0],
+        "max_tokens": lambda: tokens.max(0).values,
+        "mean_tokens": lambda: tokens.mean(0),
+        "mean_sqrt_len_tokens": None,
+        "weightedmean_tokens": None,
+        "lasttoken": lambda: tokens[-1],
+    }
+    chosen = [mode for mode in modes if config.get(f"pooling_mode_{mode}")]
+    if not chosen or any(modes[mode] is None for mode in chosen):
+        raise NotImplementedError(f"pooling {chosen}")
+    return torch.cat([modes[mode]() for mode in chosen])
+
+
+def _dense(path: Path, x: Any) -> Any:
+    """A sentence-transformers Dense module from its config and weights: act(x W^T + b)."""
+    from safetensors.torch import load_file
+
+    config = _json(path / "config.json")
+    weights = load_file(path / "model.safetensors")
+    x = x @ weights["linear.weight"].T
+    if config["bias"]:
+        x = x + weights["linear.bias"]
+    module, name = config["activation_function"].rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)()(x)
+
+
+def embed_oracle(folder: Path, texts: list[str], prompt: str = "") -> Any:
+    """L2-normalised embeddings of a sentence-transformers folder, float32 (n, dim)."""
+    import numpy as np
+    import torch
+
+    folder = Path(folder)
+    tokenizer, model = _loaded(folder)
+    (first, path), *rest = _modules(folder)
+    assert first == "Transformer" and path == folder, "the Transformer module is the folder"
+    vectors = []
+    for text in texts:
+        enc = tokenizer(
+            _st_text(folder, text, prompt),
+            truncation=True,
+            max_length=context_length(folder),
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            x = model(**enc).last_hidden_state[0]
+            for kind, path in rest:
+                if kind == "Pooling":
+                    x = _pool(x, _json(path / "config.json"))
+                elif kind == "Dense":
+                    x = _dense(path, x)
+                elif kind != "Normalize":  # normalised below anyway
+                    raise NotImplementedError(kind)
+        vectors.append(torch.nn.functional.normalize(x, dim=-1).numpy())
+    return np.array(vectors, dtype=np.float32)
+
+
+def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list | None = None):
+    """L2-normalised CLIP / SigLIP embeddings, the texts' then the images' (PIL images), each
+    through the model's processor as its card does (SigLIP pads to max_length)."""
+    import numpy as np
+    import torch
+
+    folder = Path(folder)
+    processor, model = _loaded(folder)
+    padding = "max_length" if model.config.model_type in ("siglip", "siglip2") else True
+    max_length = context_length(folder)
+    vectors = []
+    with torch.no_grad():
+        for text in texts or []:
+            enc = processor(
+                text=[text],
+                padding=padding,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            vectors.append(model.get_text_features(**enc)[0])
+        for image in images or []:
+            enc = processor(images=[image], return_tensors="pt")
+            vectors.append(model.get_image_features(**enc)[0])
+    return np.array(
+        [torch.nn.functional.normalize(v, dim=-1).numpy() for v in vectors], dtype=np.float32
+    )
+
+
+def token_count(folder: Path, texts: list[str], prompt: str = "", query: str | None = None) -> int:
+    """Tokens by the model's own tokenizer, special tokens included, each input truncated at
+    the context length: of what an embedder embeds (prompt prefixed, stripped), of a text by
+    an image-text model's tokenizer (no padding), or with `query`, of each (query, text)
+    pair of a reranker."""
+    folder = Path(folder)
+    tokenizer = _loaded(folder)[0]
+    kind = _kind(folder)
+    if kind == "image-text":
+        tokenizer = tokenizer.tokenizer
+    elif kind == "embed":
+        texts = [_st_text(folder, text, prompt) for text in texts]
+    pairs = [(query, text) if query is not None else (text,) for text in texts]
+    limit = context_length(folder)
+    return sum(len(tokenizer(*p, truncation=True, max_length=limit)["input_ids"]) for p in pairs)

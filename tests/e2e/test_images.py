@@ -143,7 +143,7 @@ def test_default_policy_refuses_loopback_and_sends_nothing(locked_server, image_
 def test_clip_text_is_read_to_the_text_towers_length_over_http(server, tiny_models):
     """Not config.max_length (20): an 18-word text and its 36-word continuation differ, each
     equal to the model's own processor + get_text_features; max_input_tokens is 77."""
-    from tests.families import image_text_oracle
+    from tests.oracles import image_text_oracle
     from tests.tiny_models import WORDS
 
     words = (WORDS * 2)[:36]

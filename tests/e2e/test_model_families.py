@@ -19,7 +19,7 @@ from handlers.core import Core
 from handlers.errors import ServiceError
 from handlers.media import ImageFetcher
 from handlers.settings import load_settings
-from tests import families
+from tests import families, oracles
 from tests.families import FAMILIES
 from tests.tiny_models import WORDS
 
@@ -116,33 +116,33 @@ async def embed(core: Core, name: str, inputs: list[str], **options) -> tuple[np
 
 async def check_embedder(core: Core, name: str, folder: Path) -> None:
     vectors, reply = await embed(core, name, TEXTS)
-    similarity = cosines(vectors, families.embed_oracle(folder, TEXTS))
+    similarity = cosines(vectors, oracles.embed_oracle(folder, TEXTS))
     print(f"{name}: cosine to the oracle, min {similarity.min():.7f}")
     assert similarity.min() >= COSINE, similarity
-    assert reply["usage"]["total_tokens"] == families.token_count(folder, TEXTS)
+    assert reply["usage"]["total_tokens"] == oracles.token_count(folder, TEXTS)
     for index, text in enumerate(TEXTS):  # alone, the same as beside longer and shorter ones
         alone, _ = await embed(core, name, [text])
         assert cosines(alone, vectors[index : index + 1])[0] >= 0.99999, (index, text)
     for kind, prompt in FAMILIES[name].prompts.items():
         if kind in ("query", "document") and prompt:
             prompted, _ = await embed(core, name, TEXTS[:3], input_type=kind)
-            oracle = families.embed_oracle(folder, TEXTS[:3], prompt=prompt)
+            oracle = oracles.embed_oracle(folder, TEXTS[:3], prompt=prompt)
             assert cosines(prompted, oracle).min() >= COSINE, kind
     await check_truncate_false(core, name)
 
 
 async def check_image_text(core: Core, name: str, folder: Path) -> None:
     vectors, reply = await embed(core, name, TEXTS, modality="text")
-    similarity = cosines(vectors, families.image_text_oracle(folder, texts=TEXTS))
+    similarity = cosines(vectors, oracles.image_text_oracle(folder, texts=TEXTS))
     print(f"{name}: text cosine to the oracle, min {similarity.min():.7f}")
     assert similarity.min() >= COSINE, similarity
-    assert reply["usage"]["total_tokens"] == families.token_count(folder, TEXTS)
+    assert reply["usage"]["total_tokens"] == oracles.token_count(folder, TEXTS)
     for index, text in enumerate(TEXTS):
         alone, _ = await embed(core, name, [text], modality="text")
         assert cosines(alone, vectors[index : index + 1])[0] >= 0.99999, (index, text)
     uris, pictures = data_uris()
     images, _ = await embed(core, name, uris, modality="image")
-    similarity = cosines(images, families.image_text_oracle(folder, images=pictures))
+    similarity = cosines(images, oracles.image_text_oracle(folder, images=pictures))
     print(f"{name}: image cosine to the oracle, min {similarity.min():.7f}")
     assert similarity.min() >= COSINE, similarity
     await check_truncate_false(core, name, modality="text")
@@ -165,10 +165,10 @@ async def check_reranker(core: Core, name: str, folder: Path) -> None:
     body = {"model": served_id(name), "query": query, "documents": docs, "raw_scores": True}
     reply = await core.dispatch("/v1/rerank", body)
     scores = [r["relevance_score"] for r in sorted(reply["results"], key=lambda r: r["index"])]
-    expected = families.rerank_oracle(folder, query, docs)
+    expected = oracles.rerank_scores(folder, query, docs, raw_scores=True)
     print(f"{name}: largest logit difference {np.abs(np.subtract(scores, expected)).max():.2e}")
     assert np.allclose(scores, expected, atol=1e-4, rtol=1e-4), (scores, expected)
-    assert reply["usage"]["total_tokens"] == families.token_count(folder, docs, query=query)
+    assert reply["usage"]["total_tokens"] == oracles.token_count(folder, docs, query=query)
 
 
 @pytest.mark.parametrize(("name", "backend"), CASES, ids=[f"{n}-{b}" for n, b in CASES])
@@ -194,7 +194,7 @@ async def test_family_on_backend(family_models, tmp_path, caplog, name, backend)
             assert any(line in r.getMessage() for r in caplog.records), caplog.text
             assert "serving it with BACKEND=torch" in caplog.text
         assert card["max_input_tokens"] == family.context_length
-        assert card["max_input_tokens"] == families.context_length(folder)
+        assert card["max_input_tokens"] == oracles.context_length(folder)
         if family.kind == "rerank":
             await check_reranker(core, name, folder)
             return
@@ -274,5 +274,5 @@ async def test_the_models_own_default_prompt_applies_unless_configured(family_mo
             found = np.array([item["embedding"] for item in reply["data"]])
         finally:
             await core.stop()
-        oracle = families.embed_oracle(folder, TEXTS, prompt=expected_prompt)
+        oracle = oracles.embed_oracle(folder, TEXTS, prompt=expected_prompt)
         assert cosines(found, oracle).min() >= COSINE, configured
