@@ -9,21 +9,13 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import BentoMLException
 
-from handlers.backend import EngineBackend, ModelLoadError
-from handlers.core import Core
+from handlers.backend import ModelLoadError
+from handlers.compose import build_core
 from handlers.drain import Drain, DrainMiddleware
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
 from handlers.http import BearerAuthMiddleware, V1App
-from handlers.media import ImageFetcher
 from handlers.metrics import MetricsRoute, SchedulerMetrics
-from handlers.runners import preload_infinity
-from handlers.settings import (
-    BUNDLED_MODEL_ID,
-    Settings,
-    SettingsError,
-    load_settings,
-    settings_or_exit,
-)
+from handlers.settings import Settings, SettingsError, load_settings, settings_or_exit
 from handlers.startup import exit_nonzero_after_a_worker_failed, failure_line, stop_server
 
 log = logging.getLogger("embedding_service")
@@ -103,13 +95,8 @@ class EmbeddingService:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self.drain = Drain()
-        if self.settings.backend != "optimum":
-            preload_infinity()  # overlaps the server's own start-up; loading waits for it
-        if self.settings.uses_bundled_model:
-            log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
-        backend = EngineBackend(self.settings)
-        self.metrics = SchedulerMetrics(backend.schedulers)
-        self.core = Core(self.settings, backend, ImageFetcher(self.settings))
+        self.core = build_core(self.settings)
+        self.metrics = SchedulerMetrics(self.core.backend.schedulers)
         v1.core = v2.core = self.core
 
     @bentoml.on_startup
@@ -175,8 +162,3 @@ EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
 EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)
 if not SERVER.prometheus_metrics:  # BentoML then has no /metrics route: ours stays
     EmbeddingService.add_asgi_middleware(MetricsRoute, metrics=_metrics_text)
-
-
-def create_service(settings: Settings) -> EmbeddingService:
-    """A plain service instance outside the BentoML runtime (the RunPod worker's way in)."""
-    return EmbeddingService.inner(settings)

@@ -78,12 +78,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
+    from handlers.compose import build_core
     from handlers.settings import load_settings
     from runpod_adapter.engine_loop import EngineLoop
-    from service import create_service
 
     settings = load_settings()
-    engines = EngineLoop(create_service(settings))
+    engines = EngineLoop(build_core(settings))
     engines.start()
     model = settings.models[0].served_id
     try:

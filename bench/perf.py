@@ -25,8 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from bench import adapter, report
+from bench import adapter, mixed, report
 from bench.ceilings import SENTENCE
+from bench.models import build_clip_b32, build_minilm_reranker
 from bench.servers import Server
 from bench.stock import stock_command
 from bench.wrk import ensure_wrk, run_wrk
@@ -161,6 +162,34 @@ def cold_starts(
     return best
 
 
+def mixed_ceilings(spec, reranker: Path, cache: Path, quick: bool) -> dict:
+    argv = [sys.executable, "-m", "bench.mixed", "ceilings", "--model", spec.path]
+    argv += ["--reranker", str(reranker), "--cache", str(cache / "onnx-mixed")]
+    argv += ["--batch", str(spec.batch_size), "--seconds", "1" if quick else "4"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def other_models(results: dict, folder: Path, cache: Path, batch_size: int, seconds: float) -> None:
+    """(c) rerank and (d) images: ours (torch; ONNX serves embedders only) against stock on
+    a MiniLM-L6 cross-encoder and a ViT-B/32-sized CLIP, each server alone with its model."""
+    for name, scenario, path, probe in (
+        ("reranker", mixed.rerank, "/v1/rerank", {"query": "q", "documents": ["d"]}),
+        ("clip", mixed.images, "/v1/embeddings", {"input": ["a photo"]}),
+    ):
+        model = str(folder / name)
+        env = ours_env({"MODEL_NAMES": model, "SERVED_MODEL_NAMES": name}, "torch", cache)
+        specs = {"ours_torch": (OURS, env), "stock": (stock_command(model, name, batch_size), {})}
+        with ExitStack() as stack:
+            servers = [
+                stack.enter_context(
+                    Server(label, argv, env, path, name, probe={"model": name, **probe})
+                )
+                for label, (argv, env) in specs.items()
+            ]
+            results[name] = scenario(servers, seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled MiniLM)")
@@ -176,8 +205,12 @@ def main() -> None:
     ensure_wrk()
     stock = stock_command(spec.path, spec.served_id, spec.batch_size)  # installs it once
     results: dict = {"model": spec.served_id, "seconds_per_point": seconds, "machine": machine()}
+    mixed_seconds = 5 if args.quick else 20
     with tempfile.TemporaryDirectory(prefix="bench-hf-") as scratch:
         cache = Path(scratch)
+        models = cache / "models"
+        build_minilm_reranker(spec.path, models / "reranker")
+        build_clip_b32(models / "clip")
         print("ceilings (in-process)", flush=True)
         results["ceilings"] = json.loads(
             subprocess.run(
@@ -228,6 +261,15 @@ def main() -> None:
             ]
             results["load"] = load_points(servers, seconds)
             results["peak_rss_mb"] = {s.name: round(s.peak_rss_mb) for s in servers}
+            results["ingestion"] = mixed.ingestion(servers, mixed_seconds)
+            results["queries_under_ingestion"] = mixed.queries_under_ingestion(
+                servers, mixed_seconds
+            )
+
+        print("mixed-length ceilings (in-process)", flush=True)
+        results["mixed_ceilings"] = mixed_ceilings(spec, models / "reranker", cache, args.quick)
+        print(json.dumps(results["mixed_ceilings"]), flush=True)
+        other_models(results, models, cache, spec.batch_size, mixed_seconds)
 
         results["overload"] = overload(model_env, cache, spec.served_id, seconds)
         results["adapter"] = {}
@@ -235,6 +277,7 @@ def main() -> None:
             results["adapter"][backend] = run_adapter(adapters[f"adapter_{backend}"], seconds)
             print(f"adapter {backend}: {results['adapter'][backend]}", flush=True)
 
+    results = json.loads(json.dumps(results))  # the keys as the saved file has them
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=1))
     report.write(results, ROOT / "BENCHMARKS.md", ROOT / "bench" / "throughput.png")
     print("wrote BENCHMARKS.md, bench/results.json and bench/throughput.png")

@@ -44,8 +44,19 @@ def tree_rss_mb(pid: int) -> float:
 class Server:
     """A server command run until stopped; `cold_start_s` is spawn to first 200 embedding."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], path: str, model: str):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        path: str,
+        model: str,
+        probe: dict | None = None,
+    ):
+        """`probe`: the body whose first 200 on `path` ends the cold start (default: one
+        text to embed)."""
         self.name, self.argv, self.path, self.model = name, argv, path, model
+        self.probe = probe or {"model": model, "input": ["cold start"]}
         self.port = free_port()
         merged = {**os.environ, **env}
         self.env = {k: v.replace("{port}", str(self.port)) for k, v in merged.items()}
@@ -66,7 +77,6 @@ class Server:
             start_new_session=True,
         )
         threading.Thread(target=self._watch_rss, daemon=True).start()
-        body = {"model": self.model, "input": ["cold start"]}
         with httpx.Client(timeout=30) as client:
             while True:
                 if self.proc.poll() is not None:
@@ -74,7 +84,7 @@ class Server:
                 if time.monotonic() - began > 600:
                     raise RuntimeError(f"{self.name} did not answer in 600 s: {self.log.name}")
                 try:
-                    if client.post(self.url, json=body).status_code == 200:
+                    if client.post(self.url, json=self.probe).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass

@@ -9,7 +9,7 @@ from pathlib import Path
 __all__ = ["stock_command"]
 
 VENV = Path(__file__).parent / ".stock-venv"
-PACKAGES = ["torch==2.13.0", "infinity-emb[server,torch]==0.0.78"]
+PACKAGES = ["torch==2.13.0", "infinity-emb[server,torch]==0.0.78", "pillow"]  # pillow: CLIP
 
 
 def ensure_venv() -> Path:

@@ -16,10 +16,10 @@ import numpy as np
 from . import ct2, identity, onnx, pipeline
 from .errors import model_dead
 from .runners import Loaded, load_infinity
-from .scheduler import Scheduler
+from .scheduler import Scheduler, estimate_tokens
 from .settings import ModelSpec, Settings, SettingsError
 from .stages import Limits
-from .tokenize import Counter, TextTokenizer, Tokenizer
+from .tokenize import Counter, TextTokenizer, Tokenizer, input_lengths
 
 __all__ = ["Backend", "EngineBackend", "ModelInfo", "ModelLoadError"]
 
@@ -147,7 +147,9 @@ class EngineBackend:
         loaded = await asyncio.to_thread(lambda: [self._load_or_raise(spec) for spec in specs])
         infos = await asyncio.to_thread(lambda: list(map(self._describe, specs, loaded)))
         for spec, model, info in zip(specs, loaded, infos, strict=True):
-            scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec))
+            counter = model.counter
+            measure = input_lengths(counter) if counter is not None else estimate_tokens
+            scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec), measure)
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
             self._tokenizers[spec.served_id] = model.tokenizer
@@ -171,6 +173,7 @@ class EngineBackend:
         s = self._settings
         return Limits(
             batch_size=spec.batch_size,
+            max_batch_tokens=spec.max_batch_tokens,
             capacity=s.infinity_queue_size,
             max_waiting=s.max_waiting_items,
             queue_timeout=s.queue_timeout_seconds,

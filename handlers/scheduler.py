@@ -1,4 +1,5 @@
-"""One model's request path: a queue owned by batching threads, one hand-back per batch, health."""
+"""One model's request path: a length-aware queue owned by batching threads, one hand-back per
+batch, health."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,41 +34,81 @@ class _Job:
     tokens: int = 0
     remaining: int = 0
     dropped: bool = False  # the caller went away, or an earlier batch failed
+    left: list[int] = field(default_factory=list)  # inputs not yet in a batch, in order
+    lengths: list[int] | None = None  # tokens per input, once measured
+    passed: int = 0  # batches formed of later requests' inputs while this one waited
 
 
-def _length(item: Any) -> int:
+# A batch is chosen among the oldest WINDOW x batch_size queued inputs; a request passed
+# over by FAIR_PASSES batches in a row leads the next one.
+WINDOW = 4
+FAIR_PASSES = 4
+
+
+def estimate_tokens(items: list[Any]) -> list[int]:
+    """Tokens per input where the model has no counter: about 4 characters a token for a
+    text (both texts for a pair); 1 for an image."""
+    return [_chars(item) // 4 + 2 if _chars(item) else 1 for item in items]
+
+
+def _chars(item: Any) -> int:
     if isinstance(item, str):
         return len(item)
     if isinstance(item, tuple):
-        return sum(map(_length, item))
+        return sum(map(_chars, item))
     return 0
 
 
 class Scheduler:
     """Admission, queue, batching threads and health for one served model.
 
-    `run()` enqueues a request's inputs; per model replica, a *prepare* thread forms the
-    next batch (up to `batch_size` items, FIFO, one `key` per batch) and tokenises it
-    while a *forward* thread runs the previous one; results go back to the event loop once
-    per batch. Threads wait on one condition: no polling. An exception fails only the
-    requests in its batch. Health: `stalled` when queued work makes no progress for
-    `stall_seconds`; `dead` when a thread died or the stall lasts `dead_factor` times that.
+    `run()` enqueues a request's inputs; per model replica, a *prepare* thread measures new
+    requests (`measure`: tokens per input), forms the next batch and tokenises it while a
+    *forward* thread runs the previous one; results go back to the event loop once per
+    batch. A batch holds inputs of one `key`, at most `batch_size` of them and at most
+    `max_batch_tokens` padded tokens (its longest input x its size; one input may exceed
+    it alone). It is chosen among the oldest WINDOW x batch_size queued inputs, whichever
+    request they belong to: the shortest first (short queries never wait behind long
+    chunks), except that a request passed over by FAIR_PASSES batches in a row leads the
+    next one, with its longest input and the queued inputs nearest below it in length.
+    So batches are length-homogeneous across requests, and no request waits more than
+    FAIR_PASSES batches behind later ones. Threads wait on one condition: no polling. An
+    exception fails only the requests in its batch. Health: `stalled` when queued work
+    makes no progress for `stall_seconds`; `dead` when a thread died or the stall lasts
+    `dead_factor` times that.
     """
 
-    def __init__(self, name: str, runners: Sequence[Runner], limits: Limits) -> None:
+    def __init__(
+        self,
+        name: str,
+        runners: Sequence[Runner],
+        limits: Limits,
+        measure: Callable[[list[Any]], list[int]] = estimate_tokens,
+    ) -> None:
         self.name = name
         self.limits = limits
+        self.measure = measure
         self.admission = Admission(
             name, limits.capacity, limits.max_waiting, limits.queue_timeout, self._retry_after
         )
         self._cond = threading.Condition()
-        self._queue: deque[tuple[_Job, list[int]]] = deque()
-        self._queued = 0
+        self._queue: list[_Job] = []  # requests with inputs not yet in a batch, oldest first
+        self._unmeasured: list[_Job] = []
+        self._queued = 0  # inputs not yet in a batch
+        self._ready_items = 0  # of those, measured ones
+        self._ready_tokens = 0
         self._jobs: set[_Job] = set()  # every job not yet answered, for a dying thread
         self._stopping = False
         self._progress_at = time.monotonic()
         self._rate = 0.0  # items per second, smoothed over batches
-        self.counts = {"items": 0, "batches": 0, "dropped": 0, "failed_batches": 0}
+        self.counts = {
+            "items": 0,
+            "batches": 0,
+            "dropped": 0,
+            "failed_batches": 0,
+            "tokens": 0,  # measured tokens of the inputs batched
+            "padded_tokens": 0,  # longest input x size, summed over batches
+        }
         self.batch_sizes = [0] * (limits.batch_size + 1)  # finished batches, by size
         self._workers = [_Worker(self, runner, i) for i, runner in enumerate(runners)]
 
@@ -105,15 +145,16 @@ class Scheduler:
         if not inputs:
             return [], 0
         loop = asyncio.get_running_loop()
-        job = _Job(inputs, key, loop, loop.create_future(), [None] * len(inputs), 0, len(inputs))
-        order = sorted(range(len(inputs)), key=lambda i: _length(inputs[i]))
+        n = len(inputs)
+        job = _Job(inputs, key, loop, loop.create_future(), [None] * n, 0, n, left=list(range(n)))
         with self._cond:
             if self._stopping:
                 raise ServiceError(ErrorKind.NOT_READY, "The model is stopping.", retry_after=1)
             if not self._pending():
                 self._progress_at = time.monotonic()  # an idle model starts its clock now
-            self._queue.append((job, order))
-            self._queued += len(order)
+            self._queue.append(job)
+            self._unmeasured.append(job)
+            self._queued += n
             self._jobs.add(job)
             self._cond.notify_all()
         try:
@@ -142,6 +183,7 @@ class Scheduler:
             "waiting_items": self.admission.waiting,
             "queued_items": self._queued,
             "batch_size": self.limits.batch_size,
+            "max_batch_tokens": self.limits.max_batch_tokens,
             "items_per_second": round(self._rate, 1),
             "health": self.health(),
             **self.counts,
@@ -156,29 +198,71 @@ class Scheduler:
 
     # -- called by the worker threads, under self._cond where noted --------------------
 
-    def _take(self, limit: int) -> list[tuple[_Job, int]]:
-        """Under the lock: up to `limit` inputs, FIFO, all of the first job's key."""
-        batch: list[tuple[_Job, int]] = []
-        key: Hashable = None
-        while self._queue and len(batch) < limit:
-            job, order = self._queue[0]
-            if job.dropped:
-                self._queue.popleft()
-                self._queued -= len(order)
-                self.counts["dropped"] += len(order)
+    def _measured(self, jobs: list[_Job], lengths: list[list[int]]) -> None:
+        """Under the lock: measured requests become candidates for batches."""
+        for job, counts in zip(jobs, lengths, strict=True):
+            job.lengths = counts
+            self._ready_items += len(job.left)
+            self._ready_tokens += sum(counts[i] for i in job.left)
+
+    def _take(self) -> list[tuple[_Job, int]]:
+        """Under the lock: the next batch (see the class docstring); [] when none is ready."""
+        self._drop_cancelled()
+        live = [job for job in self._queue if job.lengths is not None]
+        if not live:
+            return []
+        lead = next((job for job in live if job.passed >= FAIR_PASSES), live[0])
+        limits = self.limits
+        window: list[tuple[int, int, _Job, int]] = []  # (length, age, job, input)
+        room = WINDOW * limits.batch_size
+        for age, job in enumerate(live):
+            if job.key != lead.key or (len(window) >= room and job is not lead):
                 continue
-            if batch and job.key != key:
-                break
-            key = job.key
-            room = limit - len(batch)
-            taken, rest = order[:room], order[room:]
-            if rest:
-                self._queue[0] = (job, rest)
-            else:
-                self._queue.popleft()
-            self._queued -= len(taken)
-            batch.extend((job, i) for i in taken)
-        return batch
+            window.extend((job.lengths[i], age, job, i) for i in job.left)
+        window.sort(key=lambda entry: (entry[0], entry[1]))
+        if lead.passed >= FAIR_PASSES:
+            top = max(p for p, entry in enumerate(window) if entry[2] is lead)
+            size = _fits(window[top][0], limits.batch_size, limits.max_batch_tokens, top + 1)
+            chosen = window[top - size + 1 : top + 1]
+        else:
+            size, most = 1, min(len(window), limits.batch_size)
+            while size < most and window[size][0] * (size + 1) <= limits.max_batch_tokens:
+                size += 1
+            chosen = window[:size]
+        self._account(live, chosen)
+        return [(job, i) for _, _, job, i in chosen]
+
+    def _drop_cancelled(self) -> None:
+        for job in self._queue:
+            if job.dropped and job.left:
+                self.counts["dropped"] += len(job.left)
+                self._queued -= len(job.left)
+                if job.lengths is not None:
+                    self._ready_items -= len(job.left)
+                    self._ready_tokens -= sum(job.lengths[i] for i in job.left)
+                job.left = []
+        self._queue = [job for job in self._queue if job.left]
+
+    def _account(self, live: list[_Job], chosen: list[tuple[int, int, _Job, int]]) -> None:
+        """Under the lock: take `chosen` out of the queue; count who was passed over."""
+        taken: dict[_Job, set[int]] = {}
+        for _, _, job, i in chosen:
+            taken.setdefault(job, set()).add(i)
+        newest = max(age for _, age, _, _ in chosen)
+        for job in live[: newest + 1]:
+            indices = taken.get(job)
+            if indices is None:
+                job.passed += 1
+                continue
+            job.passed = 0
+            job.left = [i for i in job.left if i not in indices]
+            self._ready_tokens -= sum(job.lengths[i] for i in indices)
+        self._queued -= len(chosen)
+        self._ready_items -= len(chosen)
+        self._queue = [job for job in self._queue if job.left]
+        longest = max(length for length, _, _, _ in chosen)
+        self.counts["tokens"] += sum(length for length, _, _, _ in chosen)
+        self.counts["padded_tokens"] += longest * len(chosen)
 
     def _finish(
         self, batch: list[tuple[_Job, int]], results: Sequence[Any], tokens: list[int], began: float
@@ -224,6 +308,12 @@ class Scheduler:
             by_loop.setdefault(job.loop, []).append(job)
         for loop, those in by_loop.items():
             _call_soon(loop, _reject, those, error)
+
+
+def _fits(longest: int, size: int, budget: int, available: int) -> int:
+    """How many inputs of at most `longest` tokens a batch can hold: at most `size` and
+    `available`, at most `budget` padded tokens, and at least one."""
+    return max(1, min(size, available, budget // max(longest, 1)))
 
 
 class _Worker:
@@ -277,21 +367,28 @@ class _Worker:
 
     def _ready_to_prepare(self) -> bool:
         s = self.s
-        if not s._queued or self.slot is not None:
+        if not s._ready_items or self.slot is not None:
             return False
         # While the forward pass runs, wait for a full batch (better batches); when it is
         # idle, take whatever is queued.
-        return not self.busy or s._queued >= s.limits.batch_size
+        full = s._ready_items >= s.limits.batch_size or s._ready_tokens >= s.limits.max_batch_tokens
+        return not self.busy or full
 
     def _prepare_loop(self) -> None:
         s = self.s
         while True:
             with s._cond:
-                while not s._stopping and not self._ready_to_prepare():
+                while not s._stopping and not (s._unmeasured or self._ready_to_prepare()):
                     s._cond.wait()
                 if s._stopping:
                     return
-                batch = s._take(s.limits.batch_size)
+                arrived, s._unmeasured = s._unmeasured, []
+            lengths = [self._measure(job.inputs) for job in arrived]
+            with s._cond:
+                if arrived:
+                    s._measured(arrived, lengths)
+                    s._cond.notify_all()
+                batch = s._take() if self._ready_to_prepare() else []
                 if not batch:
                     continue
                 key = batch[0][0].key
@@ -310,6 +407,15 @@ class _Worker:
                 self.slot = (batch, features, tokens)
                 self.began = began
                 s._cond.notify_all()
+
+    def _measure(self, inputs: list[Any]) -> list[int]:
+        """Tokens per input from the model's counter; an estimate if that fails (the
+        batch's own pre-process then reports the error)."""
+        try:
+            return self.s.measure(inputs)
+        except Exception:
+            log.debug("model %s: could not measure inputs", self.s.name, exc_info=True)
+            return estimate_tokens(inputs)
 
     def _forward_loop(self) -> None:
         s = self.s

@@ -45,6 +45,7 @@ ALLOWED = {
     "model_name": "a Hugging Face id or a local folder",
     "served_model_names": "';'-separated model ids, one per model, no empty entries",
     "batch_sizes": "';'-separated integers >= 1, one value or one per model",
+    "max_batch_tokens": "';'-separated integers >= 1, one value or one per model",
     "dtypes": f"';'-separated {', '.join(DTYPES)} (aliases: {', '.join(DTYPE_ALIASES)}), "
     "one value or one per model",
     "http_client_user_agent": "a non-blank header value",
@@ -115,6 +116,14 @@ class ModelSpec(NamedTuple):
     # unset (the model's own default_prompt_name, as sentence-transformers applies it),
     # '' for `none` (no default prompt).
     default_prompt: str | None = None
+    # A batch's padded tokens (longest input x size): MAX_BATCH_TOKENS, by default
+    # batch_size x TOKENS_PER_ITEM.
+    max_batch_tokens: int = 0
+
+
+# The typical input length MAX_BATCH_TOKENS defaults to per BATCH_SIZES item: a batch of
+# one-sentence queries is bounded by its size, one of long chunks by its tokens.
+TOKENS_PER_ITEM = 128
 
 
 class Settings(BaseSettings):
@@ -126,6 +135,7 @@ class Settings(BaseSettings):
     model_name: str | None = None
     served_model_names: SemiList = ()
     batch_sizes: SemiList = ("32",)
+    max_batch_tokens: SemiList = ()
     backend: Literal["torch", "optimum", "ctranslate2"] = "torch"
     dtypes: SemiList = ("auto",)
     infinity_queue_size: int = Field(48000, ge=1)
@@ -164,6 +174,7 @@ class Settings(BaseSettings):
         "model_names",
         "served_model_names",
         "batch_sizes",
+        "max_batch_tokens",
         "dtypes",
         "model_revisions",
         "default_prompt_names",
@@ -182,7 +193,7 @@ class Settings(BaseSettings):
             raise ValueError("has leading or trailing whitespace")
         return value
 
-    @field_validator("batch_sizes")
+    @field_validator("batch_sizes", "max_batch_tokens")
     @classmethod
     def _positive_ints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
@@ -216,6 +227,7 @@ class Settings(BaseSettings):
         checks = (
             ("SERVED_MODEL_NAMES", self.served_model_names, {n}),
             ("BATCH_SIZES", self.batch_sizes, {1, n}),
+            ("MAX_BATCH_TOKENS", self.max_batch_tokens, {1, n}),
             ("DTYPES", self.dtypes, {1, n}),
             ("MODEL_REVISIONS", self.model_revisions, {1, n}),
             ("DEFAULT_PROMPT_NAMES", self.default_prompt_names, {1, n}),
@@ -273,17 +285,20 @@ class Settings(BaseSettings):
         def pick(values: tuple[str, ...], i: int) -> str:
             return values[i] if len(values) > 1 else values[0]
 
-        return tuple(
-            ModelSpec(
+        def spec(i: int, path: str) -> ModelSpec:
+            batch = int(pick(self.batch_sizes, i))
+            tokens = self.max_batch_tokens
+            return ModelSpec(
                 path,
                 served[i],
-                int(pick(self.batch_sizes, i)),
+                batch,
                 _dtype(pick(self.dtypes, i)),
                 pick(self.model_revisions, i) if self.model_revisions else None,
                 _prompt(pick(self.default_prompt_names, i)) if self.default_prompt_names else None,
+                int(pick(tokens, i)) if tokens else batch * TOKENS_PER_ITEM,
             )
-            for i, path in enumerate(paths)
-        )
+
+        return tuple(spec(i, path) for i, path in enumerate(paths))
 
 
 def _allowed(field: str) -> str:

@@ -39,6 +39,7 @@ class Limits:
     """Per-model scheduling limits, from Settings."""
 
     batch_size: int
+    max_batch_tokens: int  # MAX_BATCH_TOKENS: a batch's longest input x its size
     capacity: int  # INFINITY_QUEUE_SIZE
     max_waiting: int  # MAX_WAITING_ITEMS
     queue_timeout: float  # QUEUE_TIMEOUT_SECONDS

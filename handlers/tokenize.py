@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "SlowCounter",
     "TextTokenizer",
     "Tokenizer",
+    "input_lengths",
     "st_text",
     "tokenize_data",
 ]
@@ -47,6 +49,23 @@ class Tokenizer(Protocol):
     def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]: ...
 
     def count(self, texts: list[str]) -> list[int]: ...
+
+
+def input_lengths(counter: Counter) -> Callable[[list[Any]], list[int]]:
+    """Tokens per scheduler input as the model sees it, at most its context length: a
+    text's count, a (query, document) pair's two counts summed, 1 for an image."""
+
+    def texts(item: Any) -> tuple[str, ...]:
+        if isinstance(item, str):
+            return (item,)
+        return tuple(t for t in item if isinstance(t, str)) if isinstance(item, tuple) else ()
+
+    def measure(items: list[Any]) -> list[int]:
+        unique = list(dict.fromkeys(t for item in items for t in texts(item)))
+        counts = dict(zip(unique, counter.count(unique), strict=True))
+        return [min(counter.max_length, sum(counts[t] for t in texts(item))) or 1 for item in items]
+
+    return measure
 
 
 class TextTokenizer:

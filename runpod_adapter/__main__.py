@@ -31,23 +31,22 @@ def main() -> None:
     # The SDK logs every handler output at its default DEBUG level (whole embedding
     # vectors); INFO unless the operator asks otherwise. Read when runpod is imported.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
-    if settings.backend != "optimum":
-        from handlers.runners import preload_infinity
+    from handlers.compose import build_core
 
-        preload_infinity()  # overlaps importing the SDK and the service (about 1.3 s here)
+    core = build_core(settings)  # starts importing Infinity while the SDK is imported
     import runpod
 
     from handlers.backend import ModelLoadError
     from handlers.settings import SettingsError
-    from handlers.startup import EXIT_START_FAILED
-    from service import create_service
+    from handlers.startup import EXIT_START_FAILED, failure_line
 
     from .engine_loop import EngineLoop
 
-    engines = EngineLoop(create_service(settings))
+    engines = EngineLoop(core)
     try:
         engines.start()
-    except (ModelLoadError, SettingsError):  # the service's start logged the one line
+    except (ModelLoadError, SettingsError) as exc:
+        logging.getLogger("runpod_adapter").critical("%s", failure_line(exc))
         raise SystemExit(EXIT_START_FAILED) from None
     logging.getLogger("runpod_adapter").info(
         "engines ready %.1fs after start; max concurrency %d",

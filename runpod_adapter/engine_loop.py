@@ -22,14 +22,10 @@ DEAD = "model dead"  # the cancel message of jobs failed because a model died
 
 
 class Core(Dispatcher, Protocol):
+    """What EngineLoop needs of handlers.core.Core."""
+
     @property
     def alive(self) -> bool: ...
-
-
-class Service(Protocol):
-    """What EngineLoop needs of service.EmbeddingService."""
-
-    core: Core
 
     async def start(self) -> None: ...
 
@@ -37,7 +33,7 @@ class Service(Protocol):
 
 
 class EngineLoop:
-    """Runs `service` (its engines and image client) in one event loop on a daemon thread.
+    """Runs `core` (its engines and image client) in one event loop on a daemon thread.
 
     The RunPod SDK runs handlers in loops it creates and closes itself: `asyncio.run` per
     worker run, per `--test_input` job, uvicorn's loop for `--rp_serve_api`. Infinity's
@@ -48,11 +44,11 @@ class EngineLoop:
 
     def __init__(
         self,
-        service: Service,
+        core: Core,
         on_dead: Callable[[], None] = lambda: _exit_soon(EXIT_DEAD),
         check_every: float = 1.0,
     ) -> None:
-        self.service = service
+        self.core = core
         self._on_dead = on_dead
         self._check_every = check_every
         self._jobs: set[asyncio.Task[Any]] = set()
@@ -70,18 +66,18 @@ class EngineLoop:
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout)
 
     def start(self) -> None:
-        """Start the loop thread and the service in it; on failure stop what started.
+        """Start the loop thread and the core in it; on failure stop what started.
 
         Interrupted (SIGTERM/SIGINT raise SystemExit/KeyboardInterrupt here) while models
         load, the start is cancelled and whatever already started is stopped, so no
         engine thread outlives the process.
 
         Raises:
-            Exception: whatever the service's start raised (e.g. a model failed to load).
+            Exception: whatever the core's start raised (e.g. a model failed to load).
         """
         self._thread.start()
         self._started = True
-        future = asyncio.run_coroutine_threadsafe(self.service.start(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self.core.start(), self._loop)
         try:
             future.result()
         except BaseException:
@@ -96,7 +92,7 @@ class EngineLoop:
     async def _watch_liveness(self) -> None:
         """A dead model fails the jobs in flight with 503, then the worker exits non-zero
         so the platform replaces it (it would only fail every job it takes)."""
-        while self.service.core.alive:
+        while self.core.alive:
             await asyncio.sleep(self._check_every)
         log.critical("a model is dead: failing %d jobs in flight and exiting", len(self._jobs))
         for job in list(self._jobs):
@@ -104,14 +100,14 @@ class EngineLoop:
         self._on_dead()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Stop the service (engines, image client) in its loop, then the loop. Idempotent."""
+        """Stop the core (engines, image client) in its loop, then the loop. Idempotent."""
         if not self._started:
             return
         self._started = False
         if self._watch is not None:
             self._loop.call_soon_threadsafe(self._watch.cancel)
         try:
-            self._run(self.service.stop, timeout)
+            self._run(self.core.stop, timeout)
             log.info("engines stopped")
         except Exception:
             log.exception("stopping the engines failed")
@@ -137,7 +133,7 @@ class EngineLoop:
         assert task is not None
         self._jobs.add(task)
         try:
-            return await handle(job, self.service.core)
+            return await handle(job, self.core)
         except asyncio.CancelledError as cancel:
             if cancel.args != (DEAD,):
                 raise

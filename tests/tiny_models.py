@@ -89,8 +89,9 @@ def build_bert_reranker(folder: Path) -> Path:
     return folder
 
 
-def build_clip(folder: Path) -> Path:
-    """A CLIPModel with tiny text and vision towers (32 px, patch 8) and its processor."""
+def build_clip(folder: Path, vision: dict | None = None) -> Path:
+    """A CLIPModel with tiny text and vision towers (32 px, patch 8) and its processor;
+    `vision` replaces the vision tower's config (its `image_size` sets the processor's)."""
     from transformers import (
         CLIPConfig,
         CLIPImageProcessor,
@@ -106,8 +107,17 @@ def build_clip(folder: Path) -> Path:
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    vision = vision or {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    }
+    side = vision["image_size"]
     image_processor = CLIPImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        size={"shortest_edge": side}, crop_size={"height": side, "width": side}
     )
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     config = CLIPConfig(
@@ -124,14 +134,7 @@ def build_clip(folder: Path) -> Path:
             "num_attention_heads": 2,
             "max_position_embeddings": 77,
         },
-        vision_config={
-            "image_size": 32,
-            "patch_size": 8,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-        },
+        vision_config=vision,
         projection_dim=16,
     )
     _seed()

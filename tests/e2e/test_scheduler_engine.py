@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 
+import numpy as np
 import pytest
 
 from handlers.backend import EngineBackend
@@ -16,7 +17,8 @@ from handlers.errors import ErrorKind, ServiceError
 from runpod_adapter.engine_loop import EngineLoop
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.fakes import FakeImages
-from tests.oracles import usage_tokens
+from tests.oracles import embed_oracle, usage_tokens
+from tests.tiny_models import WORDS
 
 
 class Gate:
@@ -32,6 +34,7 @@ class Gate:
         self.entered = threading.Event()
         self.fail: BaseException | None = None
         self.seen: list[int] = []  # batch sizes that reached the forward pass
+        self.shapes: list[tuple[int, int]] = []  # (inputs, padded length) of each batch
         runner.forward = self.forward
 
     def forward(self, features):
@@ -41,6 +44,7 @@ class Gate:
             error, self.fail = self.fail, None
             raise error
         self.seen.append(len(features[0]["input_ids"]))  # (features, normalize)
+        self.shapes.append(tuple(features[0]["input_ids"].shape))
         return self.forward_original(features)
 
     async def hold(self, core: Core, text: str = "hold") -> asyncio.Task:
@@ -114,6 +118,30 @@ async def test_a_concurrent_burst_never_admits_more_than_the_cap(make_core):
     assert all(len(r["data"]) == 3 for r in replies)
     assert 6 <= peak <= 8  # full use of the cap, never past it
     assert admission.admitted == 0 and admission.waiting == 0
+
+
+async def test_batches_across_requests_keep_the_token_budget_and_exact_vectors(
+    make_core, tiny_models
+):
+    core = await make_core(batch_sizes="8", max_batch_tokens="96")
+    held = gate(core)
+    first = await held.hold(core)
+    vocab = list(WORDS)
+    texts = [" ".join(vocab[i : i + n]) for i, n in enumerate((2, 40, 3, 30, 1, 45, 4, 25, 2))]
+    requests = [texts[0::2], texts[1::2]]  # each request mixes short and long texts
+    tasks = [asyncio.ensure_future(embed(core, inputs)) for inputs in requests]
+    await asyncio.sleep(0.1)
+    held.release()
+    await first
+    replies = await asyncio.gather(*tasks)
+    shapes = held.shapes[1:]
+    assert all(n * length <= 96 for n, length in shapes), shapes
+    assert sum(n for n, _ in shapes) == len(texts) and len(shapes) < len(texts)
+    folder = tiny_models[EMBED_ID]
+    for inputs, reply in zip(requests, replies, strict=True):
+        got = np.array([item["embedding"] for item in reply["data"]], dtype=np.float32)
+        assert (got * embed_oracle(folder, inputs)).sum(1).min() > 0.9999
+        assert reply["usage"]["prompt_tokens"] == usage_tokens(folder, inputs)
 
 
 async def test_the_waiting_line_is_fifo_with_a_deadline(make_core):
@@ -213,18 +241,8 @@ async def test_the_runpod_worker_fails_jobs_in_flight_and_exits_when_a_model_die
     held = gate(core)
     exits: list[bool] = []
 
-    class Service:
-        def __init__(self) -> None:
-            self.core = core
-
-        async def start(self) -> None:
-            pass
-
-        async def stop(self) -> None:
-            pass
-
     # the engines already run in this loop: the adapter's loop only hosts the handlers
-    engine_loop = EngineLoop(Service(), on_dead=lambda: exits.append(True), check_every=0.05)
+    engine_loop = EngineLoop(core, on_dead=lambda: exits.append(True), check_every=0.05)
     engine_loop._loop = asyncio.get_running_loop()
     engine_loop._start_watch()
     held.open.clear()

@@ -32,7 +32,7 @@ def samples(metrics: SchedulerMetrics) -> dict[tuple[str, frozenset], float]:
 
 
 async def test_every_series_per_model_with_model_and_reason_labels_only():
-    scheduler = Scheduler("m", [Echo()], Limits(4, 3, 1, 0.05, 30.0))
+    scheduler = Scheduler("m", [Echo()], Limits(4, 1_000, 3, 1, 0.05, 30.0))
     scheduler.start()
     metrics = SchedulerMetrics({"m": scheduler})
     try:

@@ -224,13 +224,14 @@ async def test_unexpected_exception_never_escapes(caplog):
 
 
 # ----------------------------------------------------------------------------- EngineLoop
-class FakeService:
-    """Stands in for EmbeddingService: records the thread its start/stop/dispatch run on."""
+class LoopCore:
+    """Stands in for handlers.core.Core: records the thread its start/stop/dispatch run on."""
+
+    alive = True
 
     def __init__(self, fail_start: bool = False) -> None:
         self.events: list[tuple[str, str]] = []
         self.fail_start = fail_start
-        self.core = self
 
     async def start(self) -> None:
         self.events.append(("start", threading.current_thread().name))
@@ -246,8 +247,8 @@ class FakeService:
 
 
 def test_engine_loop_runs_service_in_one_thread_from_any_caller_loop():
-    service = FakeService()
-    engines = EngineLoop(service)
+    core = LoopCore()
+    engines = EngineLoop(core)
     engines.start()
     try:
         # Two separate asyncio.run calls, as the SDK does per --test_input job or run.
@@ -257,13 +258,13 @@ def test_engine_loop_runs_service_in_one_thread_from_any_caller_loop():
     finally:
         engines.stop()
     engines.stop()  # idempotent
-    assert [name for name, _ in service.events] == ["start", "/v1/models", "/v1/models", "stop"]
-    assert {thread for _, thread in service.events} == {"engine-loop"}
+    assert [name for name, _ in core.events] == ["start", "/v1/models", "/v1/models", "stop"]
+    assert {thread for _, thread in core.events} == {"engine-loop"}
     assert not engines._thread.is_alive()
 
 
 def test_engine_loop_after_stop_answers_503_output():
-    engines = EngineLoop(FakeService())
+    engines = EngineLoop(LoopCore())
     engines.start()
     engines.stop()
     out = asyncio.run(engines.handler({"input": {"openai_route": "/v1/models"}}))
@@ -271,11 +272,11 @@ def test_engine_loop_after_stop_answers_503_output():
 
 
 def test_engine_loop_start_failure_stops_and_raises():
-    service = FakeService(fail_start=True)
-    engines = EngineLoop(service)
+    core = LoopCore(fail_start=True)
+    engines = EngineLoop(core)
     with pytest.raises(RuntimeError, match="model failed to load"):
         engines.start()
-    assert [name for name, _ in service.events] == ["start", "stop"]
+    assert [name for name, _ in core.events] == ["start", "stop"]
     assert not engines._thread.is_alive()
 
 
@@ -312,7 +313,7 @@ def test_dockerfile_runs_the_adapter_with_the_volume_cache():
     assert ".venv" in ignored and ".git" in ignored
 
 
-class SlowStartService(FakeService):
+class SlowStartLoopCore(LoopCore):
     async def start(self) -> None:
         self.events.append(("start", threading.current_thread().name))
         try:
@@ -329,8 +330,8 @@ def test_engine_loop_interrupted_start_is_cancelled_then_stopped():
     def interrupt(_signum, _frame):
         raise Interrupted
 
-    service = SlowStartService()
-    engines = EngineLoop(service)
+    core = SlowStartLoopCore()
+    engines = EngineLoop(core)
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, 0.3)
     try:
@@ -339,5 +340,5 @@ def test_engine_loop_interrupted_start_is_cancelled_then_stopped():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert [name for name, _ in service.events] == ["start", "start cancelled", "stop"]
+    assert [name for name, _ in core.events] == ["start", "start cancelled", "stop"]
     assert not engines._thread.is_alive()

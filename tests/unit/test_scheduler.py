@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from handlers.errors import ErrorKind, ServiceError
-from handlers.scheduler import Scheduler
+from handlers.scheduler import FAIR_PASSES, Scheduler
 from handlers.stages import Limits
 
 
@@ -38,6 +38,11 @@ class FakeRunner:
         return [text.upper() for text in output]
 
 
+def words(texts):
+    """The fakes' token count: one per word."""
+    return [len(text.split()) for text in texts]
+
+
 @pytest.fixture
 def runner():
     return FakeRunner()
@@ -47,8 +52,11 @@ def runner():
 def make(runner):
     made: list[Scheduler] = []
 
-    def build(batch_size: int = 4, stall: float = 30.0) -> Scheduler:
-        scheduler = Scheduler("m", [runner], Limits(batch_size, 100, 100, 5.0, stall))
+    def build(
+        batch_size: int = 4, stall: float = 30.0, tokens: int = 1_000_000, measure=words
+    ) -> Scheduler:
+        limits = Limits(batch_size, tokens, 100, 100, 5.0, stall)
+        scheduler = Scheduler("m", [runner], limits, measure)
         scheduler.start()
         made.append(scheduler)
         return scheduler
@@ -151,3 +159,66 @@ async def test_a_dead_thread_is_dead(make, runner):
         await asyncio.sleep(0.02)
     assert scheduler.health() == "dead"
     task.cancel()
+
+
+def text(n: int, tag: str) -> str:
+    return " ".join([tag] * n)
+
+
+async def test_batches_group_similar_lengths_across_requests(make, runner):
+    scheduler = make(batch_size=4)
+    first = await blocked(scheduler, runner)
+    mixed = [[text(1, f"s{r}"), text(9, f"l{r}"), text(1, f"t{r}"), text(9, f"m{r}")] for r in "ab"]
+    replies = [asyncio.ensure_future(scheduler.run(inputs)) for inputs in mixed]
+    await asyncio.sleep(0.05)
+    runner.gate.set()
+    answers = await asyncio.gather(first, *replies)
+    assert [a[0] for a in answers[1:]] == [[t.upper() for t in inputs] for inputs in mixed]
+    assert [words(b) for b in runner.batches[1:]] == [[1] * 4, [9] * 4]
+    stats = scheduler.stats()
+    assert stats["tokens"] == stats["padded_tokens"] == 1 + 2 * (1 + 9 + 1 + 9)
+
+
+async def test_a_query_queued_behind_long_chunks_goes_first(make, runner):
+    scheduler = make(batch_size=4)
+    first = await blocked(scheduler, runner)
+    chunks = asyncio.ensure_future(scheduler.run([text(50, f"c{i}") for i in range(8)]))
+    query = asyncio.ensure_future(scheduler.run(["query"]))
+    await asyncio.sleep(0.05)
+    runner.gate.set()
+    await asyncio.gather(first, chunks, query)
+    assert "query" in runner.batches[1]  # not behind the 8 chunks queued before it
+
+
+async def test_a_batch_holds_at_most_max_batch_tokens_padded(make, runner):
+    scheduler = make(batch_size=8, tokens=10)
+    first = await blocked(scheduler, runner)
+    fives = asyncio.ensure_future(scheduler.run([text(5, f"f{i}") for i in range(4)]))
+    huge = asyncio.ensure_future(scheduler.run([text(30, "huge")]))  # alone over budget
+    await asyncio.sleep(0.05)
+    runner.gate.set()
+    await asyncio.gather(first, fives, huge)
+    assert sorted(len(b) for b in runner.batches[1:]) == [1, 2, 2]
+    assert all(len(b) * max(words(b)) <= 10 for b in runner.batches[1:] if len(b) > 1)
+
+
+async def test_a_long_request_is_passed_over_at_most_fair_passes_times(make, runner):
+    scheduler = make(batch_size=2)
+    first = await blocked(scheduler, runner)
+    long = asyncio.ensure_future(scheduler.run([text(40, "long")]))
+    shorts = [asyncio.ensure_future(scheduler.run([f"s{i}"])) for i in range(20)]
+    await asyncio.sleep(0.05)
+    runner.gate.set()
+    await asyncio.gather(first, long, *shorts)
+    position = next(i for i, b in enumerate(runner.batches[1:]) if text(40, "long") in b)
+    assert position == FAIR_PASSES  # shortest first would have made it last (10)
+    assert len(runner.batches[1:]) == 11
+
+
+async def test_a_failing_counter_falls_back_to_an_estimate(make, runner):
+    def broken(texts):
+        raise RuntimeError("tokenizer gone")
+
+    scheduler = make(measure=broken)
+    assert await scheduler.run(["a b", "c"]) == (["A B", "C"], 3)
+    assert scheduler.stats()["queued_items"] == 0

@@ -44,10 +44,20 @@ def test_lists_expand_per_model_and_aliases_normalise():
         }
     )
     assert [tuple(m) for m in settings.models] == [
-        ("a/b", "x", 8, "float16", "main", "query"),
-        ("/models/c", "y", 16, "float16", "abc123", ""),
+        ("a/b", "x", 8, "float16", "main", "query", 8 * 128),
+        ("/models/c", "y", 16, "float16", "abc123", "", 16 * 128),
     ]
     assert settings.backend == "ctranslate2"
+
+
+def test_max_batch_tokens_per_model_or_derived_from_the_batch_size():
+    one = load_settings({"MODEL_NAMES": "a;b", "BATCH_SIZES": "8;64", "MAX_BATCH_TOKENS": "5000"})
+    assert [m.max_batch_tokens for m in one.models] == [5000, 5000]
+    each = load_settings({"MODEL_NAMES": "a;b", "MAX_BATCH_TOKENS": "100;200"})
+    assert [m.max_batch_tokens for m in each.models] == [100, 200]
+    for bad in ("0", "1;2;3", "many"):
+        with pytest.raises(SettingsError, match="MAX_BATCH_TOKENS"):
+            load_settings({"MODEL_NAMES": "a;b", "MAX_BATCH_TOKENS": bad})
 
 
 def test_served_names_default_to_model_entries_and_legacy_model_name():
