@@ -9,18 +9,21 @@ from pathlib import Path
 __all__ = ["stock_command"]
 
 VENV = Path(__file__).parent / ".stock-venv"
-PACKAGES = ["torch==2.13.0", "infinity-emb[server,torch]==0.0.78", "pillow"]  # pillow: CLIP
+# pillow and aiohttp: Infinity's image inputs (data URIs included) need both
+PACKAGES = ["torch==2.13.0", "infinity-emb[server,torch]==0.0.78", "pillow", "aiohttp"]
 
 
 def ensure_venv() -> Path:
-    """Create bench/.stock-venv with stock Infinity once; returns its infinity_emb CLI."""
-    cli = VENV / "bin" / "infinity_emb"
-    if not cli.exists():
+    """Create bench/.stock-venv with stock Infinity once (again when PACKAGES change);
+    returns its infinity_emb CLI."""
+    cli, stamp = VENV / "bin" / "infinity_emb", VENV / "packages.txt"
+    if not cli.exists() or not stamp.is_file() or stamp.read_text() != " ".join(PACKAGES):
         print(f"installing stock Infinity into {VENV} (once)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
         pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True)
         subprocess.run([*pip, *PACKAGES], check=True)
+        stamp.write_text(" ".join(PACKAGES))
     return cli
 
 
