@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -105,7 +106,7 @@ class Wrk:
             ensure_wrk(),
             "-t1",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{math.ceil(seconds)}s",  # wrk takes whole seconds only
             "--timeout",
             "120s",
             "-s",
@@ -131,7 +132,7 @@ class Wrk:
         """Wait for the run to end; its summary."""
         out, err = self._proc.communicate()
         if self._proc.returncode:
-            raise RuntimeError(f"wrk failed: {err[-2000:]}")
+            raise RuntimeError(f"wrk failed ({self._proc.returncode}): {(out + err)[-2000:]}")
         line = next(x for x in reversed(out.splitlines()) if x.startswith("{"))
         return _summary(json.loads(line), self._connections)
 
