@@ -9,12 +9,16 @@ from typing import Any
 import bentoml
 from bentoml.exceptions import BentoMLException
 
-from handlers.backend import ModelLoadError
+from handlers.api.drain import Drain, DrainMiddleware
+from handlers.api.http import BearerAuthMiddleware, V1App
+from handlers.api.metrics import MetricsRoute, SchedulerMetrics
+from handlers.api.page import ApiPage
+from handlers.api.wire import plain
 from handlers.compose import build_core
-from handlers.drain import Drain, DrainMiddleware
+from handlers.core.dispatch import OPERATIONS
+from handlers.core.operations import mount_prefixes
+from handlers.engine.backend import ModelLoadError
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
-from handlers.http import BearerAuthMiddleware, V1App
-from handlers.metrics import MetricsRoute, SchedulerMetrics
 from handlers.settings import Settings, SettingsError, load_settings, settings_or_exit
 from handlers.startup import exit_nonzero_after_a_worker_failed, failure_line, stop_server
 
@@ -26,10 +30,12 @@ log = logging.getLogger("embedding_service")
 SERVER = settings_or_exit()
 # A worker whose models cannot load stops this server instead of being respawned forever.
 exit_nonzero_after_a_worker_failed()
-# The API routes; also what is left out of tracing unless TRACE_REQUESTS=true.
-UNTRACED = ("/v1/", "/v2/", "/embeddings", "/rerank", "/models")
-v1 = V1App()
-v2 = V1App(prefix="/v2")  # /v2/rerank (Cohere v2's shape); one route table with /v1
+# One app per prefix of the operation table (/v1, /v2), mounted below; BentoML mounts
+# apps when the class is defined. The batchable APIs' routes are BentoML's.
+APPS = [V1App(prefix) for prefix in mount_prefixes(OPERATIONS)]
+BATCHABLE = ("/embeddings", "/rerank", "/models")
+# What is left out of tracing unless TRACE_REQUESTS=true: the API routes.
+UNTRACED = (*(app.prefix + "/" for app in APPS), *BATCHABLE)
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
@@ -87,8 +93,6 @@ def _draining() -> bool:
     # requests. The API routes are left out unless TRACE_REQUESTS=true.
     tracing={} if SERVER.trace_requests else {"excluded_urls": list(UNTRACED)},
 )
-@bentoml.asgi_app(v1, path="/v1")
-@bentoml.asgi_app(v2, path="/v2")
 class EmbeddingService:
     """Embeddings, image embeddings and rerank; one scheduler per model over its engine."""
 
@@ -97,7 +101,8 @@ class EmbeddingService:
         self.drain = Drain()
         self.core = build_core(self.settings)
         self.metrics = SchedulerMetrics(self.core.backend.schedulers)
-        v1.core = v2.core = self.core
+        for app in APPS:
+            app.core = self.core
 
     @bentoml.on_startup
     async def start(self) -> None:
@@ -136,7 +141,7 @@ class EmbeddingService:
     async def _many(self, route: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         async def one(body: dict[str, Any]) -> dict[str, Any]:
             try:
-                return await self.core.dispatch(route, body)
+                return plain(await self.core.dispatch(route, body))
             except ServiceError as error:
                 return openai_error_body(error)
 
@@ -158,6 +163,9 @@ class EmbeddingService:
         return await self.core.dispatch("/v1/models")
 
 
+for _app in APPS:
+    EmbeddingService.mount_asgi_app(_app, path=_app.prefix)
+EmbeddingService.add_asgi_middleware(ApiPage)
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
 EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)
 if not SERVER.prometheus_metrics:  # BentoML then has no /metrics route: ours stays

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .runners import FIXED_LENGTH_TEXT
+from handlers.engine.infinity import FIXED_LENGTH_TEXT
 
 __all__ = ["main", "probe_texts"]
 
@@ -48,10 +48,10 @@ def _images() -> list[str]:
 
 async def _served(env: dict[str, str], texts: list[str], images: list[str]) -> dict[str, Any]:
     """What the service answers, through its own path (settings, engine, scheduler, core)."""
-    from .backend import EngineBackend
-    from .core import Core
-    from .media import ImageFetcher
-    from .settings import load_settings
+    from handlers.core.dispatch import Core
+    from handlers.engine.backend import EngineBackend
+    from handlers.media.fetcher import ImageFetcher
+    from handlers.settings import load_settings
 
     settings = load_settings(env)
     core = Core(settings, EngineBackend(settings), ImageFetcher(settings))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from .backend import EngineBackend
-from .core import Core
-from .media import ImageFetcher
-from .runners import preload_infinity
-from .settings import BUNDLED_MODEL_ID, Settings
+from handlers.core.dispatch import Core
+from handlers.engine.backend import EngineBackend
+from handlers.engine.infinity import preload_infinity
+from handlers.media.fetcher import ImageFetcher
+from handlers.settings import BUNDLED_MODEL_ID, Settings
 
 __all__ = ["build_core"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .settings import Settings, settings_or_exit
+from handlers.settings import Settings, settings_or_exit
 
 # Idle keep-alive connections stay open longer than clients and load balancers keep theirs
 # (httpx 5 s, AWS ALB 60 s), so the client side always closes an idle connection first

@@ -24,7 +24,7 @@ EXIT_START_FAILED = 3  # uvicorn's own code for "Application startup failed"
 def failure_line(exc: Exception) -> str:
     """The one line that ends a failed start: a setting only checkable once the model is
     loaded (settings.SettingsError), or a model that could not be loaded."""
-    from .settings import SettingsError
+    from handlers.settings import SettingsError
 
     kind = "configuration error" if isinstance(exc, SettingsError) else "start-up failed"
     return f"{kind}: {exc}"

@@ -22,7 +22,7 @@ DEAD = "model dead"  # the cancel message of jobs failed because a model died
 
 
 class Core(Dispatcher, Protocol):
-    """What EngineLoop needs of handlers.core.Core."""
+    """What EngineLoop needs of handlers.core.dispatch.Core."""
 
     @property
     def alive(self) -> bool: ...

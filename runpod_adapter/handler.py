@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from handlers.core import ROUTES as CORE_ROUTES
+from handlers.api.wire import plain
+from handlers.core.dispatch import OPERATIONS
 from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [
     "ACCEPTED_SHAPES",
-    "ROUTES",
     "Dispatcher",
+    "accepted_shapes",
     "canonical_route",
     "error_output",
     "handle",
@@ -20,18 +22,31 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROUTES = tuple(CORE_ROUTES)
-ACCEPTED_SHAPES = (
-    'Accepted job inputs: {"openai_route": "/v1/models"}; '
-    '{"openai_route": "/v1/embeddings", "/v1/rerank", "/v2/rerank" or "/v1/tokenize", '
-    '"openai_input": {...}}; '
-    '{"model", "input", "modality"?, ...} (embeddings); '
-    '{"model", "query", "docs", "return_docs"?, ...} (rerank).'
-)
+DEFAULT_ROUTES = {op.path: op.method for op in OPERATIONS}
+
+
+def accepted_shapes(routes: Mapping[str, str]) -> str:
+    """The job inputs accepted, in words, for routes (path -> method) of the core."""
+
+    def quoted(method: str, join: str) -> str:
+        return join.join(f'"{path}"' for path, m in routes.items() if (m == "GET") == method)
+
+    return (
+        f'Accepted job inputs: {{"openai_route": {quoted(True, " or ")}}}; '
+        f'{{"openai_route": {quoted(False, ", ")}, "openai_input": {{...}}}}; '
+        '{"model", "input", "modality"?, ...} (embeddings); '
+        '{"model", "query", "docs", "return_docs"?, ...} (rerank).'
+    )
+
+
+ACCEPTED_SHAPES = accepted_shapes(DEFAULT_ROUTES)  # with the service's own operations
 
 
 class Dispatcher(Protocol):
-    """The one method of handlers.core.Core the adapter uses."""
+    """What the adapter uses of handlers.core.dispatch.Core: its routes and dispatch."""
+
+    @property
+    def routes(self) -> Mapping[str, Any]: ...
 
     async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]: ...
 
@@ -46,46 +61,54 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _invalid(problem: str, param: str = "input") -> ServiceError:
-    return ServiceError(ErrorKind.INVALID, f"{problem} {ACCEPTED_SHAPES}", param=param)
+def _invalid(routes: Mapping[str, str], problem: str, param: str = "input") -> ServiceError:
+    return ServiceError(ErrorKind.INVALID, f"{problem} {accepted_shapes(routes)}", param=param)
 
 
-def canonical_route(value: Any) -> str | None:
+def canonical_route(value: Any, routes: Mapping[str, str] = DEFAULT_ROUTES) -> str | None:
     """The core route an `openai_route` names, or None.
 
-    Lenient only on spelling that cannot mean anything else: the `/v1` prefix may be left
-    out and leading/trailing slashes are ignored (`/embeddings`, `v1/rerank/`; `/v2/rerank`
-    keeps its prefix). Case, whitespace and any other path are not corrected.
+    Lenient only on spelling that cannot mean anything else: leading/trailing slashes are
+    ignored and the `/v1` prefix may be left out (`/embeddings`, `v1/rerank/`; other
+    prefixes, such as `/v2/rerank`, are kept). Case, whitespace and any other path are not
+    corrected.
     """
     if not isinstance(value, str):
         return None
-    path = value.strip("/")
-    route = f"/{path}" if path.startswith("v2/") else f"/v1/{path.removeprefix('v1/')}"
-    return route if route in ROUTES else None
+    path = "/" + value.strip("/")
+    for route in (path, "/v1" + path):
+        if route in routes:
+            return route
+    return None
 
 
-def normalize(job_input: Any) -> tuple[str, dict[str, Any] | None]:
-    """Map a job's `input` onto a core route and request body (no I/O).
+def normalize(
+    job_input: Any, routes: Mapping[str, str] = DEFAULT_ROUTES
+) -> tuple[str, dict[str, Any] | None]:
+    """Map a job's `input` onto a core route (a path of `routes`, path -> method) and
+    request body (no I/O).
 
     Raises:
         ServiceError: INVALID (param "input") for any input that is not one of the
             accepted shapes; the message lists them.
     """
     if not isinstance(job_input, dict):
-        raise _invalid(f"The job input must be a JSON object, got {_json_type(job_input)}.")
+        raise _invalid(routes, f"The job input must be a JSON object, got {_json_type(job_input)}.")
     if "openai_route" in job_input:
         raw = job_input["openai_route"]
-        route = canonical_route(raw)
+        route = canonical_route(raw, routes)
         if route is None:
             raise _invalid(
-                f"Unknown openai_route {raw!r}. Supported: {', '.join(ROUTES)}.",
+                routes,
+                f"Unknown openai_route {raw!r}. Supported: {', '.join(routes)}.",
                 param="openai_route",
             )
-        if route == "/v1/models":
+        if routes[route] == "GET":
             return route, None
         body = job_input.get("openai_input")
         if not isinstance(body, dict):
             raise _invalid(
+                routes,
                 f"openai_input must be a JSON object holding the {route} request body, "
                 f"got {_json_type(body)}.",
                 param="openai_input",
@@ -93,13 +116,15 @@ def normalize(job_input: Any) -> tuple[str, dict[str, Any] | None]:
         return route, body
     has_input, has_query = "input" in job_input, "query" in job_input
     if has_input and has_query:
-        raise _invalid("The job input has both 'input' (embeddings) and 'query' (rerank).")
+        raise _invalid(routes, "The job input has both 'input' (embeddings) and 'query' (rerank).")
     if has_input:
         return "/v1/embeddings", dict(job_input)
     if has_query:
         return "/v1/rerank", dict(job_input)
     keys = ", ".join(repr(key) for key in list(job_input)[:10]) or "none"
-    raise _invalid(f"The job input has no 'openai_route', 'input' or 'query' (keys: {keys}).")
+    raise _invalid(
+        routes, f"The job input has no 'openai_route', 'input' or 'query' (keys: {keys})."
+    )
 
 
 def error_output(error: ServiceError) -> dict[str, Any]:
@@ -132,9 +157,10 @@ async def handle(job: Any, core: Dispatcher) -> dict[str, Any] | list[dict[str, 
     """
     try:
         job_input = job.get("input") if isinstance(job, dict) else None
-        route, body = normalize(job_input)
-        result = await core.dispatch(route, body)
-        if "openai_route" in job_input and route != "/v1/models":
+        routes = {path: op.method for path, op in core.routes.items()}
+        route, body = normalize(job_input, routes)
+        result = plain(await core.dispatch(route, body))  # what the SDK can serialise
+        if "openai_route" in job_input and routes[route] != "GET":
             return [result]
         return result
     except ServiceError as error:

@@ -13,6 +13,16 @@ from tests.imagehost import ImageHost
 from tests.servers import ServiceProcess
 from tests.tiny_models import build_bert_embedder, build_bert_reranker, build_clip
 
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e (real engines, servers, processes) is `slow`."""
+    for item in items:
+        if E2E in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
+
+
 os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from handlers.backend import ModelInfo
-from handlers.media import looks_like_image
+from handlers.media.fetcher import looks_like_image
+from handlers.model_info import ModelInfo
 
 
 def fake_vector(text: str, dims: int = 8) -> np.ndarray:
@@ -62,6 +62,8 @@ class FakeBackend:
         self.alive = True
         self.loaded = True
         self.admissions: list[int] = []
+        self.releases: list[int] = []
+        self.lengths: list[list[int] | None] = []  # what each embed/rerank handed on
         self.calls: list[tuple[str, Any]] = []
         self.keys: list[Any] = []
         self.fail_with = fail_with
@@ -105,15 +107,19 @@ class FakeBackend:
     @contextlib.asynccontextmanager
     async def admit(self, model: str, items: int) -> AsyncIterator[None]:
         self.admissions.append(items)
-        yield
+        try:
+            yield
+        finally:
+            self.releases.append(items)  # as the real seam releases: on return, error, cancel
 
     def close_admission(self) -> None:
         pass
 
     async def embed(
-        self, model: str, items: list[Any], key: Any = None
+        self, model: str, items: list[Any], key: Any = None, lengths: list[int] | None = None
     ) -> tuple[list[np.ndarray], int]:
         self.calls.append(("embed", items))
+        self.lengths.append(lengths)
         self.keys.append(key)
         self._maybe_fail()
         vectors = [
@@ -126,8 +132,11 @@ class FakeBackend:
         self.calls.append(("count", texts))
         return [len(text.split()) + 2 for text in texts]
 
-    async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
+    async def rerank(
+        self, model: str, query: str, docs: list[str], lengths: list[int] | None = None
+    ) -> tuple[list[float], int]:
         self.calls.append(("rerank", (query, docs)))
+        self.lengths.append(lengths)
         self._maybe_fail()
         words = set(query.lower().split())
         return [len(words & set(d.lower().split())) / (len(words) or 1) for d in docs], len(

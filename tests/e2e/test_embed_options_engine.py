@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from handlers.backend import EngineBackend
-from handlers.core import Core
+from handlers.core.dispatch import Core
+from handlers.engine.backend import EngineBackend
 from handlers.errors import ErrorKind, ServiceError
 from tests.conftest import EMBED_ID
 from tests.fakes import FakeImages

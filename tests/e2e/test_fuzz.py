@@ -16,9 +16,9 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(server):
 
 def test_openapi_limits_model_to_the_served_ids(server):
     spec = httpx.get(f"{server.url}/v1/openapi.json").json()
-    body = spec["paths"]["/rerank"]["post"]["requestBody"]["content"]["application/json"]
+    body = spec["paths"]["/v1/rerank"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["model"]["enum"] == ["tiny/bert-reranker"]
-    embed = spec["paths"]["/embeddings"]["post"]["requestBody"]["content"]["application/json"]
+    embed = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]
     assert set(embed["schema"]["properties"]["model"]["enum"]) == {
         "tiny/bert-embedder",
         "patrickjohncyh/fashion-clip",

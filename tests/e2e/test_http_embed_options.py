@@ -10,7 +10,7 @@ import numpy as np
 import openai
 import pytest
 
-from handlers.vectors import quantize
+from handlers.core.vectors import quantize
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handlers.backend import EngineBackend
-from handlers.core import Core
+from handlers.core.dispatch import Core
+from handlers.engine.backend import EngineBackend
 from handlers.errors import ServiceError
-from handlers.media import ImageFetcher
+from handlers.media.fetcher import ImageFetcher
 from handlers.settings import load_settings
 from tests import families, oracles
 from tests.families import FAMILIES

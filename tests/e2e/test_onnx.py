@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from handlers.backend import EngineBackend
+from handlers.engine.backend import EngineBackend
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.imagehost import png_bytes
 from tests.oracles import assert_rerank_matches
@@ -94,7 +94,7 @@ WORKER = """
 import json, logging, sys, time
 from pathlib import Path
 import onnxruntime, optimum.exporters.onnx, transformers
-from handlers import onnx
+from handlers.engine import onnx_export as onnx
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 model, root, gate, me, workers = sys.argv[1:]
 Path(gate, me).touch()
@@ -126,7 +126,7 @@ def test_workers_sharing_an_empty_cache_export_once_and_all_serve(tiny_models, t
     results = [worker.communicate(timeout=300) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], results
     logs = "".join(err for _, err in results)
-    assert logs.count("handlers.onnx: exporting ") == 1, logs
+    assert logs.count("handlers.engine.onnx_export: exporting ") == 1, logs
     replies = [json.loads(out.splitlines()[-1]) for out, _ in results]
     assert replies[0]["folder"] == replies[1]["folder"]
     assert all(reply["shape"][-1] == 32 for reply in replies)

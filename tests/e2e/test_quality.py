@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from handlers.backend import EngineBackend
-from handlers.core import Core
+from handlers.core.dispatch import Core
+from handlers.engine.backend import EngineBackend
 from handlers.settings import BUNDLED_MODEL_ID
 from tests.fakes import FakeImages
 

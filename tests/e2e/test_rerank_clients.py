@@ -7,7 +7,7 @@ import cohere
 import httpx
 import pytest
 
-from handlers.rerank import WINDOW_OVERLAP
+from handlers.core.rerank import WINDOW_OVERLAP
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.oracles import TOLERANCE, assert_rerank_matches, rerank_scores
 
@@ -162,7 +162,7 @@ def test_tokenize_matches_the_models_tokenizer_and_never_truncates(http, tiny_mo
 
 def test_openapi_lists_tokenize_and_the_new_rerank_fields(http):
     spec = http.get("/v1/openapi.json").json()
-    assert "/tokenize" in spec["paths"]
-    rerank = spec["paths"]["/rerank"]["post"]["requestBody"]["content"]["application/json"]
+    assert "/v1/tokenize" in spec["paths"]
+    rerank = spec["paths"]["/v1/rerank"]["post"]["requestBody"]["content"]["application/json"]
     fields = set(rerank["schema"]["properties"])
     assert {"max_tokens_per_doc", "max_chunks_per_doc", "rank_fields"} <= fields

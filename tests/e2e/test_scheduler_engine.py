@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from handlers.backend import EngineBackend
-from handlers.core import Core
+from handlers.core.dispatch import Core
+from handlers.engine.backend import EngineBackend
 from handlers.errors import ErrorKind, ServiceError
 from runpod_adapter.engine_loop import EngineLoop
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
@@ -303,3 +303,27 @@ async def test_a_model_with_its_own_code_runs_it_only_when_trusted(
     assert not marker.exists()
     await make_core(model_names=str(folder), served_model_names="custom", trust_remote_code="true")
     assert marker.read_text() == "executed"
+
+
+async def test_batches_are_planned_on_the_tokenizers_own_counts(make_core, tiny_models):
+    """What the scheduler batches by (its `tokens` counter) is the exact token count, whether
+    it measured the inputs, the truncate=false check counted them, or rerank windows did."""
+    core = await make_core()
+    texts = ["the quick brown fox", "a cat", "hello world test query"]
+    folder = tiny_models[EMBED_ID]
+
+    def batched(model: str) -> int:
+        return core.backend.stats(model)["tokens"]
+
+    before = batched(EMBED_ID)
+    await embed(core, texts)
+    assert batched(EMBED_ID) - before == usage_tokens(folder, texts)
+    before = batched(EMBED_ID)
+    body = {"model": EMBED_ID, "input": texts, "truncate": False}
+    await core.dispatch("/v1/embeddings", body)
+    assert batched(EMBED_ID) - before == usage_tokens(folder, texts)
+
+    query, docs = "capital of france", ["paris is the capital", "a dog", "berlin city"]
+    before = batched(RERANK_ID)
+    await core.dispatch("/v1/rerank", {"model": RERANK_ID, "query": query, "docs": docs})
+    assert batched(RERANK_ID) - before == usage_tokens(tiny_models[RERANK_ID], docs, query)

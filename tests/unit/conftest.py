@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.core import Core
+from handlers.core.dispatch import Core
 from tests.fakes import FakeBackend, FakeImages
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpcore
 import pytest
 
-from handlers.addresses import BlockedAddress, GuardedBackend, is_blocked
+from handlers.media.addresses import BlockedAddress, GuardedBackend, is_blocked
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from handlers.admission import Admission
+from handlers.engine.admission import Admission
 from handlers.errors import ErrorKind, ServiceError
 
 

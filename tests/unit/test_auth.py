@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from handlers.api.http import BearerAuthMiddleware
 from handlers.errors import ErrorKind, ServiceError
-from handlers.http import BearerAuthMiddleware
 
 
 async def _reached(scope, receive, send) -> None:

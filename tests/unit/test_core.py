@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from handlers.core import Core
+from handlers.core.dispatch import Core
 from handlers.errors import ErrorKind, ServiceError
 from tests.fakes import FakeBackend, FakeImages, fake_vector
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from handlers.ct2 import unsupported
+from handlers.engine.ct2 import unsupported
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import yaml
 from _bentoml_sdk.service.config import validate as validate_service_config
 from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 
-from handlers.metrics import HPA_METRIC
+from handlers.api.metrics import HPA_METRIC
 from handlers.settings import load_settings
 from tests.kustomize import render
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 
-from handlers.drain import Drain, DrainMiddleware
+from handlers.api.drain import Drain, DrainMiddleware
 
 
 async def test_sigterm_drains_then_calls_the_previous_handler():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from handlers.core import Core
+from handlers.api.http import V1App
+from handlers.core.dispatch import Core
+from handlers.engine.stages import EmbedKey
 from handlers.errors import ErrorKind, ServiceError
-from handlers.http import V1App
-from handlers.stages import EmbedKey
 from tests.fakes import FakeBackend, FakeImages
 
 
@@ -63,8 +63,9 @@ async def test_truncate_false_refuses_the_first_long_input_by_index(core, backen
         "input[1] has 26 tokens; the model's context length is 16 tokens and truncate is false."
     )
     assert [name for name, _ in backend.calls] == ["count"] and backend.admissions == []
-    await embed(core, truncate=False, input=["short"])  # within the limit: embedded
-    assert backend.calls[-1] == ("embed", ["short"])
+    await embed(core, truncate=False, input=["short", "a b c"])  # within the limit: embedded
+    assert backend.calls[-2:] == [("count", ["short", "a b c"]), ("embed", ["short", "a b c"])]
+    assert backend.lengths[-1] == [3, 5]  # the counts handed on: the scheduler needs no other
 
 
 async def test_truncation_side_and_normalize_are_the_batch_key(core, backend):

@@ -1,4 +1,4 @@
-"""The /v1 ASGI app: one route table, OpenAI-shaped 404/405, the OpenAPI document, disconnects."""
+"""The HTTP apps over the operation table: OpenAI-shaped 404/405, OpenAPI, disconnects."""
 
 from __future__ import annotations
 
@@ -6,20 +6,26 @@ import asyncio
 
 import httpx
 import pytest
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from handlers.core import Core
-from handlers.http import ROUTES, V1App
+from handlers.api.http import OPENAPI_PATH, V1App
+from handlers.core.dispatch import OPERATIONS, Core
+from handlers.core.operations import Operation, mount_prefixes
+from runpod_adapter.handler import ACCEPTED_SHAPES, accepted_shapes, handle
 from tests.fakes import FakeBackend, FakeImages
 
 
-def mounted(make_settings, backend: FakeBackend | None = None, **env: str) -> Starlette:
-    """The /v1 and /v2 apps mounted under a parent app, as BentoML mounts them."""
-    core = Core(make_settings(**env), backend or FakeBackend(), FakeImages())
-    v1, v2 = V1App(), V1App(prefix="/v2")
-    v1.core = v2.core = core
-    return Starlette(routes=[Mount("/v1", app=v1), Mount("/v2", app=v2)])
+def mounted(
+    make_settings, backend: FakeBackend | None = None, operations=None, **env: str
+) -> Starlette:
+    """An app per prefix of the table mounted under a parent app, as BentoML mounts them."""
+    core = Core(make_settings(**env), backend or FakeBackend(), FakeImages(), operations)
+    apps = [V1App(prefix) for prefix in mount_prefixes(core.operations)]
+    for app in apps:
+        app.core = core
+    return Starlette(routes=[Mount(app.prefix, app=app) for app in apps])
 
 
 async def send(app: Starlette, method: str, path: str, **kwargs) -> httpx.Response:
@@ -40,7 +46,10 @@ async def test_routes_answer_through_the_core(make_settings):
     assert missing.json()["error"]["message"].startswith("Model 'nope' is not deployed.")
 
 
-@pytest.mark.parametrize(("method", "path"), [(m, p) for p, (m, _) in ROUTES.items()])
+ROUTES = [(op.method, op.path) for op in OPERATIONS] + [("GET", OPENAPI_PATH)]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_a_wrong_method_is_405_with_allow(make_settings, method, path):
     wrong = "GET" if method == "POST" else "POST"
     reply = await send(mounted(make_settings), wrong, path)
@@ -60,8 +69,9 @@ async def test_unknown_paths_and_bad_bodies_are_openai_errors(make_settings):
 
 async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
     spec = (await send(mounted(make_settings), "GET", "/v1/openapi.json")).json()
-    assert set(spec["paths"]) == {"/models", "/embeddings", "/rerank", "/tokenize"}
-    body = spec["paths"]["/embeddings"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(spec["paths"]) == {op.path for op in OPERATIONS}  # /v2/rerank included
+    assert spec["servers"] == [{"url": "/"}]  # the paths are the real ones
+    body = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip"]
     assert body["schema"]["properties"]["dimensions"]["anyOf"][0]["maximum"] == 8
     new_fields = {"truncate", "truncation_direction", "prompt_name", "input_type"}
@@ -70,8 +80,9 @@ async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
     assert "fingerprint" in schemas["EmbeddingsResponse"]["properties"]
     card = {"max_input_tokens", "pooling", "normalized", "prompts", "revision", "fingerprint"}
     assert card | {"dtype", "input_types"} <= set(schemas["ModelCard"]["properties"])
-    rerank = spec["paths"]["/rerank"]["post"]["requestBody"]["content"]["application/json"]
-    assert rerank["schema"]["properties"]["model"]["enum"] == ["reranker"]
+    for path in ("/v1/rerank", "/v2/rerank"):
+        rerank = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert rerank["schema"]["properties"]["model"]["enum"] == ["reranker"]
     refs = [
         op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         for item in spec["paths"].values()
@@ -88,7 +99,7 @@ class SlowBackend(FakeBackend):
         self.started = asyncio.Event()
         self.cancelled = False
 
-    async def embed(self, model, items, key=None):
+    async def embed(self, model, items, key=None, lengths=None):
         self.started.set()
         try:
             await asyncio.sleep(30)
@@ -129,4 +140,35 @@ async def test_a_client_that_disconnects_cancels_its_request(make_settings):
     gone.set()
     await asyncio.wait_for(call, 5)
     assert backend.cancelled
-    assert backend.admissions == [1]  # admitted once; the context released it on cancel
+    assert backend.admissions == backend.releases == [1]  # released on cancel
+
+
+async def echo(core, body):
+    """A handler declared by a test: the body back, with the served model ids."""
+    return {"echo": body, "models": sorted(core.backend.models())}
+
+
+class EchoReply(BaseModel):
+    echo: dict
+    models: list[str]
+
+
+class EchoRequest(BaseModel):
+    text: str
+
+
+ECHO = Operation("/v3/echo", "POST", echo, "Echo the body.", EchoReply, EchoRequest)
+
+
+async def test_one_declaration_adds_a_route_on_http_runpod_and_openapi(make_settings):
+    operations = (*OPERATIONS, ECHO)
+    app = mounted(make_settings, operations=operations)
+    reply = await send(app, "POST", "/v3/echo", json={"text": "hi"})
+    assert reply.json() == {"echo": {"text": "hi"}, "models": ["clip", "embedder", "reranker"]}
+    spec = (await send(app, "GET", "/v1/openapi.json")).json()
+    assert spec["paths"]["/v3/echo"]["post"]["summary"] == "Echo the body."
+    core = Core(make_settings(), FakeBackend(), FakeImages(), operations)
+    job = {"input": {"openai_route": "/v3/echo", "openai_input": {"text": "hi"}}}
+    assert (await handle(job, core))[0]["echo"] == {"text": "hi"}
+    assert "/v3/echo" in (await handle({"input": {"openai_route": "/v3/x"}}, core))["message"]
+    assert ACCEPTED_SHAPES != accepted_shapes({op.path: op.method for op in operations})

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from handlers.identity import dtype_class, fingerprint, weights_digest
+from handlers.engine.identity import dtype_class, fingerprint, weights_digest
 
 WEIGHTS = b"\x00\x01weights" * 1000
 

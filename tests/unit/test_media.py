@@ -11,10 +11,11 @@ import threading
 import pytest
 from PIL import Image
 
-from handlers import addresses, media
-from handlers.addresses import system_resolver
 from handlers.errors import ErrorKind, ServiceError
-from handlers.media import ImageFetcher, looks_like_image
+from handlers.media import addresses
+from handlers.media import fetcher as media
+from handlers.media.addresses import system_resolver
+from handlers.media.fetcher import ImageFetcher, looks_like_image
 from tests.imagehost import TestCA, TLSImageHost, encoded, png_bytes
 
 
@@ -298,7 +299,7 @@ async def test_out_of_memory_while_decoding_is_a_logged_503(fetcher, monkeypatch
         raise MemoryError
 
     monkeypatch.setattr(Image.Image, "convert", exhausted)
-    with caplog.at_level(logging.ERROR, logger="handlers.images"):
+    with caplog.at_level(logging.ERROR, logger="handlers.media.decode"):
         error = await failure(fetcher, inline(png_bytes()))
     assert error.kind is ErrorKind.NOT_READY and error.status == 503 and error.retry_after
     assert error.message.startswith("input[0]: not enough memory to decode this image")

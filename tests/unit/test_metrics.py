@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from handlers.api.metrics import SchedulerMetrics
+from handlers.engine.scheduler import Scheduler
+from handlers.engine.stages import Limits
 from handlers.errors import ServiceError
-from handlers.metrics import SchedulerMetrics
-from handlers.scheduler import Scheduler
-from handlers.stages import Limits
 
 
 class Echo:

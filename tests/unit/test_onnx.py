@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from handlers import onnx
+from handlers.engine import onnx_export as onnx
 from handlers.settings import SettingsError, load_settings
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
+
+pytestmark = pytest.mark.slow  # bento builds / ONNX exports
 
 
 def test_embedder_is_exported_once_with_its_pooling(tiny_models, tmp_path: Path):

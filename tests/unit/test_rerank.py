@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.core import Core
+from handlers.core.dispatch import Core
+from handlers.core.rerank import DEFAULT_MAX_TOKENS_PER_DOC, document_texts
 from handlers.errors import ErrorKind, ServiceError
-from handlers.rerank import DEFAULT_MAX_TOKENS_PER_DOC, document_texts
 from tests.fakes import FakeBackend, FakeImages
 
 # FakeTokenizer: 16 tokens of context, 3 pair specials, one token per word; with a
@@ -118,7 +118,7 @@ async def test_object_documents_come_back_whole_and_top_k_is_top_n(core):
 
 
 async def test_model_is_required_when_several_rerankers_are_served(make_settings, backend):
-    from handlers.backend import ModelInfo
+    from handlers.model_info import ModelInfo
 
     backend.models()["other"] = ModelInfo("other", frozenset({"rerank"}), "fake", None, 1)
     core = Core(make_settings(), backend, FakeImages())

@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from handlers.engine.batch_queue import FAIR_PASSES
+from handlers.engine.scheduler import Scheduler
+from handlers.engine.stages import Limits
 from handlers.errors import ErrorKind, ServiceError
-from handlers.scheduler import FAIR_PASSES, Scheduler
-from handlers.stages import Limits
 
 
 class FakeRunner:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sentence_transformers.quantization import quantize_embeddings
 
-from handlers.vectors import encode, quantize
+from handlers.api.wire import dumps, plain
+from handlers.core.vectors import encode, quantize
 
 RNG = np.random.default_rng(7)
 
@@ -48,15 +49,15 @@ def test_dimensions_cut_then_renormalise_then_quantise():
     rows = unit_rows(2, 16)
     cut = rows[:, :8] / np.linalg.norm(rows[:, :8], axis=1, keepdims=True)
     out = encode(list(rows), encoding="float", dimensions=8, normalize=True, embedding_type="int8")
-    assert out == quantize(cut, "int8").tolist()
+    assert plain(out) == quantize(cut, "int8").tolist()
 
 
 def test_normalize_false_cuts_without_renormalising_but_quantises_the_normalised_vector():
     raw = [np.array([3.0, 4.0, 12.0], dtype=np.float32)]
     floats = encode(raw, encoding="float", dimensions=2, normalize=False, embedding_type="float")
-    assert floats == [[3.0, 4.0]]
+    assert plain(floats) == [[3.0, 4.0]]
     ints = encode(raw, encoding="float", dimensions=2, normalize=False, embedding_type="int8")
-    assert ints == [[76, 102]]  # round(127 * 0.6), round(127 * 0.8)
+    assert plain(ints) == [[76, 102]]  # round(127 * 0.6), round(127 * 0.8)
 
 
 @pytest.mark.parametrize(
@@ -70,4 +71,16 @@ def test_base64_is_the_raw_bytes(kind, dtype):
     listed = encode(
         list(rows), encoding="float", dimensions=None, normalize=True, embedding_type=kind
     )
-    assert np.frombuffer(base64.b64decode(text), dtype=dtype).tolist() == listed[0]
+    assert np.frombuffer(base64.b64decode(text), dtype=dtype).tolist() == plain(listed)[0]
+
+
+def test_float_vectors_go_on_the_wire_as_float32_exactly_and_shorter():
+    rows = unit_rows(4, 384)
+    (row, *_) = encode(
+        list(rows), encoding="float", dimensions=None, normalize=True, embedding_type="float"
+    )
+    body = dumps({"embedding": row})
+    parsed = np.array(plain({"embedding": row})["embedding"], dtype=np.float32)
+    assert np.array_equal(parsed, rows[0])  # every float32 value exactly
+    as_python_floats = len(dumps({"embedding": rows[0].tolist()}))
+    assert len(body) < 0.65 * as_python_floats  # 17 digits a value no more

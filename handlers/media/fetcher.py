@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-from .addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
-from .errors import ErrorKind, ServiceError
-from .images import ItemError, decode_image, open_image
-from .settings import Settings
-from .transport import PoolTransport
+from handlers.errors import ErrorKind, ServiceError
+from handlers.media.addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
+from handlers.media.decode import ItemError, decode_image, open_image
+from handlers.media.transport import PoolTransport
+from handlers.settings import Settings
 
 __all__ = ["MAX_REDIRECTS", "ImageFetcher", "looks_like_image"]
 

@@ -7,41 +7,26 @@ import logging
 import time
 from collections.abc import Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
 
-from . import ct2, identity, onnx, pipeline
-from .errors import model_dead
-from .runners import Loaded, load_infinity
-from .scheduler import Scheduler, estimate_tokens
-from .settings import ModelSpec, Settings, SettingsError
-from .stages import Limits
-from .tokenize import Counter, TextTokenizer, Tokenizer, input_lengths
+from handlers.engine import ct2, identity, pipeline
+from handlers.engine import onnx_export as onnx
+from handlers.engine.batch_queue import estimate_tokens
+from handlers.engine.infinity import Loaded, load_infinity
+from handlers.engine.scheduler import Scheduler
+from handlers.engine.stages import Limits
+from handlers.engine.text_tokenizer import Counter, TextTokenizer, Tokenizer, input_lengths
+from handlers.errors import model_dead
+from handlers.model_info import ModelInfo
+from handlers.settings import ModelSpec, Settings, SettingsError
 
-__all__ = ["Backend", "EngineBackend", "ModelInfo", "ModelLoadError"]
+__all__ = ["Backend", "EngineBackend", "ModelLoadError"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the core needs to know about one served model."""
-
-    id: str
-    capabilities: frozenset[str]
-    backend: str
-    dimensions: int | None
-    created: int
-    max_input_tokens: int | None = None  # context length, special tokens included
-    dtype: str | None = None
-    revision: str | None = None  # the Hub commit, or sha256 of the weight files' content
-    pooling: str | None = None
-    prompts: Mapping[str, str] = field(default_factory=dict)
-    default_prompt_name: str | None = None
-    fingerprint: str | None = None  # embedders: what decides their vector space
 
 
 class ModelLoadError(Exception):
@@ -70,18 +55,26 @@ class Backend(Protocol):
         ...
 
     async def embed(
-        self, model: str, items: list[Any], key: Hashable = None
+        self,
+        model: str,
+        items: list[Any],
+        key: Hashable = None,
+        lengths: list[int] | None = None,
     ) -> tuple[list[np.ndarray], int]:
         """Vectors for texts (str) and, on CLIP-like models, decoded images; and tokens.
-        `key` (a scheduler.EmbedKey) holds the request's truncation side and normalisation."""
+        `key` (a scheduler.EmbedKey) holds the request's truncation side and normalisation;
+        `lengths` the items' tokens where the caller counted them."""
         ...
 
     async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
         """Tokens per text as the model would see them untruncated (off the event loop)."""
         ...
 
-    async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
-        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens."""
+    async def rerank(
+        self, model: str, query: str, docs: list[str], lengths: list[int] | None = None
+    ) -> tuple[list[float], int]:
+        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens;
+        `lengths`: each pair's tokens where the caller counted them."""
         ...
 
     def close_admission(self) -> None: ...
@@ -213,7 +206,7 @@ class EngineBackend:
                     decision.pooling,
                     len(decision.dense),
                 )
-                from .ort import OnnxEmbedder
+                from handlers.engine.onnx_runner import OnnxEmbedder
 
                 runner = OnnxEmbedder(decision)
                 tokenizer = TextTokenizer(runner.tokenizer, runner.max_length)
@@ -286,9 +279,13 @@ class EngineBackend:
         return scheduler
 
     async def embed(
-        self, model: str, items: list[Any], key: Hashable = None
+        self,
+        model: str,
+        items: list[Any],
+        key: Hashable = None,
+        lengths: list[int] | None = None,
     ) -> tuple[list[np.ndarray], int]:
-        return await self._scheduler(model).run(items, key)
+        return await self._scheduler(model).run(items, key, lengths)
 
     async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
         counter = self._counters[model]
@@ -296,6 +293,9 @@ class EngineBackend:
             raise RuntimeError(f"model {model} cannot count tokens")
         return await asyncio.to_thread(counter.count, texts)
 
-    async def rerank(self, model: str, query: str, docs: list[str]) -> tuple[list[float], int]:
-        scores, tokens = await self._scheduler(model).run([(query, doc) for doc in docs])
+    async def rerank(
+        self, model: str, query: str, docs: list[str], lengths: list[int] | None = None
+    ) -> tuple[list[float], int]:
+        pairs = [(query, doc) for doc in docs]
+        scores, tokens = await self._scheduler(model).run(pairs, None, lengths)
         return [float(score) for score in scores], tokens

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import ErrorKind, ServiceError
+from handlers.errors import ErrorKind, ServiceError
 
 __all__ = ["parse_body"]
 

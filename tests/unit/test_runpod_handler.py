@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from handlers.core.dispatch import OPERATIONS
 from handlers.errors import ErrorKind, ServiceError
-from runpod_adapter.engine_loop import EngineLoop
 from runpod_adapter.handler import ACCEPTED_SHAPES, error_output, handle, normalize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,6 +143,8 @@ def test_both_input_and_query_is_refused():
 class FakeCore:
     """Records dispatches; answers with a canned body or raises a canned error."""
 
+    routes = {op.path: op for op in OPERATIONS}
+
     def __init__(self, result: Any = None, error: Exception | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.result = result if result is not None else {"object": "list", "data": []}
@@ -221,124 +220,3 @@ async def test_unexpected_exception_never_escapes(caplog):
     )
     assert "boom" not in json.dumps(out)
     assert "unexpected failure handling a RunPod job" in caplog.text
-
-
-# ----------------------------------------------------------------------------- EngineLoop
-class LoopCore:
-    """Stands in for handlers.core.Core: records the thread its start/stop/dispatch run on."""
-
-    alive = True
-
-    def __init__(self, fail_start: bool = False) -> None:
-        self.events: list[tuple[str, str]] = []
-        self.fail_start = fail_start
-
-    async def start(self) -> None:
-        self.events.append(("start", threading.current_thread().name))
-        if self.fail_start:
-            raise RuntimeError("model failed to load")
-
-    async def stop(self) -> None:
-        self.events.append(("stop", threading.current_thread().name))
-
-    async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]:
-        self.events.append((route, threading.current_thread().name))
-        return {"object": "list", "data": []}
-
-
-def test_engine_loop_runs_service_in_one_thread_from_any_caller_loop():
-    core = LoopCore()
-    engines = EngineLoop(core)
-    engines.start()
-    try:
-        # Two separate asyncio.run calls, as the SDK does per --test_input job or run.
-        job = {"input": {"openai_route": "/v1/models"}}
-        assert asyncio.run(engines.handler(job)) == {"object": "list", "data": []}
-        assert asyncio.run(engines.handler(job)) == {"object": "list", "data": []}
-    finally:
-        engines.stop()
-    engines.stop()  # idempotent
-    assert [name for name, _ in core.events] == ["start", "/v1/models", "/v1/models", "stop"]
-    assert {thread for _, thread in core.events} == {"engine-loop"}
-    assert not engines._thread.is_alive()
-
-
-def test_engine_loop_after_stop_answers_503_output():
-    engines = EngineLoop(LoopCore())
-    engines.start()
-    engines.stop()
-    out = asyncio.run(engines.handler({"input": {"openai_route": "/v1/models"}}))
-    assert out["object"] == "error" and out["code"] == 503
-
-
-def test_engine_loop_start_failure_stops_and_raises():
-    core = LoopCore(fail_start=True)
-    engines = EngineLoop(core)
-    with pytest.raises(RuntimeError, match="model failed to load"):
-        engines.start()
-    assert [name for name, _ in core.events] == ["start", "stop"]
-    assert not engines._thread.is_alive()
-
-
-# ----------------------------------------------------------------------------- Hub files
-def test_hub_tests_json_payloads_are_accepted_shapes():
-    tests = json.loads((ROOT / ".runpod" / "tests.json").read_text())
-    assert tests["tests"], "tests.json has no tests"
-    for case in tests["tests"]:
-        assert {"name", "input"} <= set(case)
-        route, _ = normalize(case["input"])
-        assert route in ("/v1/models", "/v1/embeddings", "/v1/rerank")
-
-
-def test_hub_json_has_required_fields_and_documents_settings():
-    hub = json.loads((ROOT / ".runpod" / "hub.json").read_text())
-    assert hub["type"] == "serverless" and hub["category"] == "embedding"
-    assert hub["title"] and hub["description"]
-    config = hub["config"]
-    assert config["runsOn"] == "GPU" and config["gpuCount"] >= 1 and config["gpuIds"]
-    assert isinstance(config["containerDiskInGb"], int)
-    keys = {entry["key"] for entry in config["env"]}
-    for key in ("MODEL_NAMES", "BATCH_SIZES", "BACKEND", "DTYPES", "INFINITY_QUEUE_SIZE"):
-        assert key in keys
-    assert {"RUNPOD_MAX_CONCURRENCY", "HF_TOKEN"} <= keys
-
-
-def test_dockerfile_runs_the_adapter_with_the_volume_cache():
-    dockerfile = (ROOT / "runpod_adapter" / "Dockerfile").read_text()
-    assert 'CMD ["python", "-m", "runpod_adapter"]' in dockerfile
-    assert "HF_HOME=/runpod-volume/huggingface-cache" in dockerfile
-    assert "nvidia/cuda:" not in dockerfile and "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
-    assert "pip install --no-compile ." in dockerfile
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert ".venv" in ignored and ".git" in ignored
-
-
-class SlowStartLoopCore(LoopCore):
-    async def start(self) -> None:
-        self.events.append(("start", threading.current_thread().name))
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            self.events.append(("start cancelled", threading.current_thread().name))
-            raise
-
-
-def test_engine_loop_interrupted_start_is_cancelled_then_stopped():
-    class Interrupted(BaseException):
-        pass
-
-    def interrupt(_signum, _frame):
-        raise Interrupted
-
-    core = SlowStartLoopCore()
-    engines = EngineLoop(core)
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 0.3)
-    try:
-        with pytest.raises(Interrupted):
-            engines.start()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    assert [name for name, _ in core.events] == ["start", "start cancelled", "stop"]
-    assert not engines._thread.is_alive()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .conversion import held, non_text_kind, read_config, resolve
+from handlers.engine.conversion import held, non_text_kind, read_config, resolve
 
 __all__ = ["ENCODERS", "conversion_lock", "unsupported"]
 

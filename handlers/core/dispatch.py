@@ -6,28 +6,38 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from . import rerank
-from .backend import Backend, ModelInfo
-from .cards import card
-from .errors import ErrorKind, ServiceError
-from .parsing import parse_body
-from .prompts import prompt_for
-from .schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
-from .settings import Settings
-from .stages import EmbedKey
-from .tokenize import tokenize_data
-from .vectors import encode
+from handlers.core import rerank
+from handlers.core.cards import card
+from handlers.core.operations import Operation
+from handlers.core.parsing import parse_body
+from handlers.core.prompts import prompt_for
+from handlers.core.schemas import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    ModelList,
+    RerankRequest,
+    RerankResponse,
+    RerankV2Response,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from handlers.core.vectors import encode
+from handlers.engine.backend import Backend
+from handlers.engine.stages import EmbedKey
+from handlers.engine.text_tokenizer import tokenize_data
+from handlers.errors import ErrorKind, ServiceError
+from handlers.model_info import ModelInfo
+from handlers.settings import Settings
 
-__all__ = ["REPLY_HEADERS", "ROUTES", "Core", "ImageLoader"]
+__all__ = ["OPERATIONS", "REPLY_HEADERS", "Core", "ImageLoader"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[["Core", Any], Awaitable[dict[str, Any]]]
 # reply body field -> the HTTP response header that repeats it
 REPLY_HEADERS = {"fingerprint": "x-embedding-fingerprint"}
 
@@ -50,12 +60,21 @@ def _meta() -> dict[str, Any]:
 
 
 class Core:
-    """Validation and dispatch for every route of ROUTES."""
+    """Validation and dispatch for every operation of `operations` (OPERATIONS unless
+    given), by path: `routes`."""
 
-    def __init__(self, settings: Settings, backend: Backend, images: ImageLoader) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        images: ImageLoader,
+        operations: Sequence[Operation] | None = None,
+    ) -> None:
         self.settings = settings
         self.backend = backend
         self.images = images
+        self.operations = tuple(OPERATIONS if operations is None else operations)
+        self.routes = {op.path: op for op in self.operations}
 
     @property
     def ready(self) -> bool:
@@ -78,23 +97,23 @@ class Core:
             await self.images.stop()
 
     async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]:
-        """Run one request for `route` (a key of ROUTES).
+        """Run one request for `route` (a path of `routes`).
 
         Raises:
             ServiceError: for every failure; unexpected exceptions become INTERNAL, logged
                 with their traceback, never shown to the client.
         """
-        handler = ROUTES.get(route)
-        if handler is None:
+        operation = self.routes.get(route)
+        if operation is None:
             raise ServiceError(
                 ErrorKind.NOT_FOUND,
-                f"Unknown route {route!r}. Supported: {', '.join(ROUTES)}.",
+                f"Unknown route {route!r}. Supported: {', '.join(self.routes)}.",
                 param="openai_route",
             )
         if not self.backend.models():
             raise ServiceError(ErrorKind.NOT_READY, "The models are still loading. Retry shortly.")
         try:
-            return await handler(self, body)
+            return await operation.handler(self, body)
         except ServiceError:
             raise
         except Exception:
@@ -152,9 +171,10 @@ class Core:
         infos = self.backend.models().values()
         return {"object": "list", "data": [card(i, self.backend.stats(i.id)) for i in infos]}
 
-    async def _check_lengths(self, info: ModelInfo, texts: list[tuple[int, str]]) -> None:
+    async def _check_lengths(self, info: ModelInfo, texts: list[tuple[int, str]]) -> list[int]:
         """truncate=false: a 413 naming the first text past the context length, counted
-        untruncated with special tokens (off the event loop), before any admission.
+        untruncated with special tokens (off the event loop), before any admission. Returns
+        the counts, which the scheduler then batches by (no second count).
 
         Raises:
             ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
@@ -168,7 +188,7 @@ class Core:
                 param="truncate",
             )
         if not texts:
-            return
+            return []
         counts = await self.backend.count_tokens(info.id, [text for _, text in texts])
         for (index, _), count in zip(texts, counts, strict=True):
             if count > limit:
@@ -179,16 +199,10 @@ class Core:
                     param="input",
                     code="input_too_long",
                 )
+        return counts
 
     async def embeddings(self, body: Any) -> dict[str, Any]:
         req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body)
-        if req.modality == "audio":
-            raise ServiceError(
-                ErrorKind.NOT_IMPLEMENTED,
-                "Audio modality is not yet implemented.",
-                param="modality",
-                code="not_implemented",
-            )
         if req.modality == "auto":
             is_image = [self.images.looks_like_image(item) for item in req.input]
         else:
@@ -210,9 +224,12 @@ class Core:
         ]
         if not items:
             return self._embeddings_body(req, info, [], 0)
+        lengths = None
         if not req.truncate:
             flagged = zip(items, is_image, strict=True)
-            await self._check_lengths(info, [(i, t) for i, (t, f) in enumerate(flagged) if not f])
+            texts_at = [(i, t) for i, (t, f) in enumerate(flagged) if not f]
+            counts = iter(await self._check_lengths(info, texts_at))
+            lengths = [1 if flag else next(counts) for flag in is_image]  # an image: 1
         key = EmbedKey(req.truncation_direction, req.normalize)
         async with self.backend.admit(req.model, len(items)):
             image_idx = [i for i, flag in enumerate(is_image) if flag]
@@ -220,7 +237,7 @@ class Core:
                 images = await self.images.load([(i, items[i]) for i in image_idx])
                 for i, image in zip(image_idx, images, strict=True):
                     items[i] = image
-            vectors, tokens = await self.backend.embed(req.model, items, key)
+            vectors, tokens = await self.backend.embed(req.model, items, key, lengths)
         return self._embeddings_body(req, info, vectors, tokens)
 
     @staticmethod
@@ -270,7 +287,7 @@ class Core:
     async def _rank(self, body: Any) -> tuple[RerankRequest, str, list[float], int]:
         """Validate a rerank body and score its documents, each by its best window."""
         req: RerankRequest = parse_body(RerankRequest, body)
-        texts = rerank.document_texts(req.documents, req.rank_fields)
+        texts = req.texts
         self._check_size("documents", len(texts), [req.query, *texts])
         model = self._reranker(req.model)
         if not texts:
@@ -284,7 +301,9 @@ class Core:
             req.max_chunks_per_doc,
         )
         async with self.backend.admit(model, len(windows.texts)):
-            scores, tokens = await self.backend.rerank(model, req.query, windows.texts)
+            scores, tokens = await self.backend.rerank(
+                model, req.query, windows.texts, windows.lengths
+            )
         return req, model, windows.best(scores, len(texts)), tokens
 
     async def rerank(self, body: Any) -> dict[str, Any]:
@@ -325,10 +344,48 @@ class Core:
         return {"object": "list", "model": req.model, "data": tokenize_data(encodings)}
 
 
-ROUTES: dict[str, Handler] = {
-    "/v1/models": Core.models,
-    "/v1/embeddings": Core.embeddings,
-    "/v1/rerank": Core.rerank,
-    "/v1/tokenize": Core.tokenize,
-    "/v2/rerank": Core.rerank_v2,
-}
+OPERATIONS = (
+    Operation(
+        "/v1/models",
+        "GET",
+        Core.models,
+        "List served models with their capabilities.",
+        ModelList,
+    ),
+    Operation(
+        "/v1/embeddings",
+        "POST",
+        Core.embeddings,
+        "Create embeddings for texts or images (OpenAI-compatible).",
+        EmbeddingsResponse,
+        EmbeddingsRequest,
+        "embed",
+    ),
+    Operation(
+        "/v1/rerank",
+        "POST",
+        Core.rerank,
+        "Score documents against a query, highest first.",
+        RerankResponse,
+        RerankRequest,
+        "rerank",
+    ),
+    Operation(
+        "/v1/tokenize",
+        "POST",
+        Core.tokenize,
+        "Token ids, token strings and character offsets of texts, with their counts "
+        "(never truncated).",
+        TokenizeResponse,
+        TokenizeRequest,
+    ),
+    Operation(
+        "/v2/rerank",
+        "POST",
+        Core.rerank_v2,
+        "Score documents against a query, highest first (Cohere v2's reply shape).",
+        RerankV2Response,
+        RerankRequest,
+        "rerank",
+    ),
+)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .backend import ModelInfo
-from .errors import ErrorKind, ServiceError
-from .schemas import INPUT_TYPES, EmbeddingsRequest
+from handlers.core.schemas import INPUT_TYPES, EmbeddingsRequest
+from handlers.errors import ErrorKind, ServiceError
+from handlers.model_info import ModelInfo
 
 __all__ = ["input_types", "prompt_for"]
 
@@ -19,14 +19,9 @@ def prompt_for(req: EmbeddingsRequest, info: ModelInfo) -> str:
     its input_type's prompt when the model has it, else the model's default prompt.
 
     Raises:
-        ServiceError: INVALID for prompt_name with input_type, or a prompt the model lacks.
+        ServiceError: INVALID for a prompt the model lacks (the schema refuses prompt_name
+            with input_type).
     """
-    if req.prompt_name is not None and req.input_type is not None:
-        raise ServiceError(
-            ErrorKind.INVALID,
-            "Send prompt_name or input_type, not both.",
-            param="prompt_name",
-        )
     if req.prompt_name is not None:
         if req.prompt_name not in info.prompts:
             raise ServiceError(

@@ -1,4 +1,4 @@
-"""The /v1 and /v2 HTTP routes: one route table over the core (plain ASGI), bearer-key auth."""
+"""The API's HTTP routes over the core's operation table (plain ASGI), bearer-key auth."""
 
 from __future__ import annotations
 
@@ -10,23 +10,15 @@ from typing import Any
 import orjson
 from starlette.routing import get_route_path
 
-from .core import REPLY_HEADERS, Core
-from .errors import ErrorKind, ServiceError, openai_error_body
-from .openapi import openapi_document
+from handlers.api.openapi import openapi_document
+from handlers.api.wire import dumps
+from handlers.core.dispatch import REPLY_HEADERS, Core
+from handlers.errors import ErrorKind, ServiceError, openai_error_body
 
-__all__ = ["OPEN_PATHS", "ROUTES", "BearerAuthMiddleware", "V1App", "error_response"]
+__all__ = ["OPENAPI_PATH", "OPEN_PATHS", "BearerAuthMiddleware", "V1App", "error_response"]
 
+OPENAPI_PATH = "/v1/openapi.json"  # the document of every operation, /v2 ones included
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
-# path -> (method, core route or None for the OpenAPI document); a V1App serves the
-# entries under its mount prefix
-ROUTES: dict[str, tuple[str, str | None]] = {
-    "/v1/models": ("GET", "/v1/models"),
-    "/v1/embeddings": ("POST", "/v1/embeddings"),
-    "/v1/rerank": ("POST", "/v1/rerank"),
-    "/v1/tokenize": ("POST", "/v1/tokenize"),
-    "/v1/openapi.json": ("GET", None),
-    "/v2/rerank": ("POST", "/v2/rerank"),
-}
 Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
@@ -36,7 +28,7 @@ class Reply:
 
     def __init__(self, body: Any, status: int = 200, headers: dict[str, str] | None = None):
         self.status = status
-        self.body = orjson.dumps(body)
+        self.body = dumps(body)
         self.headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(self.body)).encode()),
@@ -108,9 +100,10 @@ async def _unless_client_leaves(receive: Receive, work: Coroutine[Any, Any, Any]
 
 
 class V1App:
-    """The ASGI app BentoML mounts at `prefix` (/v1; a second instance at /v2): the ROUTES
-    under it over the core, OpenAI-shaped errors for unknown paths (404) and wrong methods
-    (405 with Allow). `core` is set by the service."""
+    """The ASGI app BentoML mounts at `prefix` (one per prefix of the operation table: /v1,
+    /v2): the core's operations under it (and OPENAPI_PATH), OpenAI-shaped errors for
+    unknown paths (404) and wrong methods (405 with Allow). `core` is set by the service;
+    until then every request is a 503."""
 
     def __init__(self, prefix: str = "/v1") -> None:
         self.prefix = prefix
@@ -121,21 +114,22 @@ class V1App:
         if scope["type"] != "http":
             return
         path = self.prefix + get_route_path(scope)
-        route = ROUTES.get(path)
-        if route is None:
+        if self.core is None:
+            error = ServiceError(ErrorKind.NOT_READY, "The service is starting. Retry shortly.")
+            return await error_response(error)(send)
+        operation = self.core.routes.get(path)
+        method = operation.method if operation is not None else "GET"
+        if operation is None and path != OPENAPI_PATH:
             error = ServiceError(ErrorKind.NOT_FOUND, f"Not Found: {path}")
             return await error_response(error)(send)
-        method, core_route = route
         if scope["method"] != method:
             body = openai_error_body(ServiceError(ErrorKind.INVALID, "Method Not Allowed"))
             body["error"]["code"] = "405"
             return await Reply(body, 405, {"Allow": method})(send)
         try:
-            if self.core is None:
-                raise ServiceError(ErrorKind.NOT_READY, "The service is starting. Retry shortly.")
-            if core_route is None:
+            if operation is None:
                 return await Reply(self.openapi())(send)
-            body = await self._dispatch(self.core, core_route, scope, receive)
+            body = await self._dispatch(self.core, path, scope, receive)
             headers = {h: str(body[f]) for f, h in REPLY_HEADERS.items() if body.get(f)}
             await Reply(body, headers=headers)(send)
         except ServiceError as error:
@@ -160,8 +154,9 @@ class V1App:
         is limited to the ids it serves once the models are loaded (cached from then on)."""
         if self._openapi is not None:
             return self._openapi
-        infos = list(self.core.backend.models().values()) if self.core else []
-        document = openapi_document(infos)
+        assert self.core is not None
+        infos = list(self.core.backend.models().values())
+        document = openapi_document(self.core.operations, infos)
         if infos:
             self._openapi = document
         return document

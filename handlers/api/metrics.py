@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
-    from .scheduler import Scheduler
+    from handlers.engine.scheduler import Scheduler
 
 __all__ = ["HPA_METRIC", "MetricsRoute", "SchedulerMetrics"]
 

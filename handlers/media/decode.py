@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from PIL import Image
 
-from .errors import ErrorKind
+from handlers.errors import ErrorKind
 
 __all__ = [
     "ACCEPTED_FORMATS",

@@ -9,9 +9,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from .settings import ModelSpec, Settings
-from .stages import EmbedKey, Runner
-from .tokenize import Counter, SlowCounter, TextTokenizer
+from handlers.engine.stages import EmbedKey, Runner
+from handlers.engine.text_tokenizer import Counter, SlowCounter, TextTokenizer
+from handlers.settings import ModelSpec, Settings
 
 __all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from . import pipeline
-from .conversion import held, non_text_kind, read_config, resolve
+from handlers.engine import pipeline
+from handlers.engine.conversion import held, non_text_kind, read_config, resolve
 
 __all__ = ["ACTIVATIONS", "OnnxPlan", "cache_root", "plan"]
 
@@ -26,7 +26,7 @@ PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX
 EXPORTER_PACKAGES = ("optimum", "optimum-onnx", "onnx", "onnxruntime", "torch", "transformers")
 SCRATCH_PREFIX = ".export-"  # an export in progress, or left by a process that died in one
 LOCK_FILE = ".export.lock"  # beside the precision folders of one model
-# Dense activations the runner (handlers.ort) computes, by sentence-transformers' name.
+# Dense activations our runner (onnx_runner) computes, by sentence-transformers' name.
 ACTIVATIONS = {
     "torch.nn.modules.linear.Identity": "identity",
     "torch.nn.modules.activation.Tanh": "tanh",
@@ -37,7 +37,7 @@ ACTIVATIONS = {
 
 @dataclass(frozen=True)
 class OnnxPlan:
-    """An embedder served by onnxruntime (handlers.ort) from `folder`."""
+    """An embedder served by onnxruntime (handlers.engine.onnx_runner) from `folder`."""
 
     folder: Path
     pooling: str  # "mean" or "cls", from the model's sentence-transformers config
@@ -210,7 +210,7 @@ def _export(source: Path, folder: Path, precision: str, max_length: int | None) 
     log.info("exporting %s to ONNX (%s) into %s, once", source, precision, folder)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=SCRATCH_PREFIX) as scratch:
         out = Path(scratch) / "model"
-        # transformers-style outputs (last_hidden_state): what our runner (handlers.ort) reads
+        # transformers-style outputs (last_hidden_state): what our runner (onnx_runner) reads
         main_export(
             str(source),
             out,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import ModelInfo
-from .prompts import input_types
+from handlers.core.prompts import input_types
+from handlers.model_info import ModelInfo
 
 __all__ = ["card"]
 

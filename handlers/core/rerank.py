@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ErrorKind, ServiceError
-from .tokenize import Tokenizer
+from handlers.engine.text_tokenizer import Tokenizer
+from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [
     "DEFAULT_MAX_TOKENS_PER_DOC",
@@ -64,10 +64,12 @@ def document_texts(documents: list[Any], rank_fields: list[str] | None) -> list[
 
 @dataclass(frozen=True)
 class Windows:
-    """The texts the model scores next to the query, and the document each one reads."""
+    """The texts the model scores next to the query, the document each one reads, and
+    the tokens of each (query, text) pair, special tokens included (None: not counted)."""
 
     texts: list[str]
     owners: list[int]
+    lengths: list[int] | None = None
 
     def best(self, scores: list[float], documents: int) -> list[float]:
         """Each document's score: its best window's."""
@@ -116,15 +118,9 @@ def plan_windows(
     that fits is scored as it is. Blocking: call it off the event loop.
 
     Raises:
-        ServiceError: TOO_LARGE when the query leaves no room for a window; INVALID when
-            both limits are given.
+        ServiceError: TOO_LARGE when the query leaves no room for a window (the schema
+            refuses both limits at once).
     """
-    if max_tokens is not None and max_chunks is not None:
-        raise ServiceError(
-            ErrorKind.INVALID,
-            "Give max_tokens_per_doc or max_chunks_per_doc, not both.",
-            param="max_chunks_per_doc",
-        )
     if tokenizer is None:  # no fast tokenizer: the model's pre-process truncates
         return Windows(list(docs), list(range(len(docs))))
     query_tokens = len(tokenizer.encode([query], add_special_tokens=False)[0].ids)
@@ -144,6 +140,8 @@ def plan_windows(
     limit = max_tokens or DEFAULT_MAX_TOKENS_PER_DOC
     texts: list[str] = []
     owners: list[int] = []
+    lengths: list[int] = []
+    pair = query_tokens + tokenizer.pair_specials
     for index, (doc, encoding) in enumerate(
         zip(docs, tokenizer.encode(docs, add_special_tokens=False), strict=True)
     ):
@@ -152,11 +150,13 @@ def plan_windows(
         if length == len(offsets) and length <= room:
             texts.append(doc)
             owners.append(index)
+            lengths.append(pair + length)
             continue
         for span in _spans(encoding.word_ids, length, room, overlap):
             texts.append(doc[offsets[span.start][0] : offsets[span.stop - 1][1]])
             owners.append(index)
-    return Windows(texts, owners)
+            lengths.append(pair + len(span))
+    return Windows(texts, owners, lengths)
 
 
 def ranked_results(

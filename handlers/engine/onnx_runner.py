@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .onnx import ACTIVATIONS, FP32_FILE, INT8_FILE, OnnxPlan
-from .stages import EmbedKey
-from .tokenize import st_text
+from handlers.engine.onnx_export import ACTIVATIONS, FP32_FILE, INT8_FILE, OnnxPlan
+from handlers.engine.stages import EmbedKey
+from handlers.engine.text_tokenizer import st_text
 
 __all__ = ["Dense", "OnnxEmbedder"]
 
@@ -66,7 +66,7 @@ def _max_length(folder: Path) -> int:
 
 
 class OnnxEmbedder:
-    """A scheduler Runner for an ONNX text embedder exported by handlers.onnx.
+    """A scheduler Runner for an ONNX text embedder exported by handlers.engine.onnx_export.
 
     `prepare` strips (and lower-cases, where the model says so) each text as
     sentence-transformers does, then tokenises with the model's fast tokenizer (special

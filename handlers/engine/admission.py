@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from .errors import ErrorKind, ServiceError
+from handlers.errors import ErrorKind, ServiceError
 
 __all__ = ["Admission"]
 

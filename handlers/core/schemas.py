@@ -1,4 +1,7 @@
-"""Wire schemas (pydantic v2) for every request and response of the OpenAI-compatible API."""
+"""Wire schemas (pydantic v2) for every request and response of the OpenAI-compatible API.
+
+Every rule about one request body lives here, as validators: types and bounds (400), and
+rules across fields, which raise the ServiceError every transport shows as it is."""
 
 from __future__ import annotations
 
@@ -10,9 +13,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from handlers.core.rerank import document_texts
+from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [
     "EMBEDDING_TYPES",
@@ -24,6 +32,7 @@ __all__ = [
     "ModelList",
     "RerankRequest",
     "RerankResponse",
+    "RerankV2Response",
     "TokenizeRequest",
     "TokenizeResponse",
 ]
@@ -184,6 +193,21 @@ class EmbeddingsRequest(_Request):
     )
     user: str | None = Field(None, description="Accepted and ignored.")
 
+    @model_validator(mode="after")
+    def _across_fields(self) -> EmbeddingsRequest:
+        if self.modality == "audio":
+            raise ServiceError(
+                ErrorKind.NOT_IMPLEMENTED,
+                "Audio modality is not yet implemented.",
+                param="modality",
+                code="not_implemented",
+            )
+        if self.prompt_name is not None and self.input_type is not None:
+            raise ServiceError(
+                ErrorKind.INVALID, "Send prompt_name or input_type, not both.", param="prompt_name"
+            )
+        return self
+
 
 class RerankRequest(_Request):
     # may be left out (None), but not sent as null: the schema says string
@@ -223,6 +247,23 @@ class RerankRequest(_Request):
     max_chunks_per_doc: PositiveInt | None = Field(
         None, description="Cohere v1: read at most this many windows of each document."
     )
+    _texts: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _across_fields(self) -> RerankRequest:
+        if self.max_tokens_per_doc is not None and self.max_chunks_per_doc is not None:
+            raise ServiceError(
+                ErrorKind.INVALID,
+                "Give max_tokens_per_doc or max_chunks_per_doc, not both.",
+                param="max_chunks_per_doc",
+            )
+        self._texts = document_texts(self.documents, self.rank_fields)
+        return self
+
+    @property
+    def texts(self) -> list[str]:
+        """What the model reads of each document (rerank.document_texts)."""
+        return self._texts
 
 
 class TokenizeRequest(_Request):
@@ -270,6 +311,19 @@ class RerankResponse(BaseModel):
     usage: Usage
     id: str
     created: int
+
+
+class RerankV2Result(BaseModel):
+    index: int
+    relevance_score: float
+
+
+class RerankV2Response(BaseModel):
+    id: str
+    model: str
+    results: list[RerankV2Result]
+    meta: dict[str, Any]
+    usage: Usage
 
 
 class TokenizedInput(BaseModel):

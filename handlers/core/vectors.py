@@ -39,9 +39,11 @@ def encode(
     normalize: bool,
     embedding_type: str,
 ) -> list[Any]:
-    """Rows as the reply carries them. Order: `dimensions` cut first, then re-normalise
-    (skipped for normalize=false floats), then quantise (always from the normalised
-    vector). base64 is the raw bytes: little-endian float32, or one byte per value."""
+    """Rows as the reply carries them: numpy rows (float32, or the quantised integer type;
+    handlers.api.wire prints them), or base64 strings. Order: `dimensions` cut first, then
+    re-normalise (skipped for normalize=false floats), then quantise (always from the
+    normalised vector). base64 is the raw bytes: little-endian float32, or one byte per
+    value."""
     matrix = np.asarray(np.stack(vectors), dtype=np.float32)
     cut = dimensions is not None
     if cut:
@@ -53,4 +55,4 @@ def encode(
     if encoding == "base64":
         raw = values.astype("<f4", copy=False) if embedding_type == "float" else values
         return [base64.b64encode(row.tobytes()).decode("ascii") for row in raw]
-    return values.tolist()
+    return list(values)

@@ -1,0 +1,1 @@
+"""The HTTP surface: routes, OpenAPI, the API page, wire format, drain, metrics."""

@@ -1,0 +1,71 @@
+"""The OpenAPI document of the operation table (handlers.core.dispatch.OPERATIONS), real paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from handlers.core.operations import Operation
+from handlers.core.schemas import ErrorResponse
+
+__all__ = ["openapi_document"]
+
+ERROR_STATUSES = (400, 401, 404, 413, 429, 500, 501, 503)
+REF = "#/components/schemas/{model}"
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any], mode: str) -> dict[str, Any]:
+    """`model`'s JSON schema with its nested definitions moved into `components`."""
+    schema = model.model_json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+    components.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _operation(op: Operation, components: dict[str, Any], infos: list[Any]) -> dict[str, Any]:
+    reply = op.reply
+    components[reply.__name__] = _schema(reply, components, "serialization")
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Successful Response",
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=reply.__name__)}}},
+        }
+    }
+    error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
+    for status in ERROR_STATUSES:
+        responses[str(status)] = {"description": "Error", "content": error}
+    name = op.path.strip("/").replace("/", "_")
+    operation: dict[str, Any] = {"operationId": name, "summary": op.summary, "responses": responses}
+    if op.request is not None:
+        schema = _schema(op.request, components, "validation")  # inline: `model` enum goes here
+        ids = [i.id for i in infos if op.capability in (None, *i.capabilities)]
+        if ids and "model" in schema.get("properties", {}):
+            schema["properties"]["model"]["enum"] = ids
+        sizes = [i.dimensions for i in infos if i.dimensions]
+        if sizes and "dimensions" in schema.get("properties", {}):
+            schema["properties"]["dimensions"]["anyOf"][0]["maximum"] = max(sizes)
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return operation
+
+
+def openapi_document(operations: Iterable[Operation], infos: Iterable[Any]) -> dict[str, Any]:
+    """OpenAPI 3.1 for `operations`, each at its full path (servers: this host's root);
+    with the served models' infos (handlers.model_info.ModelInfo), a request's `model` is an
+    enum of the ids serving its capability and `dimensions` has its maximum."""
+    components: dict[str, Any] = {}
+    components["ErrorResponse"] = _schema(ErrorResponse, components, "serialization")
+    infos = list(infos)
+    paths: dict[str, Any] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components, infos)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Embeddings and rerank (OpenAI-compatible)", "version": "1"},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": components},
+    }

@@ -1,0 +1,1 @@
+"""Validation and dispatch for every transport: operation table, schemas, logic."""

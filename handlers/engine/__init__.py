@@ -1,0 +1,1 @@
+"""Models: loading (Infinity, ONNX, CTranslate2), tokenizers, schedulers, backend."""

@@ -1,0 +1,1 @@
+"""Image inputs: classification, fetching under an address policy, bounded decoding."""

@@ -1,0 +1,26 @@
+"""What the core knows of one served model: its identity, capabilities and figures (a leaf)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["ModelInfo"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the core needs to know about one served model."""
+
+    id: str
+    capabilities: frozenset[str]
+    backend: str
+    dimensions: int | None
+    created: int
+    max_input_tokens: int | None = None  # context length, special tokens included
+    dtype: str | None = None
+    revision: str | None = None  # the Hub commit, or sha256 of the weight files' content
+    pooling: str | None = None
+    prompts: Mapping[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    fingerprint: str | None = None  # embedders: what decides their vector space
