@@ -336,7 +336,8 @@ def plot(res: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    mixed = "ingestion" in res
+    fig, axes = plt.subplots(1, 3 if mixed else 2, figsize=(18 if mixed else 12, 4.5))
     series = (
         ("ours_torch", "ours, torch"),
         ("ours_optimum", "ours, optimum"),
@@ -369,9 +370,36 @@ def plot(res: dict, out: Path) -> None:
         ax.set_title(f"{size} sentence{'s' if size > 1 else ''} per request (float)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    if mixed:
+        _plot_ingestion(axes[2], res)
     fig.suptitle(f"/v1/embeddings throughput, {res['model']}, {res['machine']['cores']} CPU cores")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
+
+
+def _plot_ingestion(ax, res: dict) -> None:
+    """Chunks/s of 16-chunk requests against concurrency, with the sorted ceilings."""
+    rows = res["ingestion"]["16"]
+    for key, label in (
+        ("ours_torch", "ours, torch"),
+        ("ours_optimum", "ours, optimum"),
+        ("stock", "stock Infinity (torch)"),
+    ):
+        points = sorted((int(c), row["chunks_per_s"]) for c, row in rows[key].items())
+        ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    ceilings = res["mixed_ceilings"]["ingestion"]
+    for key, label, color in (
+        ("torch_sorted", "ceiling: torch, sorted", "grey"),
+        ("onnx_sorted", "ceiling: onnxruntime, sorted", "black"),
+        ("torch_arrival", "torch, arrival order", "lightgrey"),
+    ):
+        ax.axhline(ceilings[key], linestyle="--", linewidth=1, label=label, color=color)
+    ax.set_xticks([4, 16])
+    ax.set_xlabel("concurrent requests")
+    ax.set_ylabel("chunks/s")
+    ax.set_title("ingestion: 16 mixed-length chunks per request")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def images_section(images: dict) -> str:
@@ -381,7 +409,7 @@ def images_section(images: dict) -> str:
         "",
         f"One run of `make image-test` on {images['date']} ({images['machine']}): each image "
         "built with buildah from the repository root, on a local stand-in of "
-        '`python:3.11-slim`, then smoke-tested (README, "BentoML deployment: images").',
+        "`python:3.11-slim`, then smoke-tested (docs/images.md).",
         "",
         "| image | size GB | target GB | build s | /readyz after s |",
         "|---|---:|---:|---:|---:|",
