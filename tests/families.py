@@ -274,12 +274,10 @@ def build_xlmr(folder: Path) -> Path:
     return folder
 
 
-def build_gemma3_dense(folder: Path) -> Path:
-    """Bidirectional Gemma3TextModel with a SentencePiece BPE tokenizer adding <bos> and
-    <eos>, mean pooling, Dense 32->64 and 64->32 (no bias, Identity), Normalize and
-    task prompts: like google/embeddinggemma-300m."""
-    import torch
-    from transformers import Gemma3TextConfig, Gemma3TextModel, GemmaTokenizerFast
+def _gemma_tokenizer(folder: Path, max_length: int, **options: Any) -> Any:
+    """A Gemma SentencePiece BPE tokenizer (byte fallback, <bos>/<eos> added) trained on
+    the family sentences; `options` go to the SentencePiece trainer."""
+    from transformers import GemmaTokenizerFast
 
     model = sentencepiece(
         folder / "tokenizer.model",
@@ -287,14 +285,28 @@ def build_gemma3_dense(folder: Path) -> Path:
         vocab_size=400,
         model_type="bpe",
         byte_fallback=True,
-        split_digits=True,
         add_dummy_prefix=False,
-        remove_extra_whitespaces=False,
-        normalization_rule_name="identity",
+        **options,
         **spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
     )
-    tokenizer = GemmaTokenizerFast(
-        vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=128
+    return GemmaTokenizerFast(
+        vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=max_length
+    )
+
+
+def build_gemma3_dense(folder: Path) -> Path:
+    """Bidirectional Gemma3TextModel with a SentencePiece BPE tokenizer adding <bos> and
+    <eos>, mean pooling, Dense 32->64 and 64->32 (no bias, Identity), Normalize and
+    task prompts: like google/embeddinggemma-300m."""
+    import torch
+    from transformers import Gemma3TextConfig, Gemma3TextModel
+
+    tokenizer = _gemma_tokenizer(
+        folder,
+        128,
+        split_digits=True,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
     )
     tokenizer.save_pretrained(folder)
     config = Gemma3TextConfig(
@@ -356,25 +368,13 @@ def build_siglip2(folder: Path) -> Path:
     defaults) with tiny towers and a Gemma SentencePiece tokenizer: like
     google/siglip2-base-patch16-naflex."""
     from transformers import (
-        GemmaTokenizerFast,
         Siglip2Config,
         Siglip2ImageProcessor,
         Siglip2Model,
         Siglip2Processor,
     )
 
-    model = sentencepiece(
-        folder / "tokenizer.model",
-        _sentences(),
-        vocab_size=400,
-        model_type="bpe",
-        byte_fallback=True,
-        add_dummy_prefix=False,
-        **spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
-    )
-    tokenizer = GemmaTokenizerFast(
-        vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=64
-    )
+    tokenizer = _gemma_tokenizer(folder, 64)
     image_processor = Siglip2ImageProcessor(patch_size=16, max_num_patches=256)
     Siglip2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     config = Siglip2Config(

@@ -142,15 +142,16 @@ class BatchQueue:
         return [(job, i) for _, _, job, i in chosen]
 
     def _drop_cancelled(self) -> None:
-        for job in self._jobs:
-            if job.dropped and job.left:
-                self.counts["dropped"] += len(job.left)
-                self.queued -= len(job.left)
-                if job.lengths is not None:
-                    self._ready_items -= len(job.left)
-                    self._ready_tokens -= sum(job.lengths[i] for i in job.left)
-                job.left = []
-        self._jobs = [job for job in self._jobs if job.left]
+        dropped = [job for job in self._jobs if job.dropped and job.left]
+        for job in dropped:
+            self.counts["dropped"] += len(job.left)
+            self.queued -= len(job.left)
+            if job.lengths is not None:
+                self._ready_items -= len(job.left)
+                self._ready_tokens -= sum(job.lengths[i] for i in job.left)
+            job.left = []
+        if dropped:
+            self._jobs = [job for job in self._jobs if job.left]
 
     def _account(self, live: list[Job], chosen: list[tuple[int, int, Job, int]]) -> None:
         """Take `chosen` out of the queue; count who was passed over."""
