@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from handlers.core.operations import Operation
-from handlers.core.schemas import ErrorResponse
+from handlers.core.replies import ErrorResponse
 
 __all__ = ["openapi_document"]
 

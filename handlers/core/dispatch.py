@@ -16,16 +16,14 @@ from handlers.core.cards import card
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.prompts import prompt_for
-from handlers.core.schemas import (
-    EmbeddingsRequest,
+from handlers.core.replies import (
     EmbeddingsResponse,
     ModelList,
-    RerankRequest,
     RerankResponse,
     RerankV2Response,
-    TokenizeRequest,
     TokenizeResponse,
 )
+from handlers.core.schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
 from handlers.core.vectors import encode
 from handlers.engine.backend import Backend
 from handlers.engine.stages import EmbedKey

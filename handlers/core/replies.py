@@ -1,0 +1,130 @@
+"""Reply schemas (pydantic v2) of every operation: what the OpenAPI document says they return."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "EmbeddingsResponse",
+    "ErrorResponse",
+    "ModelList",
+    "RerankResponse",
+    "RerankV2Response",
+    "TokenizeResponse",
+]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingObject(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float] | list[int] | str
+    index: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EmbeddingObject]
+    usage: Usage
+    id: str
+    created: int
+    fingerprint: str = Field(
+        description="The model's vector-space fingerprint (also the x-embedding-fingerprint "
+        "header): vectors with different fingerprints must not be mixed."
+    )
+
+
+class RerankResult(BaseModel):
+    index: int
+    relevance_score: float
+    document: str | dict[str, Any] | None = None
+
+
+class RerankResponse(BaseModel):
+    object: Literal["rerank"] = "rerank"
+    model: str
+    results: list[RerankResult]
+    usage: Usage
+    id: str
+    created: int
+
+
+class RerankV2Result(BaseModel):
+    index: int
+    relevance_score: float
+
+
+class RerankV2Response(BaseModel):
+    id: str
+    model: str
+    results: list[RerankV2Result]
+    meta: dict[str, Any]
+    usage: Usage
+
+
+class TokenizedInput(BaseModel):
+    object: Literal["tokens"] = "tokens"
+    index: int
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[list[int]] = Field(
+        description="[start, end) character offsets of each token in the input; [0, 0] for "
+        "special tokens."
+    )
+    count: int
+
+
+class TokenizeResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[TokenizedInput]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "infinity"
+    created: int
+    capabilities: list[str]
+    backend: str
+    dtype: str | None = None
+    revision: str | None = Field(
+        None, description="The Hub commit, or sha256 of the weight files' content (a folder)."
+    )
+    max_input_tokens: int | None = None
+    dimensions: int | None = None
+    pooling: str | None = None
+    normalized: bool | None = None
+    prompts: list[str] | None = None
+    default_prompt_name: str | None = None
+    input_types: dict[str, str | None] | None = Field(
+        None, description="Each input_type and the prompt it applies (null: none, text as is)."
+    )
+    fingerprint: str | None = Field(
+        None,
+        description="Embedders: 16 hex digits over weights, pooling, normalisation, max "
+        "length, default prompt and dtype class.",
+    )
+    stats: dict[str, Any] = {}
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
