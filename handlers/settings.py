@@ -160,6 +160,7 @@ class Settings(BaseSettings):
     max_client_batch_size: int = Field(2048, ge=1)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1)
     max_total_chars: int = Field(8 * 1024 * 1024, ge=1)
+    token_arrays: Literal["refuse", "cl100k"] = "refuse"
     shutdown_drain_seconds: float = Field(2.0, ge=0, allow_inf_nan=False)
     shutdown_timeout: int = Field(5, ge=1)
     api_key: SecretStr | None = None

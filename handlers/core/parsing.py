@@ -18,8 +18,9 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def parse_body(model: type[BaseModel], body: Any) -> Any:
-    """Validate a request body against `model`.
+def parse_body(model: type[BaseModel], body: Any, context: dict[str, Any] | None = None) -> Any:
+    """Validate a request body against `model`, with the validators' `context` (e.g. the
+    token-id decoder of TOKEN_ARRAYS).
 
     Raises:
         ServiceError: INVALID, one message naming up to five failing fields by location
@@ -28,7 +29,7 @@ def parse_body(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
         raise ServiceError(ErrorKind.INVALID, "The request body must be a JSON object.")
     try:
-        return model.model_validate(body)
+        return model.model_validate(body, context=context)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         messages = [

@@ -15,23 +15,27 @@ def input_types(info: ModelInfo) -> dict[str, str | None]:
 
 
 def prompt_for(req: EmbeddingsRequest, info: ModelInfo) -> str:
-    """The text prefixed to every text input ('' for none): the request's prompt_name, else
-    its input_type's prompt when the model has it, else the model's default prompt.
+    """The text prefixed to every text input ('' for none): the request's prompt_name (or
+    Jina's task, the same), else its input_type's prompt when the model has it, else the
+    model's default prompt.
 
     Raises:
-        ServiceError: INVALID for a prompt the model lacks (the schema refuses prompt_name
-            with input_type).
+        ServiceError: INVALID for a prompt (or task) the model lacks, naming its prompts
+            (the schema refuses two of prompt_name, input_type and task).
     """
-    if req.prompt_name is not None:
-        if req.prompt_name not in info.prompts:
+    for param in ("prompt_name", "task"):
+        name = getattr(req, param)
+        if name is None:
+            continue
+        if name not in info.prompts:
             raise ServiceError(
                 ErrorKind.INVALID,
-                f"Model '{info.id}' has no prompt {req.prompt_name!r}. "
+                f"Model '{info.id}' has no prompt {name!r}. "
                 f"Its prompts: {', '.join(info.prompts) or 'none'}.",
-                param="prompt_name",
+                param=param,
                 code="unknown_prompt",
             )
-        return info.prompts[req.prompt_name]
+        return info.prompts[name]
     if req.input_type is not None:
-        return info.prompts.get(INPUT_TYPES[req.input_type], "")
+        return info.prompts.get(INPUT_TYPES[req.input_type] or "", "")
     return info.prompts.get(info.default_prompt_name or "", "")

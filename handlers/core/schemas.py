@@ -14,11 +14,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from handlers.core.other_apis import input_objects, our_fields
 from handlers.core.rerank import document_texts
 from handlers.errors import ErrorKind, ServiceError
 
@@ -33,30 +35,55 @@ __all__ = [
 
 MODALITIES = ("text", "image", "audio", "auto")
 EMBEDDING_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
-# Cohere's and Voyage's input_type -> the prompt name it applies (when the model has it)
-INPUT_TYPES = {
+# Cohere's and Voyage's input_type -> the prompt name it applies (when the model has it);
+# Cohere's "image" applies none
+INPUT_TYPES: dict[str, str | None] = {
     "search_query": "query",
     "query": "query",
     "search_document": "document",
     "document": "document",
     "classification": "classification",
     "clustering": "clustering",
+    "image": None,
 }
 TOKEN_ARRAY_MESSAGE = (
-    "token-id arrays are not supported as input: send the text itself "
-    "(LangChain: set check_embedding_ctx_length=False)"
+    "token-id arrays are not supported as input: send the text itself (LangChain: set "
+    "check_embedding_ctx_length=False), or start the server with TOKEN_ARRAYS=cl100k to "
+    "read them as OpenAI's cl100k_base tokens"
 )
 
 
-def _input_as_list(value: Any) -> Any:
-    """A single string becomes a one-item list; token-id arrays are refused clearly."""
+def _is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    )
+
+
+def _input_as_list(value: Any, info: ValidationInfo) -> Any:
+    """A single string becomes a one-item list. Token-id arrays (one, or a list of them)
+    become the texts they encode when the context has a `token_arrays` decoder
+    (TOKEN_ARRAYS=cl100k); otherwise they are refused, naming both fixes."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and any(
-        isinstance(item, int | list) and not isinstance(item, bool) for item in value
-    ):
+    if not isinstance(value, list):
+        return value
+    if any(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        value = [value]  # one token-id array
+    elif not any(isinstance(v, list) for v in value):
+        return value
+    decode = (info.context or {}).get("token_arrays")
+    if decode is None:
         raise PydanticCustomError("token_ids", TOKEN_ARRAY_MESSAGE)
-    return value
+    texts = []
+    for index, item in enumerate(value):
+        if isinstance(item, list) and not _is_token_ids(item):
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"input[{index}]: a token-id array holds integers only",
+                param="input",
+            )
+        texts.append(decode(index, item) if isinstance(item, list) else item)
+    return texts
 
 
 def _known_modality(value: Any) -> Any:
@@ -127,6 +154,38 @@ InputList = Annotated[
         }
     ),
 ]
+_ITEM = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"image": {"type": "string"}},
+            "required": ["image"],
+            "additionalProperties": False,
+        },
+    ]
+}
+EmbeddingInput = Annotated[
+    list[str],
+    BeforeValidator(_input_as_list),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": _ITEM},
+            ],
+            "description": "A string or a list: strings (texts, or images for modality "
+            "image/auto), or Jina/vLLM objects {'text': ...} and {'image': URL, data URI or "
+            "base64}, each embedded by its own modality, mixed freely. Order is preserved.",
+        }
+    ),
+]
 
 
 class _Request(BaseModel):
@@ -136,8 +195,11 @@ class _Request(BaseModel):
 
 
 class EmbeddingsRequest(_Request):
+    """OpenAI's embeddings body, plus the fields of Cohere, Voyage and Jina that change the
+    output, read under their own names (handlers.core.other_apis)."""
+
     model: str = Field(description="A served model id (see /v1/models).")
-    input: InputList
+    input: EmbeddingInput
     modality: Annotated[
         str,
         BeforeValidator(_known_modality),
@@ -156,23 +218,28 @@ class EmbeddingsRequest(_Request):
         "embedding_type float, as the OpenAI SDK expects; one byte per value otherwise).",
     )
     dimensions: PositiveInt | None = Field(
-        None, description="Matryoshka: keep the first N dimensions and re-normalise."
+        None,
+        description="Matryoshka: keep the first N dimensions and re-normalise (also read "
+        "as output_dimension, Voyage's and Cohere's name).",
     )
     embedding_type: Literal[EMBEDDING_TYPES] = Field(  # type: ignore[valid-type]
         "float",
         description="int8: round(127 v) clipped to [-127, 127] of the normalised vector; "
         "uint8: int8 + 128; ubinary: numpy.packbits(v > 0), zero-padded to a multiple of 8 "
-        "dimensions; binary: ubinary - 128 as int8. Applied after dimensions.",
+        "dimensions; binary: ubinary - 128 as int8. Applied after dimensions. Also read as "
+        "Voyage's output_dtype and Cohere's embedding_types (one type); Jina's 'base64' is "
+        "float with encoding_format base64.",
     )
     normalize: bool = Field(
         True,
         description="false: the pooling output before any normalisation (float only; "
-        "quantised types always use the normalised vector).",
+        "quantised types always use the normalised vector). Also read as Jina's normalized.",
     )
     truncate: bool = Field(
         True,
         description="false: an input longer than the model's context length is a 413 "
-        "instead of being cut.",
+        "instead of being cut. Also read as Voyage's truncation, and as Cohere's NONE "
+        "(false), END (true) and START (true, truncation_direction left).",
     )
     truncation_direction: Literal["right", "left"] = Field(
         "right", description="Which end of a too-long input is cut."
@@ -183,9 +250,29 @@ class EmbeddingsRequest(_Request):
     input_type: Literal[tuple(INPUT_TYPES)] | None = Field(  # type: ignore[valid-type]
         None,
         description="Cohere/Voyage style: applies the model's query, document, "
-        "classification or clustering prompt when it has one. Not with prompt_name.",
+        "classification or clustering prompt when it has one ('image': none). Not with "
+        "prompt_name or task.",
+    )
+    task: str | None = Field(
+        None,
+        description="Jina style: the model's prompt of this name (as prompt_name). Not with "
+        "prompt_name or input_type.",
     )
     user: str | None = Field(None, description="Accepted and ignored.")
+    _kinds: list[str | None] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _other_apis(cls, data: Any, handler: Any) -> EmbeddingsRequest:
+        """Other APIs' field names onto ours; Jina input objects into strings and kinds."""
+        kinds = None
+        if isinstance(data, dict):
+            data = our_fields(data)
+            if isinstance(data.get("input"), list):
+                data["input"], kinds = input_objects(data["input"])
+        req = handler(data)
+        req._kinds = kinds or [None] * len(req.input)
+        return req
 
     @model_validator(mode="after")
     def _across_fields(self) -> EmbeddingsRequest:
@@ -196,11 +283,18 @@ class EmbeddingsRequest(_Request):
                 param="modality",
                 code="not_implemented",
             )
-        if self.prompt_name is not None and self.input_type is not None:
+        chosen = [f for f in ("prompt_name", "input_type", "task") if getattr(self, f) is not None]
+        if len(chosen) > 1:
             raise ServiceError(
-                ErrorKind.INVALID, "Send prompt_name or input_type, not both.", param="prompt_name"
+                ErrorKind.INVALID, f"Send {' or '.join(chosen)}, not both.", param=chosen[0]
             )
         return self
+
+    @property
+    def kinds(self) -> list[str | None]:
+        """Each input's modality as its object names it ('text', 'image'), or None (a
+        string: the request's modality applies)."""
+        return self._kinds
 
 
 class RerankRequest(_Request):

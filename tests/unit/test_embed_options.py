@@ -86,6 +86,7 @@ async def test_models_describe_prompts_and_identity(core):
         "document": "document",
         "classification": None,
         "clustering": None,
+        "image": None,
     }
     assert embedder["max_input_tokens"] == 16 and embedder["normalized"] is True
     assert embedder["fingerprint"] == "0123456789abcdef"

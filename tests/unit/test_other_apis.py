@@ -1,0 +1,186 @@
+"""Cohere, Voyage and Jina embeddings fields in the core (fake backend): honoured as the
+same request under our names, or refused by name; input objects; token-id arrays."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.core.dispatch import Core
+from handlers.errors import ErrorKind, ServiceError
+from tests.fakes import FakeBackend, FakeImage, FakeImages
+
+
+async def embed(core, **body):
+    reply = await core.dispatch("/v1/embeddings", {"model": "embedder", "input": ["a b"], **body})
+    return [item["embedding"] for item in reply["data"]]
+
+
+async def error_of(core, route="/v1/embeddings", **body) -> ServiceError:
+    with pytest.raises(ServiceError) as info:
+        await core.dispatch(route, {"model": "embedder", "input": ["a b"], **body})
+    return info.value
+
+
+def same(left, right) -> bool:
+    return [list(map(float, v)) if not isinstance(v, str) else v for v in left] == [
+        list(map(float, v)) if not isinstance(v, str) else v for v in right
+    ]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours"),
+    [
+        ({"output_dimension": 4}, {"dimensions": 4}),  # Voyage, Cohere v2
+        ({"output_dtype": "int8"}, {"embedding_type": "int8"}),  # Voyage
+        (
+            {"output_dtype": "ubinary", "encoding_format": "base64"},
+            {"embedding_type": "ubinary", "encoding_format": "base64"},
+        ),
+        ({"embedding_types": ["uint8"]}, {"embedding_type": "uint8"}),  # Cohere
+        ({"embedding_type": "base64"}, {"encoding_format": "base64"}),  # Jina
+        ({"output_dimension": None, "late_chunking": False}, {}),  # null / off: nothing
+    ],
+)
+async def test_other_apis_fields_give_what_ours_give(core, theirs, ours):
+    assert same(await embed(core, **theirs), await embed(core, **ours))
+    assert not same(await embed(core, **ours), await embed(core)) or not ours
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours"),
+    [
+        ({"truncation": False}, {"truncate": False}),  # Voyage
+        ({"truncate": "NONE"}, {"truncate": False}),  # Cohere
+        ({"truncate": "START"}, {"truncation_direction": "left"}),
+        ({"truncate": "END"}, {"truncation_direction": "right"}),
+        ({"task": "query"}, {"prompt_name": "query"}),  # Jina
+        ({"normalized": False}, {"normalize": False}),  # Jina
+    ],
+)
+async def test_other_apis_fields_reach_the_model_as_ours(make_settings, theirs, ours):
+    seen = []
+    for body in (theirs, ours):
+        backend = FakeBackend()
+        core = Core(make_settings(), backend, FakeImages())
+        await embed(core, **body)
+        seen.append((backend.calls, backend.keys, backend.lengths))
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        (
+            {"late_chunking": True},
+            "late_chunking",
+            "late_chunking (Jina's late chunking) is not supported",
+        ),
+        ({"return_multivector": True}, "return_multivector", "return_multivector"),
+        ({"max_tokens": 8}, "max_tokens", "max_tokens (Cohere's per-input token limit"),
+        (
+            {"dimensions": 4, "output_dimension": 2},
+            "output_dimension",
+            "output_dimension contradicts dimensions=4",
+        ),
+        (
+            {"embedding_types": ["float", "int8"]},
+            "embedding_types",
+            "POST /v2/embed returns several",
+        ),
+        (
+            {"truncate": "MIDDLE"},
+            "truncate",
+            "'MIDDLE' is not a boolean nor one of NONE, START, END",
+        ),
+        (
+            {"task": "query", "input_type": "query"},
+            "input_type",
+            "Send input_type or task, not both.",
+        ),
+        ({"output_dtype": "float16"}, "embedding_type", "embedding_type: Input should be"),
+    ],
+)
+async def test_fields_that_cannot_be_honoured_are_refused_by_name(
+    core, backend, body, param, message
+):
+    error = await error_of(core, **body)
+    assert error.kind is ErrorKind.INVALID and error.param == param
+    assert message in error.message
+    assert backend.calls == []
+
+
+async def test_an_unknown_task_names_the_models_prompts(core):
+    error = await error_of(core, task="retrieval.query")
+    assert (error.param, error.code) == ("task", "unknown_prompt")
+    assert error.message == (
+        "Model 'embedder' has no prompt 'retrieval.query'. Its prompts: query, document."
+    )
+
+
+async def test_input_objects_are_embedded_by_their_own_modality(make_settings):
+    backend = FakeBackend()
+    core = Core(make_settings(), backend, FakeImages())
+    items = [{"text": "a cat"}, {"image": "https://example.com/cat.jpg"}, "https://x.y/z.png"]
+    reply = await core.dispatch("/v1/embeddings", {"model": "clip", "input": items})
+    assert len(reply["data"]) == 3
+    # the plain string follows the request's modality (text), the objects their own
+    assert backend.calls == [
+        ("embed", ["a cat", FakeImage("https://example.com/cat.jpg"), "https://x.y/z.png"])
+    ]
+    as_image = await core.dispatch(
+        "/v1/embeddings", {"model": "clip", "modality": "image", "input": [{"text": "a cat"}]}
+    )
+    assert backend.calls[-1] == ("embed", ["a cat"])  # the object wins over the request
+    assert len(as_image["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            {"text": "a", "image": "b"},
+            "input[1]: an input object has one field, 'text' or 'image' (got 'text', 'image').",
+        ),
+        ({"video": "v"}, "input[1]: an input object has one field"),
+        ({"text": 3}, "input[1].text: should be a string."),
+    ],
+)
+async def test_bad_input_objects_are_400_by_index(core, item, message):
+    error = await error_of(core, input=["ok", item])
+    assert error.kind is ErrorKind.INVALID and error.message.startswith(message)
+
+
+async def test_an_image_object_needs_an_image_model(core, backend):
+    error = await error_of(core, input=[{"image": "https://example.com/a.png"}])
+    assert error.code == "model_capability" and backend.calls == []
+
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "naïve café — 東京"]
+
+
+async def test_token_arrays_are_refused_naming_both_fixes(core, cl100k):
+    ids = cl100k.encode(TEXTS[0])
+    error = await error_of(core, input=[ids])
+    assert "check_embedding_ctx_length=False" in error.message
+    assert "TOKEN_ARRAYS=cl100k" in error.message
+
+
+@pytest.fixture
+def cl100k_core(make_settings, backend) -> Core:
+    return Core(make_settings(TOKEN_ARRAYS="cl100k"), backend, FakeImages())
+
+
+async def test_cl100k_token_arrays_embed_as_the_texts_they_encode(cl100k_core, backend, cl100k):
+    arrays = [cl100k.encode(text) for text in TEXTS]
+    assert same(await embed(cl100k_core, input=arrays), await embed(cl100k_core, input=TEXTS))
+    assert same(
+        await embed(cl100k_core, input=arrays[0]), await embed(cl100k_core, input=TEXTS[:1])
+    )
+    assert backend.calls[0] == ("embed", TEXTS)
+
+
+async def test_cl100k_refuses_ids_outside_the_vocabulary(cl100k_core):
+    error = await error_of(cl100k_core, input=[[1, 2], [3, 100256]])
+    assert error.message == "input[1]: 100256 is not a cl100k_base token id"
+    mixed = await error_of(cl100k_core, input=[[1, "a"]])
+    assert mixed.message == "input[0]: a token-id array holds integers only"
