@@ -10,13 +10,14 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 
 from handlers.api.drain import Drain, DrainMiddleware
-from handlers.api.http import BearerAuthMiddleware, V1App
+from handlers.api.error_bodies import OpenAIErrorBodies
+from handlers.api.http import BearerAuthMiddleware, RootRoutes, V1App
 from handlers.api.metrics import MetricsRoute, SchedulerMetrics
 from handlers.api.page import ApiPage
 from handlers.api.wire import plain
 from handlers.compose import build_core
 from handlers.core.dispatch import OPERATIONS
-from handlers.core.operations import mount_prefixes
+from handlers.core.operations import mount_prefixes, root_paths
 from handlers.engine.backend import ModelLoadError
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
 from handlers.settings import Settings, SettingsError, load_settings, settings_or_exit
@@ -31,11 +32,15 @@ SERVER = settings_or_exit()
 # A worker whose models cannot load stops this server instead of being respawned forever.
 exit_nonzero_after_a_worker_failed()
 # One app per prefix of the operation table (/v1, /v2), mounted below; BentoML mounts
-# apps when the class is defined. The batchable APIs' routes are BentoML's.
+# apps when the class is defined. The root paths (/embeddings, /rerank, /models: Infinity's
+# and vLLM's) are served by ROOT through the RootRoutes middleware; BentoML's own APIs
+# (batchable) live under BATCH, where they collide with none.
 APPS = [V1App(prefix) for prefix in mount_prefixes(OPERATIONS)]
-BATCHABLE = ("/embeddings", "/rerank", "/models")
+ROOT = V1App("")
+ROOT_PATHS = root_paths(OPERATIONS)
+BATCH = "/batch"
 # What is left out of tracing unless TRACE_REQUESTS=true: the API routes.
-UNTRACED = (*(app.prefix + "/" for app in APPS), *BATCHABLE)
+UNTRACED = (*(app.prefix + "/" for app in APPS), *ROOT_PATHS, BATCH + "/")
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
@@ -101,7 +106,7 @@ class EmbeddingService:
         self.drain = Drain()
         self.core = build_core(self.settings)
         self.metrics = SchedulerMetrics(self.core.backend.schedulers)
-        for app in APPS:
+        for app in (*APPS, ROOT):
             app.core = self.core
 
     @bentoml.on_startup
@@ -147,17 +152,19 @@ class EmbeddingService:
 
         return list(await asyncio.gather(*(one(body) for body in bodies)))
 
-    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=10_000)
+    @bentoml.api(
+        route=BATCH + "/embeddings", batchable=True, max_batch_size=256, max_latency_ms=10_000
+    )
     async def embeddings(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Batchable: each item is an /v1/embeddings body; each result its reply or error."""
         return await self._many("/v1/embeddings", requests)
 
-    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=10_000)
+    @bentoml.api(route=BATCH + "/rerank", batchable=True, max_batch_size=256, max_latency_ms=10_000)
     async def rerank(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Batchable: each item is an /v1/rerank body; each result its reply or error."""
         return await self._many("/v1/rerank", requests)
 
-    @bentoml.api
+    @bentoml.api(route=BATCH + "/models")
     async def models(self) -> dict[str, Any]:
         """The /v1/models body."""
         return await self.core.dispatch("/v1/models")
@@ -165,8 +172,11 @@ class EmbeddingService:
 
 for _app in APPS:
     EmbeddingService.mount_asgi_app(_app, path=_app.prefix)
+# Outermost first: every error body OpenAI-shaped, the page at /, auth, drain, root paths.
+EmbeddingService.add_asgi_middleware(OpenAIErrorBodies)
 EmbeddingService.add_asgi_middleware(ApiPage)
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
 EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)
+EmbeddingService.add_asgi_middleware(RootRoutes, root=ROOT, paths=frozenset(ROOT_PATHS))
 if not SERVER.prometheus_metrics:  # BentoML then has no /metrics route: ours stays
     EmbeddingService.add_asgi_middleware(MetricsRoute, metrics=_metrics_text)

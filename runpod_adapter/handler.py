@@ -119,8 +119,8 @@ def normalize(
         raise _invalid(routes, "The job input has both 'input' (embeddings) and 'query' (rerank).")
     if has_input:
         return "/v1/embeddings", dict(job_input)
-    if has_query:
-        return "/v1/rerank", dict(job_input)
+    if has_query:  # the RunPod Infinity worker's reply: documents as sent
+        return "/rerank", dict(job_input)
     keys = ", ".join(repr(key) for key in list(job_input)[:10]) or "none"
     raise _invalid(
         routes, f"The job input has no 'openai_route', 'input' or 'query' (keys: {keys})."
@@ -157,7 +157,7 @@ async def handle(job: Any, core: Dispatcher) -> dict[str, Any] | list[dict[str, 
     """
     try:
         job_input = job.get("input") if isinstance(job, dict) else None
-        routes = {path: op.method for path, op in core.routes.items()}
+        routes = {op.path: op.method for op in core.routes.values()}  # no aliases
         route, body = normalize(job_input, routes)
         result = plain(await core.dispatch(route, body))  # what the SDK can serialise
         if "openai_route" in job_input and routes[route] != "GET":

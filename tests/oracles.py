@@ -49,11 +49,12 @@ def rerank_scores(folder: Path, query: str, docs: list[str], raw_scores: bool) -
 
 
 def assert_rerank_matches(
-    folder: Path, request: dict[str, Any], results: list[dict[str, Any]]
+    folder: Path, request: dict[str, Any], results: list[dict[str, Any]], as_sent: bool = False
 ) -> None:
     """`results` of a rerank `request` agree with the oracle: each score matches the oracle's
     for the document at its `index`, the order is the oracle's, `top_n` cut, and `document`
-    is that request document exactly when it was asked for."""
+    is that request document exactly when it was asked for: a string one as {"text": ...}
+    (/v1 and /v2), or as sent (`as_sent`: /rerank, RunPod's native jobs)."""
     docs = request.get("documents", request.get("docs"))
     raw = request.get("raw_scores", False)
     expected = rerank_scores(folder, request["query"], docs, raw)
@@ -63,8 +64,12 @@ def assert_rerank_matches(
     for result in results:
         assert abs(result["relevance_score"] - expected[result["index"]]) <= TOLERANCE
     with_docs = request.get("return_documents", request.get("return_docs", False))
+
+    def returned(doc: Any) -> Any:
+        return {"text": doc} if isinstance(doc, str) and not as_sent else doc
+
     assert [r.get("document") for r in results] == [
-        docs[i] if with_docs else None for i in order[: request.get("top_n")]
+        returned(docs[i]) if with_docs else None for i in order[: request.get("top_n")]
     ]
 
 

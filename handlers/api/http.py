@@ -15,7 +15,14 @@ from handlers.api.wire import dumps
 from handlers.core.dispatch import REPLY_HEADERS, Core
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
 
-__all__ = ["OPENAPI_PATH", "OPEN_PATHS", "BearerAuthMiddleware", "V1App", "error_response"]
+__all__ = [
+    "OPENAPI_PATH",
+    "OPEN_PATHS",
+    "BearerAuthMiddleware",
+    "RootRoutes",
+    "V1App",
+    "error_response",
+]
 
 OPENAPI_PATH = "/v1/openapi.json"  # the document of every operation, /v2 ones included
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
@@ -101,9 +108,9 @@ async def _unless_client_leaves(receive: Receive, work: Coroutine[Any, Any, Any]
 
 class V1App:
     """The ASGI app BentoML mounts at `prefix` (one per prefix of the operation table: /v1,
-    /v2): the core's operations under it (and OPENAPI_PATH), OpenAI-shaped errors for
-    unknown paths (404) and wrong methods (405 with Allow). `core` is set by the service;
-    until then every request is a 503."""
+    /v2; "" for the root paths, which RootRoutes hands it): the core's operations under it
+    (and OPENAPI_PATH), OpenAI-shaped errors for unknown paths (404) and wrong methods (405
+    with Allow). `core` is set by the service; until then every request is a 503."""
 
     def __init__(self, prefix: str = "/v1") -> None:
         self.prefix = prefix
@@ -191,4 +198,20 @@ class BearerAuthMiddleware:
                     code="invalid_api_key",
                 )
                 return await error_response(error, {"WWW-Authenticate": "Bearer"})(send)
+        return await self.app(scope, receive, send)
+
+
+class RootRoutes:
+    """ASGI middleware: the operations' one-segment paths (/embeddings, /rerank, /models,
+    where Infinity and vLLM serve them) go to `root` (a V1App with prefix ""), the rest on
+    to the app. A mount cannot serve them: a mount at /embeddings matches /embeddings/..."""
+
+    def __init__(self, app: Any, root: V1App, paths: frozenset[str]) -> None:
+        self.app = app
+        self.root = root
+        self.paths = paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            return await self.root(scope, receive, send)
         return await self.app(scope, receive, send)

@@ -23,7 +23,9 @@ def _schema(model: type[BaseModel], components: dict[str, Any], mode: str) -> di
     return schema
 
 
-def _operation(op: Operation, components: dict[str, Any], infos: list[Any]) -> dict[str, Any]:
+def _operation(
+    op: Operation, path: str, components: dict[str, Any], infos: list[Any]
+) -> dict[str, Any]:
     reply = op.reply
     components[reply.__name__] = _schema(reply, components, "serialization")
     responses: dict[str, Any] = {
@@ -35,7 +37,7 @@ def _operation(op: Operation, components: dict[str, Any], infos: list[Any]) -> d
     error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
     for status in ERROR_STATUSES:
         responses[str(status)] = {"description": "Error", "content": error}
-    name = op.path.strip("/").replace("/", "_")
+    name = path.strip("/").replace("/", "_")
     operation: dict[str, Any] = {"operationId": name, "summary": op.summary, "responses": responses}
     if op.request is not None:
         schema = _schema(op.request, components, "validation")  # inline: `model` enum goes here
@@ -61,7 +63,8 @@ def openapi_document(operations: Iterable[Operation], infos: Iterable[Any]) -> d
     infos = list(infos)
     paths: dict[str, Any] = {}
     for op in operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components, infos)
+        for path in op.paths:  # aliases too, each at its own path
+            paths.setdefault(path, {})[op.method.lower()] = _operation(op, path, components, infos)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Embeddings and rerank (OpenAI-compatible)", "version": "1"},

@@ -17,13 +17,19 @@ from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.prompts import prompt_for
 from handlers.core.replies import (
+    CohereEmbedResponse,
     EmbeddingsResponse,
     ModelList,
     RerankResponse,
     RerankV2Response,
     TokenizeResponse,
 )
-from handlers.core.schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
+from handlers.core.schemas import (
+    CohereEmbedRequest,
+    EmbeddingsRequest,
+    RerankRequest,
+    TokenizeRequest,
+)
 from handlers.core.token_arrays import cl100k_decoder
 from handlers.core.vectors import encode
 from handlers.engine.backend import Backend
@@ -52,6 +58,14 @@ class ImageLoader(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+def _documents(req: RerankRequest) -> list[Any] | None:
+    """The documents a rerank reply carries (return_documents): a string one as Cohere v1,
+    Jina and vLLM reply, `{"text": ...}`; an object one as sent."""
+    if not req.return_documents:
+        return None
+    return [{"text": doc} if isinstance(doc, str) else doc for doc in req.documents]
 
 
 def _meta() -> dict[str, Any]:
@@ -279,6 +293,42 @@ class Core:
             "fingerprint": info.fingerprint,
         }
 
+    async def embed_v1(self, body: Any) -> dict[str, Any]:
+        return await self._cohere_embed(body, "1")
+
+    async def embed_v2(self, body: Any) -> dict[str, Any]:
+        return await self._cohere_embed(body, "2")
+
+    async def _cohere_embed(self, body: Any, version: str) -> dict[str, Any]:
+        """Cohere's embed reply: without embedding_types, v1 gives `embeddings_floats` (a
+        list of vectors) and v2 `{"float": [...]}`; with them, one list per type, all from
+        one pass of the model."""
+        req: CohereEmbedRequest = parse_body(CohereEmbedRequest, body, self.context)
+        inner = req.embeddings
+        _, vectors, tokens = await self._embed(inner)
+
+        def rows(kind: str) -> list[Any]:
+            if not vectors:
+                return []
+            return encode(
+                vectors,
+                encoding="base64" if kind == "base64" else "float",
+                dimensions=inner.dimensions,
+                normalize=True,
+                embedding_type="float" if kind == "base64" else kind,
+            )
+
+        types = req.embedding_types or (None if version == "1" else ["float"])
+        return {
+            "id": _meta()["id"],
+            "response_type": "embeddings_floats" if types is None else "embeddings_by_type",
+            "embeddings": rows("float") if types is None else {t: rows(t) for t in types},
+            "texts": [
+                item for item, kind in zip(inner.input, inner.kinds, strict=True) if kind != "image"
+            ],
+            "meta": {"api_version": {"version": version}, "billed_units": {"input_tokens": tokens}},
+        }
+
     def _reranker(self, model: str | None) -> str:
         """The reranker a request names; when it names none, the only one served.
 
@@ -322,23 +372,39 @@ class Core:
         return req, model, windows.best(scores, len(texts)), tokens
 
     async def rerank(self, body: Any) -> dict[str, Any]:
+        """Cohere v1's, Jina's and vLLM's reply: a string document as {"text": ...}."""
         req, model, scores, tokens = await self._rank(body)
-        documents = req.documents if req.return_documents else None
+        return self._rerank_body(req, model, scores, tokens, _documents(req))
+
+    async def rerank_as_sent(self, body: Any) -> dict[str, Any]:
+        """Infinity's reply (its /rerank; RunPod's native jobs): documents as sent."""
+        req, model, scores, tokens = await self._rank(body)
+        return self._rerank_body(
+            req, model, scores, tokens, req.documents if req.return_documents else None
+        )
+
+    @staticmethod
+    def _rerank_body(
+        req: RerankRequest, model: str, scores: list[float], tokens: int, docs: list[Any] | None
+    ) -> dict[str, Any]:
+        """The rerank reply; the same results also as `data`, for Voyage's client."""
+        results = rerank.ranked_results(scores, req.raw_scores, req.top_n, docs)
         return {
             "object": "rerank",
             "model": model,
-            "results": rerank.ranked_results(scores, req.raw_scores, req.top_n, documents),
+            "results": results,
+            "data": results,
             "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
             **_meta(),
         }
 
     async def rerank_v2(self, body: Any) -> dict[str, Any]:
-        """Cohere v2's reply: results without documents; tokens in `meta` and `usage`."""
+        """Cohere v2's reply: tokens in `meta` and `usage`."""
         req, model, scores, tokens = await self._rank(body)
         return {
             "id": _meta()["id"],
             "model": model,
-            "results": rerank.ranked_results(scores, req.raw_scores, req.top_n, None),
+            "results": rerank.ranked_results(scores, req.raw_scores, req.top_n, _documents(req)),
             "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
             "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
         }
@@ -366,21 +432,34 @@ OPERATIONS = (
         Core.models,
         "List served models with their capabilities.",
         ModelList,
+        aliases=("/models",),
     ),
     Operation(
         "/v1/embeddings",
         "POST",
         Core.embeddings,
-        "Create embeddings for texts or images (OpenAI-compatible).",
+        "Create embeddings for texts or images (OpenAI-compatible; Cohere's, Voyage's and "
+        "Jina's fields too).",
         EmbeddingsResponse,
         EmbeddingsRequest,
         "embed",
+        aliases=("/embeddings",),
     ),
     Operation(
         "/v1/rerank",
         "POST",
         Core.rerank,
-        "Score documents against a query, highest first.",
+        "Score documents against a query, highest first (Cohere v1's, Jina's and vLLM's reply: "
+        "a string document as {'text': ...}).",
+        RerankResponse,
+        RerankRequest,
+        "rerank",
+    ),
+    Operation(
+        "/rerank",
+        "POST",
+        Core.rerank_as_sent,
+        "Score documents against a query, highest first (Infinity's reply: documents as sent).",
         RerankResponse,
         RerankRequest,
         "rerank",
@@ -393,6 +472,25 @@ OPERATIONS = (
         "(never truncated).",
         TokenizeResponse,
         TokenizeRequest,
+    ),
+    Operation(
+        "/v1/embed",
+        "POST",
+        Core.embed_v1,
+        "Create embeddings in Cohere v1's shape (cohere.Client().embed).",
+        CohereEmbedResponse,
+        CohereEmbedRequest,
+        "embed",
+    ),
+    Operation(
+        "/v2/embed",
+        "POST",
+        Core.embed_v2,
+        "Create embeddings in Cohere v2's shape (cohere.ClientV2().embed): texts, images or "
+        "inputs; several embedding types at once.",
+        CohereEmbedResponse,
+        CohereEmbedRequest,
+        "embed",
     ),
     Operation(
         "/v2/rerank",

@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers.errors import ErrorKind, ServiceError
 
-__all__ = ["SYNONYMS", "UNHONOURED", "input_objects", "our_fields"]
+__all__ = ["SYNONYMS", "UNHONOURED", "cohere_inputs", "input_objects", "our_fields"]
 
 SYNONYMS = {
     "output_dimension": "dimensions",  # Voyage, Cohere v2
@@ -128,3 +128,42 @@ def input_objects(items: list[Any]) -> tuple[list[Any], list[str | None] | None]
         values.append(item[fields[0]])
         kinds.append(fields[0])
     return values, kinds
+
+
+def _part(index: int, part: Any) -> dict[str, str]:
+    """One Cohere v2 content part as an input object."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part.get("text"), str):
+        return {"text": part["text"]}
+    if kind == "image_url":
+        url = part.get("image_url")
+        url = url.get("url") if isinstance(url, dict) else url
+        if isinstance(url, str):
+            return {"image": url}
+    raise ServiceError(
+        ErrorKind.INVALID,
+        f"inputs[{index}].content[0]: a part is {{'type': 'text', 'text': ...}} or "
+        "{'type': 'image_url', 'image_url': {'url': ...}}.",
+        param="inputs",
+    )
+
+
+def cohere_inputs(inputs: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Cohere v2's `inputs` as input objects, one per input.
+
+    Raises:
+        ServiceError: INVALID naming the first input that is not one text or image part
+            (an input fusing several parts into one vector cannot be honoured).
+    """
+    items = []
+    for index, item in enumerate(inputs):
+        content = item.get("content")
+        if not isinstance(content, list) or len(content) != 1:
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"inputs[{index}]: this server embeds one content part per input "
+                f"(got {len(content) if isinstance(content, list) else 'no'} parts).",
+                param="inputs",
+            )
+        items.append(_part(index, content[0]))
+    return items

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "CohereEmbedResponse",
     "EmbeddingsResponse",
     "ErrorResponse",
     "ModelList",
@@ -40,24 +41,38 @@ class EmbeddingsResponse(BaseModel):
     )
 
 
+class CohereEmbedResponse(BaseModel):
+    id: str
+    response_type: Literal["embeddings_floats", "embeddings_by_type"]
+    embeddings: list[list[float]] | dict[str, list[list[float]] | list[list[int]] | list[str]]
+    texts: list[str]
+    meta: dict[str, Any] = Field(
+        description="{'api_version': {'version'}, 'billed_units': {'input_tokens'}}"
+    )
+
+
 class RerankResult(BaseModel):
     index: int
     relevance_score: float
-    document: str | dict[str, Any] | None = None
+    document: str | dict[str, Any] | None = Field(
+        None,
+        description="return_documents: on /v1 and /v2, a string document as {'text': ...}; "
+        "on /rerank (Infinity's), as sent. An object document as sent.",
+    )
 
 
 class RerankResponse(BaseModel):
     object: Literal["rerank"] = "rerank"
     model: str
     results: list[RerankResult]
+    data: list[RerankResult] = Field(description="The same results, under Voyage's name.")
     usage: Usage
     id: str
     created: int
 
 
-class RerankV2Result(BaseModel):
-    index: int
-    relevance_score: float
+class RerankV2Result(RerankResult):
+    pass
 
 
 class RerankV2Response(BaseModel):

@@ -20,7 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from handlers.core.other_apis import input_objects, our_fields
+from handlers.core.other_apis import cohere_inputs, input_objects, our_fields
+from handlers.core.parsing import parse_body
 from handlers.core.rerank import document_texts
 from handlers.errors import ErrorKind, ServiceError
 
@@ -28,6 +29,7 @@ __all__ = [
     "EMBEDDING_TYPES",
     "INPUT_TYPES",
     "MODALITIES",
+    "CohereEmbedRequest",
     "EmbeddingsRequest",
     "RerankRequest",
     "TokenizeRequest",
@@ -35,6 +37,7 @@ __all__ = [
 
 MODALITIES = ("text", "image", "audio", "auto")
 EMBEDDING_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
+COHERE_TYPES = (*EMBEDDING_TYPES, "base64")  # base64: float32 bytes, as a string
 # Cohere's and Voyage's input_type -> the prompt name it applies (when the model has it);
 # Cohere's "image" applies none
 INPUT_TYPES: dict[str, str | None] = {
@@ -352,6 +355,65 @@ class RerankRequest(_Request):
     def texts(self) -> list[str]:
         """What the model reads of each document (rerank.document_texts)."""
         return self._texts
+
+
+class CohereEmbedRequest(_Request):
+    """Cohere's embed body, v1 (`/v1/embed`) and v2 (`/v2/embed`): `texts`, `images` or
+    `inputs`, and the embedding types wanted, all from one pass of the model."""
+
+    model: str = Field(description="A served model id (see /v1/models).")
+    texts: list[str] | None = None
+    images: list[str] | None = Field(
+        None, description="Image URLs, data URIs or base64 (a model with image_embed)."
+    )
+    inputs: list[dict[str, Any]] | None = Field(
+        None,
+        description="v2: each {'content': [one part]}, a part {'type': 'text', 'text': ...} or "
+        "{'type': 'image_url', 'image_url': {'url': ...}} (one part per input).",
+    )
+    input_type: Literal[tuple(INPUT_TYPES)] | None = None  # type: ignore[valid-type]
+    embedding_types: list[Literal[COHERE_TYPES]] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="Default: v1 replies embeddings_floats (a list), v2 {'float': [...]}.",
+    )
+    output_dimension: PositiveInt | None = None
+    truncate: Literal["NONE", "START", "END"] | None = None
+    max_tokens: Any = None  # refused unless null (handlers.core.other_apis.UNHONOURED)
+    _embeddings: EmbeddingsRequest | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _as_embeddings(self, info: ValidationInfo) -> CohereEmbedRequest:
+        given = [f for f in ("texts", "images", "inputs") if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise ServiceError(
+                ErrorKind.INVALID,
+                "Send one of texts, images or inputs"
+                + (f", not {' and '.join(given)}." if given else "."),
+                param=given[-1] if given else "texts",
+            )
+        if self.texts is not None:
+            items: list[Any] = self.texts
+        elif self.images is not None:
+            items = [{"image": image} for image in self.images]
+        else:
+            items = cohere_inputs(self.inputs or [])
+        body = {
+            "model": self.model,
+            "input": items,
+            "input_type": self.input_type,
+            "output_dimension": self.output_dimension,
+            "truncate": self.truncate,
+            "max_tokens": self.max_tokens,
+        }
+        given_fields = {k: v for k, v in body.items() if v is not None}
+        self._embeddings = parse_body(EmbeddingsRequest, given_fields, info.context)
+        return self
+
+    @property
+    def embeddings(self) -> EmbeddingsRequest:
+        """The same request as an /v1/embeddings one."""
+        assert self._embeddings is not None
+        return self._embeddings
 
 
 class TokenizeRequest(_Request):

@@ -13,7 +13,7 @@ import pytest
 
 from handlers.core.dispatch import OPERATIONS
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
-from tests.oracles import assert_rerank_matches, usage_tokens
+from tests.oracles import assert_rerank_matches, embed_oracle, usage_tokens
 
 
 @pytest.fixture(scope="module")
@@ -177,24 +177,63 @@ def test_access_log_and_metrics_follow_their_settings(locked_server):
 
 def test_openapi_documents_every_route_at_its_real_path(http):
     spec = http.get("/v1/openapi.json").json()
-    assert set(spec["paths"]) == {op.path for op in OPERATIONS}
+    assert set(spec["paths"]) == {path for op in OPERATIONS for path in op.paths}
     assert spec["servers"] == [{"url": "/"}]
     for path, item in spec["paths"].items():  # each documented operation answers at its path
         method = next(iter(item))
         assert http.request(method.upper(), path, json={}).status_code != 404, path
 
 
-def test_bentoml_batchable_apis_share_the_core(http, tiny_models):
-    replies = http.post(
-        "/embeddings",
-        json={"requests": [{"model": EMBED_ID, "input": "a dog"}, {"model": "nope", "input": "x"}]},
-    ).json()
-    assert len(replies[0]["data"][0]["embedding"]) == 32
+def test_bentoml_batchable_apis_share_the_core(server, http, tiny_models):
+    """BentoML's own APIs live under /batch; its clients call them by name, as they are."""
+    import bentoml
+
+    with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
+        replies = client.embeddings(
+            requests=[{"model": EMBED_ID, "input": "a dog"}, {"model": "nope", "input": "x"}]
+        )
+        rerank = {"model": RERANK_ID, "query": "q", "docs": ["a", "b"]}
+        ranked = client.rerank(requests=[rerank])
+        models = client.models()
+    expected = embed_oracle(tiny_models[EMBED_ID], ["a dog"])[0]
+    assert np.allclose(replies[0]["data"][0]["embedding"], expected, atol=1e-4)
     assert replies[1]["error"]["message"].startswith("Model 'nope' is not deployed.")
-    rerank = {"model": RERANK_ID, "query": "q", "docs": ["a", "b"]}
-    ranked = http.post("/rerank", json={"requests": [rerank]}).json()
     assert_rerank_matches(tiny_models[RERANK_ID], rerank, ranked[0]["results"])
-    assert {m["id"] for m in http.post("/models", json={}).json()["data"]} >= {EMBED_ID}
+    assert {m["id"] for m in models["data"]} >= {EMBED_ID}
+    direct = http.post("/batch/embeddings", json={"requests": [{"model": EMBED_ID, "input": "a"}]})
+    assert direct.status_code == 200 and len(direct.json()) == 1
+
+
+def test_root_paths_answer_as_v1(http, tiny_models):
+    """Infinity's and vLLM's paths: /embeddings, /models, /rerank (documents as sent)."""
+    body = {"model": EMBED_ID, "input": ["a dog", "a cat"]}
+    root = http.post("/embeddings", json=body).json()
+    v1 = http.post("/v1/embeddings", json=body).json()
+    assert [d["embedding"] for d in root["data"]] == [d["embedding"] for d in v1["data"]]
+    assert http.get("/models").json()["data"] == http.get("/v1/models").json()["data"]
+    rerank = {"model": RERANK_ID, "query": "cat", "documents": ["a cat", "a dog"]}
+    rerank["return_documents"] = True
+    ranked = http.post("/rerank", json=rerank).json()
+    assert_rerank_matches(tiny_models[RERANK_ID], rerank, ranked["results"], as_sent=True)
+    assert_rerank_matches(
+        tiny_models[RERANK_ID], rerank, http.post("/v1/rerank", json=rerank).json()["results"]
+    )
+    assert_openai_error(http.post("/embeddings", json={"input": "a"}), 400, "model: Field required")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "fragment"),
+    [
+        ("POST", "/batch/embeddings", {"requests": 5}, 400, "validation error"),
+        ("POST", "/batch/embeddings", {"nothing": []}, 400, "validation error"),
+        ("GET", "/no/such/path", None, 404, "Not Found"),
+        ("GET", "/batch/embeddings", None, 405, "Method Not Allowed"),
+        ("GET", "/embeddings", None, 405, "Method Not Allowed"),
+    ],
+)
+def test_every_error_is_the_openai_body(http, method, path, body, status, fragment):
+    """BentoML's own validation and routing errors included."""
+    assert_openai_error(http.request(method, path, json=body), status, fragment)
 
 
 def test_auth_required_when_api_key_is_set(locked_server):

@@ -74,8 +74,12 @@ def co(server) -> cohere.Client:
 def test_cohere_v1_sdk_strings_without_model(co, tiny_models):
     docs = ["a cat on the house", "the weather today", "a dog"]
     reply = co.rerank(query="cat", documents=docs, top_n=2, return_documents=True)
-    results = [
-        {"index": r.index, "relevance_score": r.relevance_score, "document": r.document}
+    results = [  # Cohere v1's idiom: result.document.text
+        {
+            "index": r.index,
+            "relevance_score": r.relevance_score,
+            "document": {"text": r.document.text},
+        }
         for r in reply.results
     ]
     request = {"query": "cat", "documents": docs, "top_n": 2, "return_documents": True}

@@ -81,7 +81,7 @@ def test_native_rerank_with_docs_alias(worker, tiny_models):
     job = {"model": RERANK_ID, "query": "cat", "docs": docs, "return_docs": True}
     output = worker.runsync(job)
     assert output["object"] == "rerank" and output["model"] == RERANK_ID
-    assert_rerank_matches(tiny_models[RERANK_ID], job, output["results"])
+    assert_rerank_matches(tiny_models[RERANK_ID], job, output["results"], as_sent=True)
     tokens = usage_tokens(tiny_models[RERANK_ID], docs, "cat")
     assert output["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
 
@@ -186,7 +186,9 @@ def test_non_object_input_is_refused_by_the_local_api_itself(worker, job_input):
 
 # ----------------------------------------------------------------------------- parity
 IMAGE = png_data_uri()
-NATIVE_ROUTES = ("/v1/embeddings", "/v1/rerank")  # /v1/tokenize and /v2/rerank: openai_route
+# the HTTP route a native job of a route answers as (the RunPod Infinity worker's shapes:
+# a rerank job's documents as sent, as Infinity's /rerank); the others: openai_route only
+NATIVE_ROUTES = {"/v1/embeddings": "/v1/embeddings", "/v1/rerank": "/rerank"}
 PARITY_CASES = [
     ("/v1/models", None),
     ("/v1/embeddings", {"model": EMBED_ID, "input": ["hello world", "a cat"]}),
@@ -251,6 +253,21 @@ PARITY_CASES = [
     ("/v1/embeddings", {"model": EMBED_ID, "input": "hi", "dimensions": 999}),
     ("/v1/rerank", {"model": RERANK_ID, "query": "q"}),
     ("/v1/rerank", {"model": "x", "query": "q", "docs": ["d"]}),
+    # the routes and fields of other APIs (Cohere, Voyage, Jina, Infinity's root paths)
+    ("/v1/embed", {"model": EMBED_ID, "texts": ["a cat"], "input_type": "search_query"}),
+    (
+        "/v2/embed",
+        {"model": EMBED_ID, "texts": ["a cat"], "embedding_types": ["int8", "base64"]},
+    ),
+    ("/v2/embed", {"model": CLIP_ID, "images": [IMAGE], "input_type": "image"}),
+    ("/v2/embed", {"model": EMBED_ID, "texts": ["a"], "max_tokens": 3}),
+    ("/embeddings", {"model": EMBED_ID, "input": "a cat", "output_dimension": 8}),
+    ("/models", None),
+    ("/rerank", {"model": RERANK_ID, "query": "cat", "docs": ["a cat"], "return_docs": True}),
+    ("/v1/embeddings", {"model": CLIP_ID, "input": [{"text": "a red dress"}, {"image": IMAGE}]}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "output_dtype": "uint8"}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": [[1, 2, 3]]}),
+    ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "late_chunking": True}),
 ]
 
 
@@ -297,13 +314,14 @@ def test_parity_with_http(worker, server, route, body):
             assert worker.runsync(body) == expected  # the native shape: the same error
         return
     expected = _strip_volatile(http.json())
-    if route == "/v1/models":
+    if body is None:
         assert _strip_volatile(via_openai) == expected
         return
     assert isinstance(via_openai, list) and len(via_openai) == 1
     assert _strip_volatile(via_openai[0]) == expected
-    if route in NATIVE_ROUTES:
-        assert _strip_volatile(worker.runsync(body)) == expected  # the native shape
+    if route in NATIVE_ROUTES:  # the native shape: as HTTP's route of that shape
+        native = httpx.post(f"{server.url}{NATIVE_ROUTES[route]}", json=body, timeout=60)
+        assert _strip_volatile(worker.runsync(body)) == _strip_volatile(native.json())
 
 
 def test_sigterm_stops_the_local_api_worker(worker):

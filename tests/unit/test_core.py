@@ -167,10 +167,19 @@ async def test_rerank_sorts_by_score_with_original_indices(core):
         {"model": "reranker", "query": "capital of france", "docs": docs, "return_docs": True},
     )
     assert [r["index"] for r in body["results"]] == [1, 2, 0]
-    assert [r["document"] for r in body["results"]] == [docs[1], docs[2], docs[0]]
+    # a string document comes back as Cohere v1, Jina and vLLM reply: {"text": ...}
+    assert [r["document"] for r in body["results"]] == [{"text": docs[i]} for i in (1, 2, 0)]
     scores = [r["relevance_score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
     assert body["object"] == "rerank" and body["usage"]["total_tokens"] == 9
+    assert body["data"] == body["results"]  # Voyage's name of the same results
+
+
+async def test_rerank_object_documents_come_back_as_sent(core):
+    docs = [{"text": "a cat", "id": 7}, "a dog"]
+    body = {"model": "reranker", "query": "cat", "documents": docs, "return_documents": True}
+    results = (await core.dispatch("/v1/rerank", body))["results"]
+    assert [r["document"] for r in results] == [docs[0], {"text": "a dog"}]
 
 
 async def test_rerank_top_n_and_no_documents_by_default(core):

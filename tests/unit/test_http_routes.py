@@ -8,11 +8,12 @@ import httpx
 import pytest
 from pydantic import BaseModel
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from handlers.api.http import OPENAPI_PATH, V1App
+from handlers.api.http import OPENAPI_PATH, RootRoutes, V1App
 from handlers.core.dispatch import OPERATIONS, Core
-from handlers.core.operations import Operation, mount_prefixes
+from handlers.core.operations import Operation, mount_prefixes, root_paths
 from runpod_adapter.handler import ACCEPTED_SHAPES, accepted_shapes, handle
 from tests.fakes import FakeBackend, FakeImages
 
@@ -20,12 +21,18 @@ from tests.fakes import FakeBackend, FakeImages
 def mounted(
     make_settings, backend: FakeBackend | None = None, operations=None, **env: str
 ) -> Starlette:
-    """An app per prefix of the table mounted under a parent app, as BentoML mounts them."""
+    """An app per prefix of the table mounted under a parent app, as BentoML mounts them,
+    and the root paths through RootRoutes, as the service serves them."""
     core = Core(make_settings(**env), backend or FakeBackend(), FakeImages(), operations)
     apps = [V1App(prefix) for prefix in mount_prefixes(core.operations)]
-    for app in apps:
+    root = V1App("")
+    for app in (*apps, root):
         app.core = core
-    return Starlette(routes=[Mount(app.prefix, app=app) for app in apps])
+    paths = frozenset(root_paths(core.operations))
+    return Starlette(
+        routes=[Mount(app.prefix, app=app) for app in apps],
+        middleware=[Middleware(RootRoutes, root=root, paths=paths)],
+    )
 
 
 async def send(app: Starlette, method: str, path: str, **kwargs) -> httpx.Response:
@@ -46,7 +53,7 @@ async def test_routes_answer_through_the_core(make_settings):
     assert missing.json()["error"]["message"].startswith("Model 'nope' is not deployed.")
 
 
-ROUTES = [(op.method, op.path) for op in OPERATIONS] + [("GET", OPENAPI_PATH)]
+ROUTES = [(op.method, path) for op in OPERATIONS for path in op.paths] + [("GET", OPENAPI_PATH)]
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -69,7 +76,9 @@ async def test_unknown_paths_and_bad_bodies_are_openai_errors(make_settings):
 
 async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
     spec = (await send(mounted(make_settings), "GET", "/v1/openapi.json")).json()
-    assert set(spec["paths"]) == {op.path for op in OPERATIONS}  # /v2/rerank included
+    assert set(spec["paths"]) == {
+        path for op in OPERATIONS for path in op.paths
+    }  # /v2/rerank included
     assert spec["servers"] == [{"url": "/"}]  # the paths are the real ones
     body = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip"]

@@ -129,12 +129,14 @@ async def test_model_is_required_when_several_rerankers_are_served(make_settings
 
 async def test_v2_rerank_answers_in_cohere_v2_shape(core):
     body = {"model": "reranker", "query": "cat", "documents": ["a cat", "a dog"]}
-    reply = await core.dispatch("/v2/rerank", {**body, "return_documents": True})
+    reply = await core.dispatch("/v2/rerank", body)
     assert set(reply) == {"id", "model", "results", "meta", "usage"}
     assert [set(r) for r in reply["results"]] == [{"index", "relevance_score"}] * 2
     assert reply["meta"]["billed_units"]["input_tokens"] == reply["usage"]["total_tokens"] == 6
     v1 = await core.dispatch("/v1/rerank", body)
     assert reply["results"] == v1["results"]
+    asked = await core.dispatch("/v2/rerank", {**body, "return_documents": True})
+    assert [r["document"] for r in asked["results"]] == [{"text": "a cat"}, {"text": "a dog"}]
 
 
 async def test_tokenize_gives_ids_tokens_offsets_and_counts(core):

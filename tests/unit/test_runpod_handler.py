@@ -40,13 +40,13 @@ RERANK_BODY = {"model": "r", "query": "q", "documents": ["x", "y"]}
                 {"model": "m", "input": ["u"], "modality": "image", "dimensions": 8},
             ),
         ),
-        (
+        (  # native rerank jobs: the RunPod Infinity worker's reply, documents as sent
             {"model": "r", "query": "q", "docs": ["x"], "return_docs": True},
-            ("/v1/rerank", {"model": "r", "query": "q", "docs": ["x"], "return_docs": True}),
+            ("/rerank", {"model": "r", "query": "q", "docs": ["x"], "return_docs": True}),
         ),
         (
             {"model": "r", "query": "q", "documents": ["x"], "top_n": 1},
-            ("/v1/rerank", {"model": "r", "query": "q", "documents": ["x"], "top_n": 1}),
+            ("/rerank", {"model": "r", "query": "q", "documents": ["x"], "top_n": 1}),
         ),
     ],
 )
@@ -60,7 +60,10 @@ def test_normalize_accepted_shapes(job_input, expected):
         ("/v1/embeddings/", "/v1/embeddings"),
         ("/embeddings", "/v1/embeddings"),
         ("v1/rerank", "/v1/rerank"),
-        ("rerank/", "/v1/rerank"),
+        ("rerank/", "/rerank"),  # Infinity's own route
+        ("v1/rerank/", "/v1/rerank"),
+        ("/embed", "/v1/embed"),
+        ("/v2/embed", "/v2/embed"),
         ("/models", "/v1/models"),
         ("/v1/tokenize", "/v1/tokenize"),
         ("tokenize/", "/v1/tokenize"),
@@ -112,7 +115,10 @@ def test_unknown_openai_route_is_refused(route):
     error = _invalid({"openai_route": route, "openai_input": {"model": "m"}})
     assert error.param == "openai_route"
     assert f"Unknown openai_route {route!r}" in error.message
-    supported = "/v1/models, /v1/embeddings, /v1/rerank, /v1/tokenize, /v2/rerank."
+    supported = (
+        "/v1/models, /v1/embeddings, /v1/rerank, /rerank, /v1/tokenize, /v1/embed, /v2/embed, "
+        "/v2/rerank."
+    )
     assert f"Supported: {supported}" in error.message
 
 
@@ -143,7 +149,7 @@ def test_both_input_and_query_is_refused():
 class FakeCore:
     """Records dispatches; answers with a canned body or raises a canned error."""
 
-    routes = {op.path: op for op in OPERATIONS}
+    routes = {path: op for op in OPERATIONS for path in op.paths}
 
     def __init__(self, result: Any = None, error: Exception | None = None) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -163,7 +169,7 @@ async def test_openai_embeddings_and_rerank_are_wrapped_in_a_list():
     assert await handle(job, core) == [{"object": "list", "data": [1]}]
     job = {"id": "j", "input": {"openai_route": "/rerank", "openai_input": RERANK_BODY}}
     assert await handle(job, core) == [{"object": "list", "data": [1]}]
-    assert core.calls == [("/v1/embeddings", EMBED_BODY), ("/v1/rerank", RERANK_BODY)]
+    assert core.calls == [("/v1/embeddings", EMBED_BODY), ("/rerank", RERANK_BODY)]
 
 
 async def test_models_and_native_jobs_return_the_body_itself():
@@ -173,7 +179,7 @@ async def test_models_and_native_jobs_return_the_body_itself():
     assert await handle({"input": {"model": "r", "query": "q", "docs": []}}, core) == {
         "object": "x"
     }
-    assert [route for route, _ in core.calls] == ["/v1/models", "/v1/embeddings", "/v1/rerank"]
+    assert [route for route, _ in core.calls] == ["/v1/models", "/v1/embeddings", "/rerank"]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ def test_hub_tests_json_payloads_are_accepted_shapes():
     for case in tests["tests"]:
         assert {"name", "input"} <= set(case)
         route, _ = normalize(case["input"])
-        assert route in ("/v1/models", "/v1/embeddings", "/v1/rerank")
+        assert route in ("/v1/models", "/v1/embeddings", "/v1/rerank", "/rerank")
 
 
 def test_hub_json_has_required_fields_and_documents_settings():

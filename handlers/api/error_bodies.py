@@ -1,0 +1,85 @@
+"""ASGI middleware: every error reply, BentoML's and Starlette's included, as an OpenAI body."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+from handlers.errors import ErrorKind
+
+__all__ = ["OpenAIErrorBodies", "openai_shaped"]
+
+_KINDS = {kind.status: kind for kind in ErrorKind}
+_DROPPED = (b"content-length", b"content-type")
+
+
+def _is_openai(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("error"), dict)
+
+
+def _message(raw: bytes, status: int) -> str:
+    """What another layer said: its JSON `error` or `detail`, else its text."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        for field in ("error", "detail", "message"):
+            if isinstance(body.get(field), str) and body[field]:
+                return body[field]
+    text = raw.decode("utf-8", errors="replace").strip()
+    return text or HTTPStatus(status).phrase
+
+
+def openai_shaped(status: int, raw: bytes) -> bytes | None:
+    """The OpenAI error body for an error reply `raw` of `status`; None if it is one."""
+    try:
+        if _is_openai(orjson.loads(raw)):
+            return None
+    except orjson.JSONDecodeError:
+        pass
+    kind = _KINDS.get(status, ErrorKind.INTERNAL if status >= 500 else ErrorKind.INVALID)
+    error = {"message": _message(raw, status), "type": kind.type, "param": None}
+    return orjson.dumps({"error": {**error, "code": str(status)}})
+
+
+class OpenAIErrorBodies:
+    """Rewrites an error reply (status >= 400) that is not already an OpenAI error body,
+    such as BentoML's request validation of its batchable APIs or a 404 for an unknown path,
+    into `{"error": {"message", "type", "param", "code"}}`; status and other headers (Allow,
+    Retry-After) are kept. Successful replies pass through untouched, streamed as sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def reshape(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            raw = b"".join(chunks)
+            body = openai_shaped(start["status"], raw)
+            headers = list(start.get("headers") or [])
+            if body is not None:
+                headers = [(k, v) for k, v in headers if k.lower() not in _DROPPED]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": raw if body is None else body})
+
+        await self.app(scope, receive, reshape)
