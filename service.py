@@ -39,8 +39,9 @@ APPS = [V1App(prefix) for prefix in mount_prefixes(OPERATIONS)]
 ROOT = V1App("")
 ROOT_PATHS = root_paths(OPERATIONS)
 BATCH = "/batch"
+OWN_PREFIXES = tuple(app.prefix + "/" for app in APPS)  # our apps: OpenAI error bodies
 # What is left out of tracing unless TRACE_REQUESTS=true: the API routes.
-UNTRACED = (*(app.prefix + "/" for app in APPS), *ROOT_PATHS, BATCH + "/")
+UNTRACED = (*OWN_PREFIXES, *ROOT_PATHS, BATCH + "/")
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
@@ -173,7 +174,9 @@ class EmbeddingService:
 for _app in APPS:
     EmbeddingService.mount_asgi_app(_app, path=_app.prefix)
 # Outermost first: every error body OpenAI-shaped, the page at /, auth, drain, root paths.
-EmbeddingService.add_asgi_middleware(OpenAIErrorBodies)
+EmbeddingService.add_asgi_middleware(
+    OpenAIErrorBodies, prefixes=OWN_PREFIXES, paths=frozenset(ROOT_PATHS)
+)
 EmbeddingService.add_asgi_middleware(ApiPage)
 EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
 EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)

@@ -49,13 +49,20 @@ class OpenAIErrorBodies:
     """Rewrites an error reply (status >= 400) that is not already an OpenAI error body,
     such as BentoML's request validation of its batchable APIs or a 404 for an unknown path,
     into `{"error": {"message", "type", "param", "code"}}`; status and other headers (Allow,
-    Retry-After) are kept. Successful replies pass through untouched, streamed as sent."""
+    Retry-After) are kept. Successful replies pass through untouched, streamed as sent.
+    Paths under `prefixes` and in `paths` (ours, which answer OpenAI bodies already) are not
+    watched, so the API's own requests pay nothing for it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(
+        self, app: Any, prefixes: tuple[str, ...] = (), paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
+        self.prefixes = prefixes
+        self.paths = paths
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.paths or path.startswith(self.prefixes):
             return await self.app(scope, receive, send)
         start: dict[str, Any] | None = None
         chunks: list[bytes] = []
