@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from handlers.core import rerank
+from handlers.core import cohere, rerank
 from handlers.core.cards import card
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
@@ -300,34 +300,9 @@ class Core:
         return await self._cohere_embed(body, "2")
 
     async def _cohere_embed(self, body: Any, version: str) -> dict[str, Any]:
-        """Cohere's embed reply: without embedding_types, v1 gives `embeddings_floats` (a
-        list of vectors) and v2 `{"float": [...]}`; with them, one list per type, all from
-        one pass of the model."""
         req: CohereEmbedRequest = parse_body(CohereEmbedRequest, body, self.context)
-        inner = req.embeddings
-        _, vectors, tokens = await self._embed(inner)
-
-        def rows(kind: str) -> list[Any]:
-            if not vectors:
-                return []
-            return encode(
-                vectors,
-                encoding="base64" if kind == "base64" else "float",
-                dimensions=inner.dimensions,
-                normalize=True,
-                embedding_type="float" if kind == "base64" else kind,
-            )
-
-        types = req.embedding_types or (None if version == "1" else ["float"])
-        return {
-            "id": _meta()["id"],
-            "response_type": "embeddings_floats" if types is None else "embeddings_by_type",
-            "embeddings": rows("float") if types is None else {t: rows(t) for t in types},
-            "texts": [
-                item for item, kind in zip(inner.input, inner.kinds, strict=True) if kind != "image"
-            ],
-            "meta": {"api_version": {"version": version}, "billed_units": {"input_tokens": tokens}},
-        }
+        _, vectors, tokens = await self._embed(req.embeddings)
+        return cohere.embed_reply(req, vectors, tokens, version, _meta()["id"])
 
     def _reranker(self, model: str | None) -> str:
         """The reranker a request names; when it names none, the only one served.

@@ -184,3 +184,71 @@ async def test_cl100k_refuses_ids_outside_the_vocabulary(cl100k_core):
     assert error.message == "input[1]: 100256 is not a cl100k_base token id"
     mixed = await error_of(cl100k_core, input=[[1, "a"]])
     assert mixed.message == "input[0]: a token-id array holds integers only"
+
+
+# ----------------------------------------------------------------- Cohere's embed routes
+async def test_cohere_v1_embed_defaults_to_floats_and_v2_to_a_float_key(core):
+    body = {"model": "embedder", "texts": ["a b", "c"], "input_type": "search_query"}
+    v1 = await core.dispatch("/v1/embed", body)
+    expected = await embed(core, input=["a b", "c"], input_type="search_query")
+    assert v1["response_type"] == "embeddings_floats" and same(v1["embeddings"], expected)
+    assert v1["texts"] == ["a b", "c"] and v1["meta"]["api_version"] == {"version": "1"}
+    # the fake counts words + 2: "query: a b" and "query: c", the prompt counted
+    assert v1["meta"]["billed_units"]["input_tokens"] == (3 + 2) + (2 + 2)
+    v2 = await core.dispatch("/v2/embed", body)
+    assert v2["response_type"] == "embeddings_by_type" and set(v2["embeddings"]) == {"float"}
+    assert same(v2["embeddings"]["float"], expected)
+
+
+async def test_cohere_embedding_types_come_from_one_pass(core, backend):
+    body = {"model": "embedder", "texts": ["a b"], "output_dimension": 4}
+    types = ["float", "int8", "ubinary", "base64"]
+    reply = await core.dispatch("/v2/embed", {**body, "embedding_types": types})
+    assert [name for name, _ in backend.calls] == ["embed"]
+    for kind in ("int8", "ubinary"):
+        assert same(reply["embeddings"][kind], await embed(core, dimensions=4, embedding_type=kind))
+    floats = await embed(core, dimensions=4, encoding_format="base64")
+    assert reply["embeddings"]["base64"] == floats
+
+
+async def test_cohere_inputs_and_images_are_embedded_as_images(core, backend):
+    url = "https://example.com/a.png"
+    inputs = [
+        {"content": [{"type": "image_url", "image_url": {"url": url}}]},
+        {"content": [{"type": "text", "text": "a cat"}]},
+    ]
+    reply = await core.dispatch("/v2/embed", {"model": "clip", "inputs": inputs})
+    assert backend.calls[-1] == ("embed", [FakeImage(url), "a cat"]) and reply["texts"] == ["a cat"]
+    await core.dispatch("/v2/embed", {"model": "clip", "images": [url], "input_type": "image"})
+    assert backend.calls[-1] == ("embed", [FakeImage(url)])
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        ({}, "texts", "Send one of texts, images or inputs."),
+        ({"texts": ["a"], "images": ["b"]}, "images", "not texts and images"),
+        ({"texts": ["a"], "max_tokens": 5}, "max_tokens", "max_tokens (Cohere's"),
+        (
+            {"inputs": [{"content": [{"type": "text", "text": "a"}] * 2}]},
+            "inputs",
+            "inputs[0]: this server embeds one content part per input (got 2 parts).",
+        ),
+        (
+            {"inputs": [{"content": [{"type": "audio"}]}]},
+            "inputs",
+            "inputs[0].content[0]: a part is",
+        ),
+        (
+            {"texts": ["a"], "embedding_types": ["float16"]},
+            "embedding_types",
+            "embedding_types[0]: Input should be",
+        ),
+        ({"texts": ["a"], "truncate": "MIDDLE"}, "truncate", "truncate: Input should be"),
+    ],
+)
+async def test_cohere_embed_errors_name_the_field(core, backend, body, param, message):
+    error = await error_of(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
+    assert error.kind is ErrorKind.INVALID and error.param == param
+    assert message in error.message
+    assert backend.calls == []
