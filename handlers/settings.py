@@ -34,7 +34,6 @@ DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
-RUNPOD_VOLUME = "/runpod-volume"
 DTYPE_ALIASES = {"fp16": "float16", "fp32": "float32", "bf16": "bfloat16"}
 DTYPES = ("auto", "float32", "float16", "bfloat16", "fp8", "int8")
 ONNX_DTYPES = ("auto", "float32", "int8")  # what BACKEND=optimum can serve on CPU
@@ -337,7 +336,9 @@ _from_process_env: Settings | None = None
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse settings from `environ`, or from os.environ once per process (later calls
-    without `environ` return that object), and apply the HF cache default.
+    without `environ` return that object). Nothing is written back: HF_HOME, like HF_TOKEN,
+    is read from the environment by huggingface_hub and Infinity themselves (the RunPod
+    image sets it to the network volume).
 
     Raises:
         SettingsError: one line naming the variable, its value and what is allowed.
@@ -349,15 +350,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values = {
         key.lower(): value for key, value in env.items() if key.lower() in Settings.model_fields
     }
-    if "hf_home" not in values and os.path.isdir(RUNPOD_VOLUME):
-        values["hf_home"] = f"{RUNPOD_VOLUME}/huggingface-cache"
     try:
         settings = Settings(**values)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
     if environ is None:
-        if settings.hf_home:
-            os.environ.setdefault("HF_HOME", settings.hf_home)
         _from_process_env = settings
     return settings
 

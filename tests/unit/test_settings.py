@@ -1,7 +1,8 @@
-"""Settings: defaults, per-model expansion, validation errors as one line, HF cache default."""
+"""Settings: defaults, per-model expansion, validation errors as one line, nothing written back."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -189,12 +190,18 @@ def test_edge_values_that_are_fine():
     assert (settings.infinity_host, settings.infinity_port, settings.api_key) == ("::", 65535, None)
 
 
-def test_hf_home_defaults_to_the_runpod_volume_when_present(monkeypatch):
-    monkeypatch.setattr("handlers.settings.os.path.isdir", lambda p: p == "/runpod-volume")
-    assert load_settings({}).hf_home == "/runpod-volume/huggingface-cache"
+def test_settings_are_never_written_back_to_the_environment(monkeypatch):
+    """HF_HOME is the environment's own (huggingface_hub and Infinity read it there): no
+    default is invented, and loading the process's settings writes nothing."""
+    import handlers.settings
+
+    monkeypatch.setattr(handlers.settings, "_from_process_env", None)
+    for name in ("HF_HOME", "MODEL_NAMES", "BATCH_SIZES"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    assert load_settings().hf_home is None
+    assert dict(os.environ) == before
     assert load_settings({"HF_HOME": "/cache"}).hf_home == "/cache"
-    monkeypatch.setattr("handlers.settings.os.path.isdir", lambda p: False)
-    assert load_settings({}).hf_home is None
 
 
 @pytest.mark.parametrize(
