@@ -16,7 +16,7 @@ from handlers.api.metrics import MetricsRoute, SchedulerMetrics
 from handlers.api.page import ApiPage
 from handlers.api.wire import plain
 from handlers.compose import build_core
-from handlers.core.dispatch import OPERATIONS
+from handlers.core.dispatch import OPERATIONS, Core
 from handlers.core.operations import mount_prefixes, root_paths
 from handlers.engine.backend import ModelLoadError
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
@@ -31,12 +31,20 @@ log = logging.getLogger("embedding_service")
 SERVER = settings_or_exit()
 # A worker whose models cannot load stops this server instead of being respawned forever.
 exit_nonzero_after_a_worker_failed()
+
+
 # One app per prefix of the operation table (/v1, /v2), mounted below; BentoML mounts
 # apps when the class is defined. The root paths (/embeddings, /rerank, /models: Infinity's
 # and vLLM's) are served by ROOT through the RootRoutes middleware; BentoML's own APIs
 # (batchable) live under BATCH, where they collide with none.
-APPS = [V1App(prefix) for prefix in mount_prefixes(OPERATIONS)]
-ROOT = V1App("")
+def _core() -> Core | None:
+    """The running instance's core (None before BentoML binds one): what the apps serve."""
+    service = _running()
+    return service.core if service is not None else None
+
+
+APPS = [V1App(prefix, _core) for prefix in mount_prefixes(OPERATIONS)]
+ROOT = V1App("", _core)
 ROOT_PATHS = root_paths(OPERATIONS)
 BATCH = "/batch"
 OWN_PREFIXES = tuple(app.prefix + "/" for app in APPS)  # our apps: OpenAI error bodies
@@ -107,8 +115,6 @@ class EmbeddingService:
         self.drain = Drain()
         self.core = build_core(self.settings)
         self.metrics = SchedulerMetrics(self.core.backend.schedulers)
-        for app in (*APPS, ROOT):
-            app.core = self.core
 
     @bentoml.on_startup
     async def start(self) -> None:

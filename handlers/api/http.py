@@ -110,21 +110,23 @@ class V1App:
     """The ASGI app BentoML mounts at `prefix` (one per prefix of the operation table: /v1,
     /v2; "" for the root paths, which RootRoutes hands it): the core's operations under it
     (and OPENAPI_PATH), OpenAI-shaped errors for unknown paths (404) and wrong methods (405
-    with Allow). `core` is set by the service; until then every request is a 503."""
+    with Allow). `core()` gives the core of the running service, read per request (the app
+    holds no state of its own); while it gives None every request is a 503."""
 
-    def __init__(self, prefix: str = "/v1") -> None:
+    def __init__(self, prefix: str = "/v1", core: Callable[[], Core | None] = lambda: None):
         self.prefix = prefix
-        self.core: Core | None = None
-        self._openapi: dict[str, Any] | None = None
+        self.core = core
+        self._openapi: tuple[Core, dict[str, Any]] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path = self.prefix + get_route_path(scope)
-        if self.core is None:
+        core = self.core()
+        if core is None:
             error = ServiceError(ErrorKind.NOT_READY, "The service is starting. Retry shortly.")
             return await error_response(error)(send)
-        operation = self.core.routes.get(path)
+        operation = core.routes.get(path)
         method = operation.method if operation is not None else "GET"
         if operation is None and path != OPENAPI_PATH:
             error = ServiceError(ErrorKind.NOT_FOUND, f"Not Found: {path}")
@@ -135,8 +137,8 @@ class V1App:
             return await Reply(body, 405, {"Allow": method})(send)
         try:
             if operation is None:
-                return await Reply(self.openapi())(send)
-            body = await self._dispatch(self.core, path, scope, receive)
+                return await Reply(self.openapi(core))(send)
+            body = await self._dispatch(core, path, scope, receive)
             headers = {h: str(body[f]) for f, h in REPLY_HEADERS.items() if body.get(f)}
             await Reply(body, headers=headers)(send)
         except ServiceError as error:
@@ -156,16 +158,15 @@ class V1App:
                 ) from None
         return await _unless_client_leaves(receive, core.dispatch(route, body))
 
-    def openapi(self) -> dict[str, Any]:
-        """The document of these routes, built from the wire schemas; each route's `model`
+    def openapi(self, core: Core) -> dict[str, Any]:
+        """The document of `core`'s routes, built from the wire schemas; each route's `model`
         is limited to the ids it serves once the models are loaded (cached from then on)."""
-        if self._openapi is not None:
-            return self._openapi
-        assert self.core is not None
-        infos = list(self.core.backend.models().values())
-        document = openapi_document(self.core.operations, infos)
+        if self._openapi is not None and self._openapi[0] is core:
+            return self._openapi[1]
+        infos = list(core.backend.models().values())
+        document = openapi_document(core.operations, infos)
         if infos:
-            self._openapi = document
+            self._openapi = (core, document)
         return document
 
 

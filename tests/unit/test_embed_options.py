@@ -94,8 +94,8 @@ async def test_models_describe_prompts_and_identity(core):
 
 
 async def test_the_fingerprint_is_in_the_body_and_the_http_header(make_settings):
-    app = V1App()
-    app.core = Core(make_settings(), FakeBackend(), FakeImages())
+    core = Core(make_settings(), FakeBackend(), FakeImages())
+    app = V1App(core=lambda: core)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         reply = await client.post("/embeddings", json={"model": "embedder", "input": "a"})

@@ -24,10 +24,8 @@ def mounted(
     """An app per prefix of the table mounted under a parent app, as BentoML mounts them,
     and the root paths through RootRoutes, as the service serves them."""
     core = Core(make_settings(**env), backend or FakeBackend(), FakeImages(), operations)
-    apps = [V1App(prefix) for prefix in mount_prefixes(core.operations)]
-    root = V1App("")
-    for app in (*apps, root):
-        app.core = core
+    apps = [V1App(prefix, lambda: core) for prefix in mount_prefixes(core.operations)]
+    root = V1App("", lambda: core)
     paths = frozenset(root_paths(core.operations))
     return Starlette(
         routes=[Mount(app.prefix, app=app) for app in apps],
@@ -120,8 +118,8 @@ class SlowBackend(FakeBackend):
 
 async def test_a_client_that_disconnects_cancels_its_request(make_settings):
     backend = SlowBackend()
-    app = V1App()
-    app.core = Core(make_settings(), backend, FakeImages())
+    core = Core(make_settings(), backend, FakeImages())
+    app = V1App(core=lambda: core)
     body = b'{"model": "embedder", "input": ["a"]}'
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     gone = asyncio.Event()
@@ -181,3 +179,21 @@ async def test_one_declaration_adds_a_route_on_http_runpod_and_openapi(make_sett
     assert (await handle(job, core))[0]["echo"] == {"text": "hi"}
     assert "/v3/echo" in (await handle({"input": {"openai_route": "/v3/x"}}, core))["message"]
     assert ACCEPTED_SHAPES != accepted_shapes({op.path: op.method for op in operations})
+
+
+async def test_an_app_serves_whichever_core_is_running_and_503_before_one_is(make_settings):
+    running: list[Core] = []
+    app = Starlette(
+        routes=[Mount("/v1", app=V1App("/v1", lambda: running[-1] if running else None))]
+    )
+    starting = await send(app, "GET", "/v1/models")
+    assert starting.status_code == 503 and starting.json()["error"]["type"] == (
+        "service_unavailable_error"
+    )
+    first, second = FakeBackend(), FakeBackend()
+    second.loaded = False  # a second instance whose models are still loading
+    running.append(Core(make_settings(), first, FakeImages()))
+    assert (await send(app, "GET", "/v1/models")).status_code == 200
+    assert len((await send(app, "GET", OPENAPI_PATH)).json()["paths"]) > 0
+    running.append(Core(make_settings(), second, FakeImages()))
+    assert (await send(app, "GET", "/v1/models")).status_code == 503  # the new one's state
