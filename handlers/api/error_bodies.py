@@ -19,18 +19,37 @@ def _is_openai(body: Any) -> bool:
     return isinstance(body, dict) and isinstance(body.get("error"), dict)
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status outside the standard's list (499, ...)
+        return "Error"
+
+
+def _details(detail: Any) -> str:
+    """Pydantic-style `detail` items (BentoML's input validation) as `loc: msg` lines."""
+    items = [d for d in detail if isinstance(d, dict) and "msg" in d][:5]
+    return "; ".join(
+        ".".join(str(p) for p in d.get("loc", ()) if p != "body") + f": {d['msg']}" for d in items
+    )
+
+
 def _message(raw: bytes, status: int) -> str:
-    """What another layer said: its JSON `error` or `detail`, else its text."""
+    """What another layer said: its JSON `error` or `detail` (with the fields a validation
+    `detail` list names), else its text."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
     if isinstance(body, dict):
+        detail = _details(body["detail"]) if isinstance(body.get("detail"), list) else ""
         for field in ("error", "detail", "message"):
             if isinstance(body.get(field), str) and body[field]:
-                return body[field]
+                return f"{body[field]}: {detail}" if detail else body[field]
+        if detail:
+            return detail
     text = raw.decode("utf-8", errors="replace").strip()
-    return text or HTTPStatus(status).phrase
+    return text or _phrase(status)
 
 
 def openai_shaped(status: int, raw: bytes) -> bytes | None:

@@ -14,6 +14,7 @@ import numpy as np
 from handlers.core import cohere, rerank
 from handlers.core.cards import card
 from handlers.core.operations import Operation
+from handlers.core.other_apis import cohere_names
 from handlers.core.parsing import parse_body
 from handlers.core.prompts import prompt_for
 from handlers.core.replies import (
@@ -89,7 +90,8 @@ class Core:
         self.operations = tuple(OPERATIONS if operations is None else operations)
         self.routes = {path: op for op in self.operations for path in op.paths}
         token_arrays = cl100k_decoder() if settings.token_arrays == "cl100k" else None
-        self.context = {"token_arrays": token_arrays}  # what the request validators use
+        # what the request validators use
+        self.context = {"token_arrays": token_arrays, "max_token_ids": settings.max_total_chars}
 
     @property
     def ready(self) -> bool:
@@ -300,8 +302,13 @@ class Core:
         return await self._cohere_embed(body, "2")
 
     async def _cohere_embed(self, body: Any, version: str) -> dict[str, Any]:
+        if isinstance(body, dict) and body.get("model") is None:  # Cohere's SDK may omit it
+            body = {**body, "model": self._only("embed")}
         req: CohereEmbedRequest = parse_body(CohereEmbedRequest, body, self.context)
-        _, vectors, tokens = await self._embed(req.embeddings)
+        try:
+            _, vectors, tokens = await self._embed(req.embeddings)
+        except ServiceError as error:  # named as the client sent them: texts[3], not input[3]
+            raise cohere_names(error, req.items_field) from None
         return cohere.embed_reply(req, vectors, tokens, version, _meta()["id"])
 
     def _reranker(self, model: str | None) -> str:
@@ -314,12 +321,22 @@ class Core:
         if model is not None:
             self._model(model, "rerank")
             return model
-        ids = [info.id for info in self.backend.models().values() if "rerank" in info.capabilities]
+        return self._only("rerank")
+
+    def _only(self, capability: str) -> str:
+        """The one served model with `capability`, for a request that names none.
+
+        Raises:
+            ServiceError: INVALID when the server does not serve exactly one (the message
+                lists them).
+        """
+        ids = [i.id for i in self.backend.models().values() if capability in i.capabilities]
         if len(ids) == 1:
             return ids[0]
+        kind = {"rerank": "rerankers", "embed": "embedding models"}[capability]
         raise ServiceError(
             ErrorKind.INVALID,
-            f"model: Field required (this server serves {len(ids)} rerankers: "
+            f"model: Field required (this server serves {len(ids)} {kind}: "
             f"{', '.join(ids) or 'none'}).",
             param="model",
         )

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from handlers.errors import ErrorKind, ServiceError
 
-__all__ = ["SYNONYMS", "UNHONOURED", "cohere_inputs", "input_objects", "our_fields"]
+__all__ = [
+    "SYNONYMS",
+    "UNHONOURED",
+    "cohere_inputs",
+    "cohere_names",
+    "input_objects",
+    "our_fields",
+]
 
 SYNONYMS = {
     "output_dimension": "dimensions",  # Voyage, Cohere v2
@@ -33,8 +41,9 @@ def _invalid(message: str, param: str) -> ServiceError:
 
 
 def _put(data: dict[str, Any], field: str, value: Any, source: str) -> None:
-    """Set our `field` from another API's `source`, refusing a contradicting value."""
-    if field in data and data[field] != value:
+    """Set our `field` from another API's `source`, refusing a contradicting value (a null
+    one is no value)."""
+    if data.get(field) is not None and data[field] != value:
         raise ServiceError(
             ErrorKind.INVALID,
             f"{source} contradicts {field}={data[field]!r}: send one of them.",
@@ -45,10 +54,12 @@ def _put(data: dict[str, Any], field: str, value: Any, source: str) -> None:
 
 def _embedding_types(data: dict[str, Any]) -> None:
     """Cohere's embedding_types (one type on this route), Jina's embedding_type 'base64'."""
-    if "embedding_types" in data:
-        types = data.pop("embedding_types")
+    types = data.pop("embedding_types", None)
+    if types is not None:
         if isinstance(types, str):
             types = [types]
+        if types == []:
+            raise _invalid("embedding_types: name one type.", "embedding_types")
         if not isinstance(types, list) or len(types) != 1:
             raise _invalid(
                 "embedding_types: this route returns one type per request; POST /v2/embed "
@@ -86,15 +97,16 @@ def our_fields(data: dict[str, Any]) -> dict[str, Any]:
     """
     data = dict(data)
     for field, what in UNHONOURED.items():
-        if data.pop(field, None) not in (None, False):
+        value = data.pop(field, None)
+        if value is not None and value is not False:
             raise _invalid(f"{field} ({what}) is not supported by this server.", field)
+    _truncate(data)  # Cohere's strings first: Voyage's truncation is then compared to a bool
     for theirs, ours in SYNONYMS.items():
         if theirs in data:
             value = data.pop(theirs)
             if value is not None:
                 _put(data, ours, value, theirs)
     _embedding_types(data)
-    _truncate(data)
     return data
 
 
@@ -167,3 +179,17 @@ def cohere_inputs(inputs: list[dict[str, Any]]) -> list[dict[str, str]]:
             )
         items.append(_part(index, content[0]))
     return items
+
+
+def cohere_names(error: ServiceError, items: str) -> ServiceError:
+    """An /v1/embeddings error in the names of Cohere's embed body: `items` (texts, images
+    or inputs) for input, output_dimension for dimensions (`input[3]` -> `texts[3]`)."""
+    names = {"input": items, "dimensions": "output_dimension"}
+    message = re.sub(r"\b(input|dimensions)\b", lambda m: names[m.group(1)], error.message)
+    return ServiceError(
+        error.kind,
+        message,
+        param=names.get(error.param or "", error.param),
+        code=error.code,
+        retry_after=error.retry_after,
+    )

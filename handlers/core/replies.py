@@ -71,14 +71,10 @@ class RerankResponse(BaseModel):
     created: int
 
 
-class RerankV2Result(RerankResult):
-    pass
-
-
 class RerankV2Response(BaseModel):
     id: str
     model: str
-    results: list[RerankV2Result]
+    results: list[RerankResult]
     meta: dict[str, Any]
     usage: Usage
 

@@ -162,8 +162,8 @@ def plan_windows(
 def ranked_results(
     scores: list[float], raw: bool, top_n: int | None, documents: list[Any] | None
 ) -> list[dict[str, Any]]:
-    """Results sorted by score, highest first (sigmoid unless `raw`); `document` is the
-    request's document as sent when `documents` is given."""
+    """Results sorted by score, highest first (sigmoid unless `raw`); each result's
+    `document` is the one at its index in `documents`, when given (the reply's shapes)."""
     if not raw:
         scores = (1.0 / (1.0 + np.exp(-np.asarray(scores, dtype=np.float64)))).tolist()
     ranked = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:top_n]

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from handlers.core.other_apis import cohere_inputs, input_objects, our_fields
+from handlers.core.other_apis import cohere_inputs, cohere_names, input_objects, our_fields
 from handlers.core.parsing import parse_body
 from handlers.core.rerank import document_texts
 from handlers.errors import ErrorKind, ServiceError
@@ -74,9 +74,18 @@ def _input_as_list(value: Any, info: ValidationInfo) -> Any:
         value = [value]  # one token-id array
     elif not any(isinstance(v, list) for v in value):
         return value
-    decode = (info.context or {}).get("token_arrays")
+    context = info.context or {}
+    decode = context.get("token_arrays")
     if decode is None:
         raise PydanticCustomError("token_ids", TOKEN_ARRAY_MESSAGE)
+    ids, most = sum(len(v) for v in value if isinstance(v, list)), context.get("max_token_ids")
+    if most is not None and ids > most:  # before decoding: each id is at least a character
+        raise ServiceError(
+            ErrorKind.TOO_LARGE,
+            f"The request holds {ids} token ids; at most {most} are allowed (MAX_TOTAL_CHARS).",
+            param="input",
+            code="too_many_characters",
+        )
     texts = []
     for index, item in enumerate(value):
         if isinstance(item, list) and not _is_token_ids(item):
@@ -288,9 +297,8 @@ class EmbeddingsRequest(_Request):
             )
         chosen = [f for f in ("prompt_name", "input_type", "task") if getattr(self, f) is not None]
         if len(chosen) > 1:
-            raise ServiceError(
-                ErrorKind.INVALID, f"Send {' or '.join(chosen)}, not both.", param=chosen[0]
-            )
+            fields = " or ".join(chosen) + (", not both" if len(chosen) == 2 else ": one of them")
+            raise ServiceError(ErrorKind.INVALID, f"Send {fields}.", param=chosen[0])
         return self
 
     @property
@@ -322,7 +330,8 @@ class RerankRequest(_Request):
     return_documents: bool = Field(
         False,
         validation_alias=AliasChoices("return_documents", "return_docs"),
-        description="Include each result's document as sent: a string, or the whole object.",
+        description="Include each result's document: a string one as {'text': ...} (on /rerank, "
+        "Infinity's path, as the string), an object one as sent.",
     )
     raw_scores: bool = False
     rank_fields: list[str] | None = Field(
@@ -357,6 +366,10 @@ class RerankRequest(_Request):
         return self._texts
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class CohereEmbedRequest(_Request):
     """Cohere's embed body, v1 (`/v1/embed`) and v2 (`/v2/embed`): `texts`, `images` or
     `inputs`, and the embedding types wanted, all from one pass of the model."""
@@ -377,7 +390,7 @@ class CohereEmbedRequest(_Request):
         description="Default: v1 replies embeddings_floats (a list), v2 {'float': [...]}.",
     )
     output_dimension: PositiveInt | None = None
-    truncate: Literal["NONE", "START", "END"] | None = None
+    truncate: Annotated[Literal["NONE", "START", "END"] | None, BeforeValidator(_upper)] = None
     max_tokens: Any = None  # refused unless null (handlers.core.other_apis.UNHONOURED)
     _embeddings: EmbeddingsRequest | None = PrivateAttr(None)
 
@@ -406,8 +419,16 @@ class CohereEmbedRequest(_Request):
             "max_tokens": self.max_tokens,
         }
         given_fields = {k: v for k, v in body.items() if v is not None}
-        self._embeddings = parse_body(EmbeddingsRequest, given_fields, info.context)
+        try:
+            self._embeddings = parse_body(EmbeddingsRequest, given_fields, info.context)
+        except ServiceError as error:  # named as the client sent it: texts[3], not input[3]
+            raise cohere_names(error, given[0]) from None
         return self
+
+    @property
+    def items_field(self) -> str:
+        """The field the request's items came in: texts, images or inputs."""
+        return next(f for f in ("texts", "images", "inputs") if getattr(self, f) is not None)
 
     @property
     def embeddings(self) -> EmbeddingsRequest:

@@ -22,6 +22,17 @@ def app(**options) -> OpenAIErrorBodies:
         Route("/v1/text", lambda r: PlainTextResponse("plain", 400)),
         Route("/ok", lambda r: PlainTextResponse("fine")),
         Route("/boom", lambda r: PlainTextResponse("", 502)),
+        Route("/closed", lambda r: PlainTextResponse("", 499)),
+        Route(
+            "/detail-list",
+            lambda r: JSONResponse(
+                {
+                    "error": "1 validation error for Input",
+                    "detail": [{"loc": ["body", "requests"], "msg": "Field required"}],
+                },
+                400,
+            ),
+        ),
     ]
     return OpenAIErrorBodies(Starlette(routes=routes), **options)
 
@@ -40,6 +51,14 @@ async def send(asgi, method: str, path: str) -> httpx.Response:
         ("GET", "/nowhere", 404, "Not Found", "invalid_request_error"),
         ("POST", "/ok", 405, "Method Not Allowed", "invalid_request_error"),
         ("GET", "/boom", 502, "Bad Gateway", "server_error"),
+        ("GET", "/closed", 499, "Error", "invalid_request_error"),  # no standard phrase
+        (
+            "GET",
+            "/detail-list",
+            400,
+            "1 validation error for Input: requests: Field required",
+            "invalid_request_error",
+        ),
     ],
 )
 async def test_other_error_replies_become_openai_bodies(method, path, status, message, kind):

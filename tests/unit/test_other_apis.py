@@ -252,3 +252,65 @@ async def test_cohere_embed_errors_name_the_field(core, backend, body, param, me
     assert error.kind is ErrorKind.INVALID and error.param == param
     assert message in error.message
     assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours"),
+    [
+        ({"dimensions": None, "output_dimension": 4}, {"dimensions": 4}),  # null is no value
+        ({"embedding_types": None}, {}),
+        ({"truncation": True, "truncate": "END"}, {}),  # two names that agree
+        ({"truncation": False, "truncate": "NONE"}, {"truncate": False}),
+        ({"truncate": "end"}, {}),  # any case, as Cohere's API
+    ],
+)
+async def test_null_and_agreeing_fields_are_accepted(core, theirs, ours):
+    assert same(await embed(core, **theirs), await embed(core, **ours))
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"max_tokens": 0}, "max_tokens"),  # 0 is a value, not "off"
+        ({"late_chunking": 0.0}, "late_chunking"),
+        ({"embedding_types": []}, "embedding_types"),
+        ({"truncation": True, "truncate": "NONE"}, "truncation"),
+    ],
+)
+async def test_values_that_are_on_or_disagree_are_refused(core, body, param):
+    assert (await error_of(core, **body)).param == param
+
+
+async def test_token_ids_past_the_character_limit_are_413_before_decoding(make_settings):
+    core = Core(
+        make_settings(TOKEN_ARRAYS="cl100k", MAX_TOTAL_CHARS="10"), FakeBackend(), FakeImages()
+    )
+    error = await error_of(core, input=[[1] * 6, [2] * 6])
+    assert error.kind is ErrorKind.TOO_LARGE and error.code == "too_many_characters"
+    assert error.message == (
+        "The request holds 12 token ids; at most 10 are allowed (MAX_TOTAL_CHARS)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        (
+            {"texts": ["a"], "output_dimension": 999},
+            "output_dimension",
+            "output_dimension=999 exceeds",
+        ),
+        ({"texts": ["a", "b " * 30], "truncate": "NONE"}, "texts", "texts[1] has 32 tokens"),
+        ({"images": ["https://x.y/a.png"]}, "model", "does not expose the 'image' capability"),
+    ],
+)
+async def test_cohere_errors_use_cohere_names(core, body, param, message):
+    error = await error_of(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
+    assert error.param == param and message in error.message
+
+
+async def test_cohere_embed_without_a_model_needs_one_embedder(core, make_settings):
+    error = await error_of(core, "/v1/embed", **{"model": None, "texts": ["a"]})
+    assert error.message == (
+        "model: Field required (this server serves 2 embedding models: embedder, clip)."
+    )
