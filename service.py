@@ -33,16 +33,16 @@ SERVER = settings_or_exit()
 exit_nonzero_after_a_worker_failed()
 
 
-# One app per prefix of the operation table (/v1, /v2), mounted below; BentoML mounts
-# apps when the class is defined. The root paths (/embeddings, /rerank, /models: Infinity's
-# and vLLM's) are served by ROOT through the RootRoutes middleware; BentoML's own APIs
-# (batchable) live under BATCH, where they collide with none.
 def _core() -> Core | None:
     """The running instance's core (None before BentoML binds one): what the apps serve."""
     service = _running()
     return service.core if service is not None else None
 
 
+# One app per prefix of the operation table (/v1, /v2), mounted below; BentoML mounts
+# apps when the class is defined. The root paths (/embeddings, /rerank, /models: Infinity's
+# and vLLM's) are served by ROOT through the RootRoutes middleware; BentoML's own APIs
+# (batchable) live under BATCH, where they collide with none.
 APPS = [V1App(prefix, _core) for prefix in mount_prefixes(OPERATIONS)]
 ROOT = V1App("", _core)
 ROOT_PATHS = root_paths(OPERATIONS)

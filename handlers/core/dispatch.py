@@ -61,11 +61,14 @@ class ImageLoader(Protocol):
     async def stop(self) -> None: ...
 
 
-def _documents(req: RerankRequest) -> list[Any] | None:
+def _documents(req: RerankRequest, as_sent: bool = False) -> list[Any] | None:
     """The documents a rerank reply carries (return_documents): a string one as Cohere v1,
-    Jina and vLLM reply, `{"text": ...}`; an object one as sent."""
+    Jina and vLLM reply, `{"text": ...}` (`as_sent`, Infinity's reply: the string); an
+    object one as sent."""
     if not req.return_documents:
         return None
+    if as_sent:
+        return req.documents
     return [{"text": doc} if isinstance(doc, str) else doc for doc in req.documents]
 
 
@@ -371,9 +374,7 @@ class Core:
     async def rerank_as_sent(self, body: Any) -> dict[str, Any]:
         """Infinity's reply (its /rerank; RunPod's native jobs): documents as sent."""
         req, model, scores, tokens = await self._rank(body)
-        return self._rerank_body(
-            req, model, scores, tokens, req.documents if req.return_documents else None
-        )
+        return self._rerank_body(req, model, scores, tokens, _documents(req, as_sent=True))
 
     @staticmethod
     def _rerank_body(

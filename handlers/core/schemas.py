@@ -393,6 +393,7 @@ class CohereEmbedRequest(_Request):
     truncate: Annotated[Literal["NONE", "START", "END"] | None, BeforeValidator(_upper)] = None
     max_tokens: Any = None  # refused unless null (handlers.core.other_apis.UNHONOURED)
     _embeddings: EmbeddingsRequest | None = PrivateAttr(None)
+    _items_field: str = PrivateAttr("texts")
 
     @model_validator(mode="after")
     def _as_embeddings(self, info: ValidationInfo) -> CohereEmbedRequest:
@@ -404,6 +405,7 @@ class CohereEmbedRequest(_Request):
                 + (f", not {' and '.join(given)}." if given else "."),
                 param=given[-1] if given else "texts",
             )
+        self._items_field = given[0]
         if self.texts is not None:
             items: list[Any] = self.texts
         elif self.images is not None:
@@ -422,13 +424,13 @@ class CohereEmbedRequest(_Request):
         try:
             self._embeddings = parse_body(EmbeddingsRequest, given_fields, info.context)
         except ServiceError as error:  # named as the client sent it: texts[3], not input[3]
-            raise cohere_names(error, given[0]) from None
+            raise cohere_names(error, self._items_field) from None
         return self
 
     @property
     def items_field(self) -> str:
         """The field the request's items came in: texts, images or inputs."""
-        return next(f for f in ("texts", "images", "inputs") if getattr(self, f) is not None)
+        return self._items_field
 
     @property
     def embeddings(self) -> EmbeddingsRequest:
