@@ -13,6 +13,7 @@ import numpy as np
 
 from handlers.core import cohere, rerank
 from handlers.core.cards import card
+from handlers.core.cohere import CohereEmbedRequest
 from handlers.core.operations import Operation
 from handlers.core.other_apis import cohere_names
 from handlers.core.parsing import parse_body
@@ -25,12 +26,7 @@ from handlers.core.replies import (
     RerankV2Response,
     TokenizeResponse,
 )
-from handlers.core.schemas import (
-    CohereEmbedRequest,
-    EmbeddingsRequest,
-    RerankRequest,
-    TokenizeRequest,
-)
+from handlers.core.schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
 from handlers.core.token_arrays import cl100k_decoder
 from handlers.core.vectors import encode
 from handlers.engine.backend import Backend

@@ -1,4 +1,5 @@
-"""Request schemas (pydantic v2) of every operation; the replies are in handlers.core.replies.
+"""Request schemas (pydantic v2) of every operation but Cohere's embed (handlers.core.cohere);
+the replies are in handlers.core.replies.
 
 Every rule about one request body lives here, as validators: types and bounds (400), and
 rules across fields, which raise the ServiceError every transport shows as it is."""
@@ -20,8 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from handlers.core.other_apis import cohere_inputs, cohere_names, input_objects, our_fields
-from handlers.core.parsing import parse_body
+from handlers.core.other_apis import input_objects, our_fields
 from handlers.core.rerank import document_texts
 from handlers.errors import ErrorKind, ServiceError
 
@@ -29,7 +29,6 @@ __all__ = [
     "EMBEDDING_TYPES",
     "INPUT_TYPES",
     "MODALITIES",
-    "CohereEmbedRequest",
     "EmbeddingsRequest",
     "RerankRequest",
     "TokenizeRequest",
@@ -37,7 +36,6 @@ __all__ = [
 
 MODALITIES = ("text", "image", "audio", "auto")
 EMBEDDING_TYPES = ("float", "int8", "uint8", "binary", "ubinary")
-COHERE_TYPES = (*EMBEDDING_TYPES, "base64")  # base64: float32 bytes, as a string
 # Cohere's and Voyage's input_type -> the prompt name it applies (when the model has it);
 # Cohere's "image" applies none
 INPUT_TYPES: dict[str, str | None] = {
@@ -200,13 +198,13 @@ EmbeddingInput = Annotated[
 ]
 
 
-class _Request(BaseModel):
+class RequestBody(BaseModel):
     # Unknown fields are ignored, as OpenAI-compatible clients send extras. Types are
     # strict: `"8"` is not a number and `0` is not a boolean, as the schema says.
     model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
-class EmbeddingsRequest(_Request):
+class EmbeddingsRequest(RequestBody):
     """OpenAI's embeddings body, plus the fields of Cohere, Voyage and Jina that change the
     output, read under their own names (handlers.core.other_apis)."""
 
@@ -308,7 +306,7 @@ class EmbeddingsRequest(_Request):
         return self._kinds
 
 
-class RerankRequest(_Request):
+class RerankRequest(RequestBody):
     # may be left out (None), but not sent as null: the schema says string
     model: Annotated[
         str | None,
@@ -366,80 +364,7 @@ class RerankRequest(_Request):
         return self._texts
 
 
-def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
-
-
-class CohereEmbedRequest(_Request):
-    """Cohere's embed body, v1 (`/v1/embed`) and v2 (`/v2/embed`): `texts`, `images` or
-    `inputs`, and the embedding types wanted, all from one pass of the model."""
-
-    model: str = Field(description="A served model id (see /v1/models).")
-    texts: list[str] | None = None
-    images: list[str] | None = Field(
-        None, description="Image URLs, data URIs or base64 (a model with image_embed)."
-    )
-    inputs: list[dict[str, Any]] | None = Field(
-        None,
-        description="v2: each {'content': [one part]}, a part {'type': 'text', 'text': ...} or "
-        "{'type': 'image_url', 'image_url': {'url': ...}} (one part per input).",
-    )
-    input_type: Literal[tuple(INPUT_TYPES)] | None = None  # type: ignore[valid-type]
-    embedding_types: list[Literal[COHERE_TYPES]] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="Default: v1 replies embeddings_floats (a list), v2 {'float': [...]}.",
-    )
-    output_dimension: PositiveInt | None = None
-    truncate: Annotated[Literal["NONE", "START", "END"] | None, BeforeValidator(_upper)] = None
-    max_tokens: Any = None  # refused unless null (handlers.core.other_apis.UNHONOURED)
-    _embeddings: EmbeddingsRequest | None = PrivateAttr(None)
-    _items_field: str = PrivateAttr("texts")
-
-    @model_validator(mode="after")
-    def _as_embeddings(self, info: ValidationInfo) -> CohereEmbedRequest:
-        given = [f for f in ("texts", "images", "inputs") if getattr(self, f) is not None]
-        if len(given) != 1:
-            raise ServiceError(
-                ErrorKind.INVALID,
-                "Send one of texts, images or inputs"
-                + (f", not {' and '.join(given)}." if given else "."),
-                param=given[-1] if given else "texts",
-            )
-        self._items_field = given[0]
-        if self.texts is not None:
-            items: list[Any] = self.texts
-        elif self.images is not None:
-            items = [{"image": image} for image in self.images]
-        else:
-            items = cohere_inputs(self.inputs or [])
-        body = {
-            "model": self.model,
-            "input": items,
-            "input_type": self.input_type,
-            "output_dimension": self.output_dimension,
-            "truncate": self.truncate,
-            "max_tokens": self.max_tokens,
-        }
-        given_fields = {k: v for k, v in body.items() if v is not None}
-        try:
-            self._embeddings = parse_body(EmbeddingsRequest, given_fields, info.context)
-        except ServiceError as error:  # named as the client sent it: texts[3], not input[3]
-            raise cohere_names(error, self._items_field) from None
-        return self
-
-    @property
-    def items_field(self) -> str:
-        """The field the request's items came in: texts, images or inputs."""
-        return self._items_field
-
-    @property
-    def embeddings(self) -> EmbeddingsRequest:
-        """The same request as an /v1/embeddings one."""
-        assert self._embeddings is not None
-        return self._embeddings
-
-
-class TokenizeRequest(_Request):
+class TokenizeRequest(RequestBody):
     model: str = Field(description="A served model id (see /v1/models).")
     input: InputList
     add_special_tokens: bool = Field(
