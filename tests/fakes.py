@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from handlers.engine.text_tokenizer import Tokens
 from handlers.media.fetcher import looks_like_image
 from handlers.model_info import ModelInfo
 
@@ -33,6 +34,7 @@ class FakeTokenizer:
     """One token per whitespace-separated word (id: its length), [CLS] ... [SEP] around."""
 
     max_length = 16
+    specials = 2
     pair_specials = 3
 
     def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[FakeEncoding]:
@@ -52,6 +54,24 @@ class FakeTokenizer:
                 out.word_ids.append(None)
             encodings.append(out)
         return encodings
+
+    def tokens(self, texts: list[str]) -> list[Tokens]:
+        return [Tokens(e, len(e.ids) + self.specials) for e in self.encode(texts, False)]
+
+    def window(self, tokens: Tokens, span: range) -> Tokens:
+        e = tokens.encoding
+        part = FakeEncoding(
+            *(
+                list(values[span.start : span.stop])
+                for values in (e.ids, e.tokens, e.offsets, e.word_ids)
+            )
+        )
+        return Tokens(part, len(span) + self.specials)
+
+
+def text_of(item: str | Tokens) -> str:
+    """A text, or the words of FakeTokenizer's Tokens."""
+    return item if isinstance(item, str) else " ".join(item.encoding.tokens)
 
 
 class FakeBackend:
@@ -128,13 +148,18 @@ class FakeBackend:
         ]
         return vectors, sum(len(item.split()) + 2 for item in items if isinstance(item, str))
 
-    async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
+    async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
         self.calls.append(("count", texts))
-        return [len(text.split()) + 2 for text in texts]
+        return texts, [len(text.split()) + 2 for text in texts]
 
     async def rerank(
-        self, model: str, query: str, docs: list[str], lengths: list[int] | None = None
+        self,
+        model: str,
+        query: str | Tokens,
+        docs: list[str | Tokens],
+        lengths: list[int] | None = None,
     ) -> tuple[list[float], int]:
+        query, docs = text_of(query), list(map(text_of, docs))
         self.calls.append(("rerank", (query, docs)))
         self.lengths.append(lengths)
         self._maybe_fail()

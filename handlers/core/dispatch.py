@@ -187,10 +187,13 @@ class Core:
         infos = self.backend.models().values()
         return {"object": "list", "data": [card(i, self.backend.stats(i.id)) for i in infos]}
 
-    async def _check_lengths(self, info: ModelInfo, texts: list[tuple[int, str]]) -> list[int]:
+    async def _check_lengths(
+        self, info: ModelInfo, texts: list[tuple[int, str]]
+    ) -> tuple[list[Any], list[int]]:
         """truncate=false: a 413 naming the first text past the context length, counted
         untruncated with special tokens (off the event loop), before any admission. Returns
-        the counts, which the scheduler then batches by (no second count).
+        the texts as the model reads them (its Tokens: not tokenised again) and their
+        counts, which the scheduler then batches by.
 
         Raises:
             ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
@@ -204,8 +207,8 @@ class Core:
                 param="truncate",
             )
         if not texts:
-            return []
-        counts = await self.backend.count_tokens(info.id, [text for _, text in texts])
+            return [], []
+        read, counts = await self.backend.count_tokens(info.id, [text for _, text in texts])
         for (index, _), count in zip(texts, counts, strict=True):
             if count > limit:
                 raise ServiceError(
@@ -215,7 +218,7 @@ class Core:
                     param="input",
                     code="input_too_long",
                 )
-        return counts
+        return read, counts
 
     def _is_image(self, req: EmbeddingsRequest) -> list[bool]:
         """Each input's modality: its object's, else the request's (auto: by its form)."""
@@ -258,8 +261,11 @@ class Core:
         if not req.truncate:
             flagged = zip(items, is_image, strict=True)
             texts_at = [(i, t) for i, (t, f) in enumerate(flagged) if not f]
-            counts = iter(await self._check_lengths(info, texts_at))
-            lengths = [1 if flag else next(counts) for flag in is_image]  # an image: 1
+            read, counts = await self._check_lengths(info, texts_at)
+            for (i, _), tokens in zip(texts_at, read, strict=True):
+                items[i] = tokens
+            counted = iter(counts)
+            lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
         key = EmbedKey(req.truncation_direction, req.normalize)
         async with self.backend.admit(req.model, len(items)):
             image_idx = [i for i, flag in enumerate(is_image) if flag]
@@ -356,9 +362,9 @@ class Core:
             req.max_tokens_per_doc,
             req.max_chunks_per_doc,
         )
-        async with self.backend.admit(model, len(windows.texts)):
+        async with self.backend.admit(model, len(windows.items)):
             scores, tokens = await self.backend.rerank(
-                model, req.query, windows.texts, windows.lengths
+                model, windows.query, windows.items, windows.lengths
             )
         return req, model, windows.best(scores, len(texts)), tokens
 

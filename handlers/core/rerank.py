@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from handlers.engine.text_tokenizer import Tokenizer
+from handlers.engine.text_tokenizer import Tokenizer, Tokens
 from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [
@@ -64,10 +64,13 @@ def document_texts(documents: list[Any], rank_fields: list[str] | None) -> list[
 
 @dataclass(frozen=True)
 class Windows:
-    """The texts the model scores next to the query, the document each one reads, and
-    the tokens of each (query, text) pair, special tokens included (None: not counted)."""
+    """What the model scores next to the query: the query and each window as the model
+    reads them (Tokens, a window's its document's token slice; the texts where the model
+    has no fast tokenizer), the document each window reads, and the tokens of each
+    (query, window) pair, special tokens included (None: not counted)."""
 
-    texts: list[str]
+    query: str | Tokens
+    items: list[str | Tokens]
     owners: list[int]
     lengths: list[int] | None = None
 
@@ -115,15 +118,18 @@ def plan_windows(
     A window holds `max_length - pair special tokens - query tokens` tokens; neighbours
     overlap by WINDOW_OVERLAP tokens (at most half a window). A document is read up to
     `max_tokens` tokens (DEFAULT_MAX_TOKENS_PER_DOC), or `max_chunks` windows. A document
-    that fits is scored as it is. Blocking: call it off the event loop.
+    that fits is scored as it is. Each text is tokenised once, here: a window is a slice
+    of its document's tokens, and the model reads these Tokens (they are not tokenised
+    again). Blocking: call it off the event loop.
 
     Raises:
         ServiceError: TOO_LARGE when the query leaves no room for a window (the schema
             refuses both limits at once).
     """
     if tokenizer is None:  # no fast tokenizer: the model's pre-process truncates
-        return Windows(list(docs), list(range(len(docs))))
-    query_tokens = len(tokenizer.encode([query], add_special_tokens=False)[0].ids)
+        return Windows(query, list(docs), list(range(len(docs))))
+    query_read = tokenizer.tokens([query])[0]
+    query_tokens = query_read.count - tokenizer.specials
     room = tokenizer.max_length - tokenizer.pair_specials - query_tokens
     if room < 1:
         raise ServiceError(
@@ -138,25 +144,23 @@ def plan_windows(
     if max_chunks is not None:
         max_tokens = room + (max_chunks - 1) * (room - overlap)
     limit = max_tokens or DEFAULT_MAX_TOKENS_PER_DOC
-    texts: list[str] = []
+    items: list[str | Tokens] = []
     owners: list[int] = []
     lengths: list[int] = []
     pair = query_tokens + tokenizer.pair_specials
-    for index, (doc, encoding) in enumerate(
-        zip(docs, tokenizer.encode(docs, add_special_tokens=False), strict=True)
-    ):
-        offsets = encoding.offsets
-        length = min(len(offsets), limit)
-        if length == len(offsets) and length <= room:
-            texts.append(doc)
+    for index, read in enumerate(tokenizer.tokens(docs)):
+        total = read.count - tokenizer.specials
+        length = min(total, limit)
+        if length == total and length <= room:
+            items.append(read)
             owners.append(index)
             lengths.append(pair + length)
             continue
-        for span in _spans(encoding.word_ids, length, room, overlap):
-            texts.append(doc[offsets[span.start][0] : offsets[span.stop - 1][1]])
+        for span in _spans(read.encoding.word_ids, length, room, overlap):
+            items.append(tokenizer.window(read, span))
             owners.append(index)
             lengths.append(pair + len(span))
-    return Windows(texts, owners, lengths)
+    return Windows(query_read, items, owners, lengths)
 
 
 def ranked_results(

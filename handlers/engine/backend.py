@@ -15,11 +15,18 @@ import numpy as np
 
 from handlers.engine import ct2, identity, pipeline
 from handlers.engine import onnx_export as onnx
-from handlers.engine.batch_queue import estimate_tokens
 from handlers.engine.infinity import Loaded, load_infinity
 from handlers.engine.scheduler import Scheduler
 from handlers.engine.stages import Limits
-from handlers.engine.text_tokenizer import Counter, TextTokenizer, Tokenizer, input_lengths
+from handlers.engine.text_tokenizer import (
+    Counter,
+    Measure,
+    TextTokenizer,
+    Tokenizer,
+    Tokens,
+    input_lengths,
+    input_tokens,
+)
 from handlers.errors import model_dead
 from handlers.model_info import ModelInfo
 from handlers.settings import ModelSpec, Settings, SettingsError
@@ -61,20 +68,29 @@ class Backend(Protocol):
         key: Hashable = None,
         lengths: list[int] | None = None,
     ) -> tuple[list[np.ndarray], int]:
-        """Vectors for texts (str) and, on CLIP-like models, decoded images; and tokens.
-        `key` (a scheduler.EmbedKey) holds the request's truncation side and normalisation;
-        `lengths` the items' tokens where the caller counted them."""
+        """Vectors for texts (str, or Tokens from count_tokens) and, on CLIP-like models,
+        decoded images; and tokens. `key` (a scheduler.EmbedKey) holds the request's
+        truncation side and normalisation; `lengths` the items' tokens where the caller
+        counted them."""
         ...
 
-    async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
-        """Tokens per text as the model would see them untruncated (off the event loop)."""
+    async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
+        """Each text as the model's stages take it (its Tokens where the model builds its
+        inputs from them: hand these to embed, and the text is not tokenised again; else
+        the text) and its tokens as the model would see it untruncated (off the event
+        loop)."""
         ...
 
     async def rerank(
-        self, model: str, query: str, docs: list[str], lengths: list[int] | None = None
+        self,
+        model: str,
+        query: str | Tokens,
+        docs: list[str | Tokens],
+        lengths: list[int] | None = None,
     ) -> tuple[list[float], int]:
-        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens;
-        `lengths`: each pair's tokens where the caller counted them."""
+        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens; texts
+        or their Tokens from the model's tokenizer (rerank windows); `lengths`: each
+        pair's tokens where the caller counted them."""
         ...
 
     def close_admission(self) -> None: ...
@@ -93,6 +109,7 @@ class EngineBackend:
         self._info: dict[str, ModelInfo] = {}
         self._tokenizers: dict[str, TextTokenizer | None] = {}
         self._counters: dict[str, Counter | None] = {}
+        self._collating: set[str] = set()  # models whose runners take Tokens
         self._started = False
 
     @property
@@ -140,13 +157,14 @@ class EngineBackend:
         loaded = await asyncio.to_thread(lambda: [self._load_or_raise(spec) for spec in specs])
         infos = await asyncio.to_thread(lambda: list(map(self._describe, specs, loaded)))
         for spec, model, info in zip(specs, loaded, infos, strict=True):
-            counter = model.counter
-            measure = input_lengths(counter) if counter is not None else estimate_tokens
+            measure = self._measure(model)
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec), measure)
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
             self._tokenizers[spec.served_id] = model.tokenizer
             self._counters[spec.served_id] = model.counter
+            if model.collates:
+                self._collating.add(spec.served_id)
             if "embed" in model.capabilities:
                 vectors, _ = await scheduler.run(["dimension probe"])
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
@@ -161,6 +179,14 @@ class EngineBackend:
     async def stop(self) -> None:
         self._started = False
         await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self._schedulers.values()))
+
+    @staticmethod
+    def _measure(model: Loaded) -> Measure | None:
+        """The scheduler's measuring step: the texts' Tokens where the runners collate
+        them, else counts only (None: estimated from characters)."""
+        if model.collates and model.tokenizer is not None:
+            return input_tokens(model.tokenizer)
+        return input_lengths(model.counter) if model.counter is not None else None
 
     def _limits(self, spec: ModelSpec) -> Limits:
         s = self._settings
@@ -209,9 +235,9 @@ class EngineBackend:
                 from handlers.engine.onnx_runner import OnnxEmbedder
 
                 runner = OnnxEmbedder(decision)
-                tokenizer = TextTokenizer(runner.tokenizer, runner.max_length)
                 dtype = {"fp32": "float32"}.get(decision.precision, decision.precision)
-                return Loaded([runner], frozenset({"embed"}), backend, tokenizer, dtype)
+                embeds = frozenset({"embed"})
+                return Loaded([runner], embeds, backend, runner.tokenizer, dtype, collates=True)
             reason = decision
         elif backend == "ctranslate2":
             reason = ct2.unsupported(spec.path, spec.revision)
@@ -287,14 +313,21 @@ class EngineBackend:
     ) -> tuple[list[np.ndarray], int]:
         return await self._scheduler(model).run(items, key, lengths)
 
-    async def count_tokens(self, model: str, texts: list[str]) -> list[int]:
-        counter = self._counters[model]
+    async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
+        tokenizer, counter = self._tokenizers[model], self._counters[model]
         if counter is None:
             raise RuntimeError(f"model {model} cannot count tokens")
-        return await asyncio.to_thread(counter.count, texts)
+        if tokenizer is not None and model in self._collating:
+            read = await asyncio.to_thread(tokenizer.tokens, texts)
+            return read, [tokens.count for tokens in read]
+        return texts, await asyncio.to_thread(counter.count, texts)
 
     async def rerank(
-        self, model: str, query: str, docs: list[str], lengths: list[int] | None = None
+        self,
+        model: str,
+        query: str | Tokens,
+        docs: list[str | Tokens],
+        lengths: list[int] | None = None,
     ) -> tuple[list[float], int]:
         pairs = [(query, doc) for doc in docs]
         scores, tokens = await self._scheduler(model).run(pairs, None, lengths)

@@ -9,8 +9,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.engine.collate import Collator
 from handlers.engine.stages import EmbedKey, Runner
-from handlers.engine.text_tokenizer import Counter, SlowCounter, TextTokenizer
+from handlers.engine.text_tokenizer import Counter, SlowCounter, TextTokenizer, Tokens
 from handlers.settings import ModelSpec, Settings
 
 __all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
@@ -23,7 +24,9 @@ _import_lock = threading.Lock()
 @dataclass(frozen=True)
 class Loaded:
     """A loaded model: one runner per replica, what it can do, the engine it runs on, and
-    a tokenizer of its own for /v1/tokenize and rerank windows (None: no fast tokenizer)."""
+    a tokenizer of its own for /v1/tokenize and rerank windows (None: no fast tokenizer).
+    `collates`: its runners build their features from the tokenizer's Tokens (each text
+    tokenised once); otherwise they take texts and tokenise them themselves."""
 
     runners: list[Runner]
     capabilities: frozenset[str]
@@ -31,6 +34,7 @@ class Loaded:
     tokenizer: TextTokenizer | None  # a private copy: /v1/tokenize, counts, windows
     dtype: str | None = None  # the precision the weights run in
     slow_counter: SlowCounter | None = None  # counts where there is no fast tokenizer
+    collates: bool = False
 
     @property
     def counter(self) -> Counter | None:
@@ -71,6 +75,13 @@ def _token_counts(mask: Any) -> list[int]:
     return [int(n) for n in mask.sum(dim=1).tolist()]
 
 
+def _tensors(features: dict[str, Any]) -> dict[str, Any]:
+    """A collator's int64 arrays as the torch tensors a tokenizer call returns."""
+    import torch
+
+    return {name: torch.from_numpy(values) for name, values in features.items()}
+
+
 class _Stages:
     """Infinity's encode_pre / encode_core / encode_post as a scheduler Runner."""
 
@@ -92,9 +103,18 @@ class _RerankStages(_Stages):
     """Cross-encoders: (query, document) pairs reach the model as sent. Infinity's (and
     sentence-transformers 3.4's CrossEncoder) pre-process strips both texts, which drops
     what a model card's prompt template ends with (Qwen3-Reranker's `</think>\n\n`);
-    the reference is the model's own tokenizer on the pair, as the cards compute it."""
+    the reference is the model's own tokenizer on the pair, as the cards compute it. With
+    a collator, the pairs' Tokens (a window's are its document's token slice) are the
+    model's inputs."""
+
+    def __init__(self, model: Any, collator: Collator | None) -> None:
+        super().__init__(model)
+        self.collator = collator
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        if self.collator is not None:
+            features, counts = self.collator(inputs)
+            return _tensors(features), counts
         queries, docs = zip(*inputs, strict=True)
         features = self.model.tokenizer(
             list(queries),
@@ -107,12 +127,21 @@ class _RerankStages(_Stages):
 
 
 class _EmbedStages(_Stages):
-    """sentence-transformers embedders: the batch's EmbedKey picks the truncation side of the
-    prepare thread's tokenizer and, with normalize false, a forward pass that skips the
-    model's Normalize module (and Infinity's normalisation)."""
+    """sentence-transformers embedders: the batch's EmbedKey picks the truncation side and,
+    with normalize false, a forward pass that skips the model's Normalize module (and
+    Infinity's normalisation). With a collator (a Transformer first module), the inputs'
+    Tokens are collated as its tokenize() would; otherwise Infinity's pre-process
+    tokenises the texts."""
+
+    def __init__(self, model: Any, collator: Collator | None) -> None:
+        super().__init__(model)
+        self.collator = collator
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
+        if self.collator is not None:
+            features, tokens = self.collator(inputs, options.truncation_direction)
+            return (_tensors(features), options.normalize), tokens
         self.model.tokenizer.truncation_side = options.truncation_direction
         features, tokens = super().prepare(inputs, key)
         return (features, options.normalize), tokens
@@ -157,20 +186,26 @@ class _ImageTextStages(_Stages):
     each got (Infinity's passes pixel values only). The key also picks whether the
     projections are normalised."""
 
-    def __init__(self, model: Any, max_length: int, fixed_length: bool) -> None:
+    def __init__(
+        self, model: Any, max_length: int, fixed_length: bool, collator: Collator | None
+    ) -> None:
         super().__init__(model)
         self.max_length = max_length
         self.fixed_length = fixed_length
+        self.collator = collator  # with a fast tokenizer: texts come as Tokens
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
-        is_image = [not isinstance(item, str) for item in inputs]
-        texts = [item for item in inputs if isinstance(item, str)]
-        images = [item for item in inputs if not isinstance(item, str)]
+        is_image = [not isinstance(item, str | Tokens) for item in inputs]
+        texts = [item for item, image in zip(inputs, is_image, strict=True) if not image]
+        images = [item for item, image in zip(inputs, is_image, strict=True) if image]
         processor = self.model.processor
         features: dict[str, Any] = {}
         counts: list[int] = []
-        if texts:
+        if texts and self.collator is not None:
+            collated, counts = self.collator(texts, options.truncation_direction)
+            features |= _tensors({k: v for k, v in collated.items() if k in TEXT_INPUTS})
+        elif texts:
             processor.tokenizer.truncation_side = options.truncation_direction
             encoded = processor.tokenizer(
                 texts,
@@ -269,13 +304,25 @@ def _dtype(replica: Any) -> str | None:
     return None if first is None else str(first.dtype).removeprefix("torch.")
 
 
-def _tokenizer(hf_tokenizer: Any, limit: int | None, lower: bool = False) -> TextTokenizer | None:
+def _tokenizer(
+    hf_tokenizer: Any, limit: int | None, lower: bool = False, strip: bool = True
+) -> TextTokenizer | None:
     """A copy of a transformers fast tokenizer, with the context length the model's
     pre-process truncates at: `limit`, else the tokenizer's own `model_max_length`."""
     if not getattr(hf_tokenizer, "is_fast", False):
         return None
     declared = hf_tokenizer.model_max_length
-    return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared), lower)
+    return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared), lower, strip)
+
+
+def _collators(
+    tokenizer: TextTokenizer | None, hf_tokenizer: Any, replicas: list, fixed: bool = False
+) -> list[Collator | None]:
+    """One collator per replica (each prepare thread owns its own); None each where the
+    model has no fast tokenizer or no pad token."""
+    if tokenizer is None:
+        return [None] * len(replicas)
+    return [Collator.of(tokenizer, hf_tokenizer, fixed) for _ in replicas]
 
 
 def _seq_limit(model: Any) -> int | None:
@@ -305,6 +352,7 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     from infinity_emb.inference.select_model import select_model
     from infinity_emb.transformer.abstract import BaseCrossEncoder, BaseEmbedder, BaseTIMM
     from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Transformer
 
     replicas, _, _ = select_model(_engine_args(infinity, spec, settings, engine))
     first = replicas[0]
@@ -312,21 +360,32 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     if isinstance(first, BaseTIMM):
         length = _text_tower_length(first)
         fixed = getattr(first.model.config, "model_type", None) in FIXED_LENGTH_TEXT
-        tokenizer = _tokenizer(first.processor.tokenizer, length)
-        slow = None if tokenizer else SlowCounter(first.processor.tokenizer, length)
-        runners: list[Runner] = [_ImageTextStages(r, length, fixed) for r in replicas]
+        hf_tokenizer = first.processor.tokenizer
+        tokenizer = _tokenizer(hf_tokenizer, length, strip=False)
+        slow = None if tokenizer else SlowCounter(hf_tokenizer, length)
+        collators = _collators(tokenizer, hf_tokenizer, replicas, fixed)
+        runners: list[Runner] = [
+            _ImageTextStages(r, length, fixed, c) for r, c in zip(replicas, collators, strict=True)
+        ]
         capabilities = frozenset({"embed", "image_embed"})
-        return Loaded(runners, capabilities, engine, tokenizer, dtype, slow)
+        collates = all(collators)
+        return Loaded(runners, capabilities, engine, tokenizer, dtype, slow, collates)
     if isinstance(first, BaseCrossEncoder):
-        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first))
-        return Loaded(
-            [_RerankStages(r) for r in replicas], frozenset({"rerank"}), engine, tokenizer, dtype
-        )
+        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first), strip=False)
+        collators = _collators(tokenizer, first.tokenizer, replicas)
+        runners = [_RerankStages(r, c) for r, c in zip(replicas, collators, strict=True)]
+        collates = all(collators)
+        return Loaded(runners, frozenset({"rerank"}), engine, tokenizer, dtype, None, collates)
     if isinstance(first, SentenceTransformer):
         lower = bool(getattr(first[0], "do_lower_case", False))
         tokenizer = _tokenizer(first.tokenizer, _seq_limit(first), lower)
-        runners = [_EmbedStages(r) for r in replicas]
-        return Loaded(runners, frozenset({"embed"}), engine, tokenizer, dtype)
+        # sentence-transformers' own Transformer module: its tokenize() is what collates
+        # (Infinity's CTranslate2 engine and remote-code modules keep their pre-process)
+        own = type(first[0]) is Transformer
+        collators = _collators(tokenizer if own else None, first.tokenizer, replicas)
+        runners = [_EmbedStages(r, c) for r, c in zip(replicas, collators, strict=True)]
+        collates = all(collators)
+        return Loaded(runners, frozenset({"embed"}), engine, tokenizer, dtype, None, collates)
     if isinstance(first, BaseEmbedder):
         tokenizer = _tokenizer(first.tokenizer, _seq_limit(first))
         return Loaded(

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from handlers.engine.collate import Collator
 from handlers.engine.onnx_export import ACTIVATIONS, FP32_FILE, INT8_FILE, OnnxPlan
 from handlers.engine.stages import EmbedKey
-from handlers.engine.text_tokenizer import st_text
+from handlers.engine.text_tokenizer import TextTokenizer
 
 __all__ = ["Dense", "OnnxEmbedder"]
 
@@ -68,10 +69,10 @@ def _max_length(folder: Path) -> int:
 class OnnxEmbedder:
     """A scheduler Runner for an ONNX text embedder exported by handlers.engine.onnx_export.
 
-    `prepare` strips (and lower-cases, where the model says so) each text as
-    sentence-transformers does, then tokenises with the model's fast tokenizer (special
-    tokens, truncation at the model's context length from the side the batch's EmbedKey
-    names, padding to the longest input); `forward` runs the session with idle thread
+    `tokenizer` reads each text as sentence-transformers does (stripped, lower-cased where
+    the model says so); `prepare` collates the inputs' Tokens (special tokens, truncation at
+    the model's context length from the side the batch's EmbedKey names, padding to the
+    longest input); `forward` runs the session with idle thread
     spinning off (spinning threads take the CPU the event loop needs); `finish` pools (mean
     over the attention mask, or CLS), applies the model's Dense layers in order and
     L2-normalises unless the key says normalize false.
@@ -90,13 +91,13 @@ class OnnxEmbedder:
         self._wants_types = any(i.name == "token_type_ids" for i in self.session.get_inputs())
         self.pooling = plan.pooling
         self.dense = [Dense(module) for module in plan.dense]
-        self.lower_case = plan.lower_case
-        self.max_length = _max_length(folder)
-        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        tokenizer.enable_truncation(self.max_length)
-        pad = self._pad_token(folder, tokenizer)
-        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad), pad_token=pad)
-        self.tokenizer = tokenizer
+        rust = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer = TextTokenizer(rust, _max_length(folder), plan.lower_case)
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        if not self._wants_types:
+            names = names[:2]
+        pad_id = rust.token_to_id(self._pad_token(folder, rust))
+        self.collator = Collator(self.tokenizer, pad_id, names=names)
 
     @staticmethod
     def _pad_token(folder: Path, tokenizer: Any) -> str:
@@ -110,16 +111,8 @@ class OnnxEmbedder:
 
     def prepare(self, inputs: list[str], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
-        self.tokenizer.enable_truncation(self.max_length, direction=options.truncation_direction)
-        encodings = self.tokenizer.encode_batch([st_text(t, self.lower_case) for t in inputs])
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": mask,
-        }
-        if self._wants_types:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        return (feeds, options.normalize), mask.sum(axis=1).tolist()
+        feeds, tokens = self.collator(inputs, options.truncation_direction)
+        return (feeds, options.normalize), tokens
 
     def forward(self, prepared: tuple[dict[str, np.ndarray], bool]) -> tuple[Any, ...]:
         feeds, normalize = prepared

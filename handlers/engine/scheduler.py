@@ -15,6 +15,7 @@ from typing import Any
 from handlers.engine.admission import Admission
 from handlers.engine.batch_queue import Batch, BatchQueue, Job, estimate_tokens
 from handlers.engine.stages import Limits, Runner
+from handlers.engine.text_tokenizer import Measure
 from handlers.errors import ErrorKind, ServiceError, batch_failed, model_dead
 
 __all__ = ["Scheduler"]
@@ -26,7 +27,8 @@ class Scheduler:
     """Admission, queue, batching threads and health for one served model.
 
     `run()` adds a request to the BatchQueue; per model replica, a *prepare* thread
-    measures new requests (`measure`: tokens per input), takes the queue's next batch
+    measures new requests (`measure`: the inputs as the model's stages take them, its
+    tokenizer's Tokens where it has a fast one, and tokens per input), takes the queue's next batch
     (length-homogeneous, within the token budget, fair: see BatchQueue) and tokenises it
     while a *forward* thread runs the previous one; results go back to the event loop
     once per batch. Threads wait on one condition (`cond`, which also guards the queue):
@@ -40,7 +42,7 @@ class Scheduler:
         name: str,
         runners: Sequence[Runner],
         limits: Limits,
-        measure: Callable[[list[Any]], list[int]] = estimate_tokens,
+        measure: Measure | None = None,  # None: estimated from characters
     ) -> None:
         self.name = name
         self.limits = limits
@@ -264,8 +266,11 @@ class _Worker:
                 if s.stopping:
                     return
                 arrived = queue.arrivals()
-            lengths = [self._measure(job.inputs) for job in arrived]
+            measured = [self._measure(job.inputs) for job in arrived]
+            lengths = [counts for _, counts in measured]
             with s.cond:
+                for job, (inputs, _) in zip(arrived, measured, strict=True):
+                    job.inputs = inputs
                 if arrived:
                     queue.measured(arrived, lengths)
                     s.cond.notify_all()
@@ -289,14 +294,16 @@ class _Worker:
                 self.began = began
                 s.cond.notify_all()
 
-    def _measure(self, inputs: list[Any]) -> list[int]:
-        """Tokens per input from the model's counter; an estimate if that fails (the
-        batch's own pre-process then reports the error)."""
+    def _measure(self, inputs: list[Any]) -> tuple[list[Any], list[int]]:
+        """The inputs as the model's stages take them and their tokens, from the model's
+        measuring step; the inputs as sent and an estimate without one or if it fails
+        (the batch's own pre-process then reports the error)."""
         try:
-            return self.s.measure(inputs)
+            if self.s.measure is not None:
+                return self.s.measure(inputs)
         except Exception:
             log.debug("model %s: could not measure inputs", self.s.name, exc_info=True)
-            return estimate_tokens(inputs)
+        return inputs, estimate_tokens(inputs)
 
     def _forward_loop(self) -> None:
         s = self.s

@@ -1,8 +1,10 @@
-"""The tokenize capability: a private copy of a model's fast tokenizer, and /v1/tokenize replies."""
+"""Texts tokenised once: a private copy of a model's fast tokenizer, its Tokens, the
+scheduler's measuring step, and /v1/tokenize replies."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
@@ -11,10 +13,16 @@ __all__ = [
     "SlowCounter",
     "TextTokenizer",
     "Tokenizer",
+    "Tokens",
     "input_lengths",
+    "input_tokens",
     "st_text",
     "tokenize_data",
 ]
+
+Measure = Callable[[list[Any]], tuple[list[Any], list[int]]]
+"""A scheduler's measuring step: its inputs as the model's stages take them, and the tokens
+of each."""
 
 
 def st_text(text: str, lower: bool) -> str:
@@ -50,47 +58,133 @@ class Tokenizer(Protocol):
 
     def count(self, texts: list[str]) -> list[int]: ...
 
+    def tokens(self, texts: list[str]) -> list[Tokens]: ...
 
-def input_lengths(counter: Counter) -> Callable[[list[Any]], list[int]]:
-    """Tokens per scheduler input as the model sees it, at most its context length: a
-    text's count, a (query, document) pair's two counts summed, 1 for an image."""
+    def window(self, tokens: Tokens, span: range) -> Tokens: ...
 
-    def texts(item: Any) -> tuple[str, ...]:
-        if isinstance(item, str):
-            return (item,)
-        return tuple(t for t in item if isinstance(t, str)) if isinstance(item, tuple) else ()
 
-    def measure(items: list[Any]) -> list[int]:
-        unique = list(dict.fromkeys(t for item in items for t in texts(item)))
-        counts = dict(zip(unique, counter.count(unique), strict=True))
-        return [min(counter.max_length, sum(counts[t] for t in texts(item))) or 1 for item in items]
+@dataclass(frozen=True, eq=False)
+class Tokens:
+    """A text tokenised once, as the model's pre-process reads it, untruncated and without
+    special tokens; the model's inputs are built from it (collate.Collator) without
+    tokenising the text again."""
+
+    encoding: Any  # a tokenizers.Encoding, add_special_tokens=False
+    count: int  # tokens the model reads for it alone, its special tokens included
+
+
+class TextTokenizer:
+    """A copy of a model's `tokenizers.Tokenizer`, separate from the one the model's own
+    pre-process uses (transformers sets truncation and padding on that one per call);
+    this copy never truncates or pads. Thread-safe; call it off the event loop.
+
+    `lower` is sentence-transformers' do_lower_case; `strip` says whether the model's
+    pre-process strips a text (sentence-transformers' does; a cross-encoder's pairs and an
+    image-text model's texts reach its tokenizer as sent)."""
+
+    def __init__(
+        self, tokenizer: Any, max_length: int, lower: bool = False, strip: bool = True
+    ) -> None:
+        self._lower = lower
+        self._strip = strip
+        self._json = tokenizer.to_str()
+        self._tokenizer = self.copy()
+        self.max_length = max_length
+        post = self._tokenizer.post_processor
+        self.specials = post.num_special_tokens_to_add(False) if post is not None else 0
+        self.pair_specials = post.num_special_tokens_to_add(True) if post is not None else 0
+
+    def copy(self) -> Any:
+        """A new `tokenizers.Tokenizer` with this one's vocabulary and pipeline, neither
+        truncating nor padding (for a thread that sets its own truncation)."""
+        from tokenizers import Tokenizer as RustTokenizer
+
+        tokenizer = RustTokenizer.from_str(self._json)
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def text(self, text: str) -> str:
+        """A text as the model's pre-process hands it to the tokenizer."""
+        return st_text(text, self._lower) if self._strip else text
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
+        """Texts tokenised as they are (neither stripped nor lower-cased), untruncated."""
+        return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    def tokens(self, texts: list[str]) -> list[Tokens]:
+        """Each text as the model's pre-process reads it, tokenised once."""
+        encodings = self.encode([self.text(t) for t in texts], add_special_tokens=False)
+        return [Tokens(e, len(e.ids) + self.specials) for e in encodings]
+
+    def window(self, tokens: Tokens, span: range) -> Tokens:
+        """The token positions `span` of a tokenised text, as Tokens of their own."""
+        from tokenizers import Encoding as RustEncoding
+
+        part = RustEncoding.merge([tokens.encoding], growing_offsets=False)  # a copy
+        part.truncate(span.stop)
+        part.truncate(len(span), direction="left")
+        return Tokens(part, len(span) + self.specials)
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Tokens per text as the model's pre-process sees it, special tokens included,
+        never truncated."""
+        return [t.count for t in self.tokens(texts)]
+
+
+def _texts(item: Any) -> tuple[Any, ...]:
+    """The texts (str or Tokens) of a scheduler input: a text, a (query, document) pair,
+    or none (an image)."""
+    if isinstance(item, str | Tokens):
+        return (item,)
+    if isinstance(item, tuple):
+        return tuple(t for t in item if isinstance(t, str | Tokens))
+    return ()
+
+
+def input_tokens(tokenizer: TextTokenizer) -> Measure:
+    """The measuring step of a model with a fast tokenizer: each text becomes its Tokens
+    (a text sent twice, such as a rerank query, tokenised once for both), a pair a pair of
+    Tokens; Tokens and images pass as they are. Tokens per input as the model reads it,
+    at most its context length: a pair's with the pair's special tokens, 1 for an image."""
+
+    def measure(items: list[Any]) -> tuple[list[Any], list[int]]:
+        texts = (t for item in items for t in _texts(item) if isinstance(t, str))
+        unique = list(dict.fromkeys(texts))
+        made = dict(zip(unique, tokenizer.tokens(unique), strict=True))
+
+        def tokenised(item: Any) -> Any:
+            if isinstance(item, str):
+                return made[item]
+            if isinstance(item, tuple):
+                return tuple(made[t] if isinstance(t, str) else t for t in item)
+            return item
+
+        out = list(map(tokenised, items))
+        lengths = []
+        for item in out:
+            parts = _texts(item)
+            count = sum(t.count for t in parts)
+            if len(parts) == 2:  # a pair: the pair's special tokens, not each text's
+                count += tokenizer.pair_specials - 2 * tokenizer.specials
+            lengths.append(min(tokenizer.max_length, count) or 1)
+        return out, lengths
 
     return measure
 
 
-class TextTokenizer:
-    """A copy of a model's `tokenizers.Tokenizer`, separate from the one the scheduler's
-    prepare thread uses (transformers sets truncation and padding on that one per call);
-    this copy never truncates or pads. Call it off the event loop."""
+def input_lengths(counter: Counter) -> Measure:
+    """The measuring step of a model whose tokenizer is slow: inputs pass as they are;
+    tokens per input as the model sees it, at most its context length: a text's count, a
+    pair's two counts summed, 1 for an image."""
 
-    def __init__(self, tokenizer: Any, max_length: int, lower: bool = False) -> None:
-        from tokenizers import Tokenizer as RustTokenizer
+    def measure(items: list[Any]) -> tuple[list[Any], list[int]]:
+        unique = list(dict.fromkeys(t for item in items for t in _texts(item)))
+        counts = dict(zip(unique, counter.count(unique), strict=True))
+        limit = counter.max_length
+        return items, [min(limit, sum(counts[t] for t in _texts(i))) or 1 for i in items]
 
-        self._lower = lower  # sentence-transformers' do_lower_case
-        self._tokenizer = RustTokenizer.from_str(tokenizer.to_str())
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-        self.max_length = max_length
-        post = self._tokenizer.post_processor
-        self.pair_specials = post.num_special_tokens_to_add(True) if post is not None else 0
-
-    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
-        return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
-
-    def count(self, texts: list[str]) -> list[int]:
-        """Tokens per text as the model's pre-process sees it (stripped, lower-cased where
-        the model says so), special tokens included, never truncated."""
-        return [len(e.ids) for e in self.encode([st_text(t, self._lower) for t in texts])]
+    return measure
 
 
 class SlowCounter:

@@ -44,6 +44,11 @@ def words(texts):
     return [len(text.split()) for text in texts]
 
 
+def measure_words(texts):
+    """The fakes' measuring step: texts as they are, one token per word."""
+    return list(texts), words(texts)
+
+
 @pytest.fixture
 def runner():
     return FakeRunner()
@@ -54,7 +59,7 @@ def make(runner):
     made: list[Scheduler] = []
 
     def build(
-        batch_size: int = 4, stall: float = 30.0, tokens: int = 1_000_000, measure=words
+        batch_size: int = 4, stall: float = 30.0, tokens: int = 1_000_000, measure=measure_words
     ) -> Scheduler:
         limits = Limits(batch_size, tokens, 100, 100, 5.0, stall)
         scheduler = Scheduler("m", [runner], limits, measure)
@@ -223,3 +228,23 @@ async def test_a_failing_counter_falls_back_to_an_estimate(make, runner):
     scheduler = make(measure=broken)
     assert await scheduler.run(["a b", "c"]) == (["A B", "C"], 3)
     assert scheduler.stats()["queued_items"] == 0
+
+
+async def test_the_runner_takes_the_inputs_as_the_measuring_step_made_them(make, runner):
+    """Tokenised once: what the measuring step made of a request's inputs (a real model's
+    Tokens) is what reaches the model's stages, and each request is measured once."""
+    seen: list[list[str]] = []
+
+    def tokenising(texts):
+        seen.append(list(texts))
+        return [f"tokens of {t}" for t in texts], words(texts)
+
+    scheduler = make(measure=tokenising)
+    results = await asyncio.gather(scheduler.run(["a b", "c"]), scheduler.run(["d"]))
+    assert results == [(["TOKENS OF A B", "TOKENS OF C"], 7), (["TOKENS OF D"], 3)]
+    assert sorted(map(tuple, seen)) == [("a b", "c"), ("d",)]
+    assert sorted(t for b in runner.batches for t in b) == [
+        "tokens of a b",
+        "tokens of c",
+        "tokens of d",
+    ]

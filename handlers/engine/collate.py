@@ -1,0 +1,86 @@
+"""A batch's model inputs built from Tokens, as the model's tokenizer call builds them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from handlers.engine.text_tokenizer import TextTokenizer, Tokens
+
+__all__ = ["FEATURES", "Collator"]
+
+FEATURES = ("input_ids", "token_type_ids", "attention_mask")  # in a tokenizer's output order
+
+
+class Collator:
+    """Builds the features of a batch of texts or (query, document) pairs from their Tokens,
+    the way a fast tokenizer's `tokenizer(texts, padding=..., truncation=True, max_length=...)`
+    does: truncation at the context length from the batch's side (a pair's longest text
+    first), the model's special tokens, padding to the longest input (or, `fixed_length`,
+    to the context length) on the tokenizer's side, and the features the tokenizer lists.
+    A text not tokenised yet (its count failed) is tokenised here. The Rust pipeline does
+    the truncation and special tokens (`post_process`), so they are the tokenizer's own.
+    Owned by one prepare thread, which sets the truncation side per batch.
+    """
+
+    def __init__(
+        self,
+        source: TextTokenizer,
+        pad_id: int,
+        pad_type_id: int = 0,
+        padding_side: str = "right",
+        names: tuple[str, ...] = ("input_ids", "attention_mask"),
+        fixed_length: bool = False,
+    ) -> None:
+        self.source = source
+        self._tokenizer = source.copy()
+        self.pad_id = pad_id
+        self.pad_type_id = pad_type_id
+        self.left = padding_side == "left"
+        self.names = tuple(n for n in FEATURES if n in names)
+        self.fixed_length = fixed_length
+
+    @classmethod
+    def of(cls, source: TextTokenizer, hf_tokenizer: Any, fixed_length: bool = False) -> Any:
+        """The collator of a transformers fast tokenizer (its pad token, padding side and
+        model_input_names); None when it has no pad token (its own call refuses to pad)."""
+        if hf_tokenizer.pad_token_id is None:
+            return None
+        return cls(
+            source,
+            hf_tokenizer.pad_token_id,
+            hf_tokenizer.pad_token_type_id,
+            hf_tokenizer.padding_side,
+            tuple(hf_tokenizer.model_input_names),
+            fixed_length,
+        )
+
+    def _tokens(self, item: Tokens | str) -> Tokens:
+        return item if isinstance(item, Tokens) else self.source.tokens([item])[0]
+
+    def _encode(self, item: Any) -> Any:
+        if isinstance(item, tuple):
+            query, doc = map(self._tokens, item)
+            return self._tokenizer.post_process(query.encoding, doc.encoding, True)
+        return self._tokenizer.post_process(self._tokens(item).encoding, None, True)
+
+    def __call__(self, items: list[Any], direction: str = "right") -> tuple[dict, list[int]]:
+        """(features as int64 arrays, tokens per input) of `items`: texts (str or Tokens)
+        or (query, document) pairs of them."""
+        self._tokenizer.enable_truncation(self.source.max_length, direction=direction)
+        encodings = [self._encode(item) for item in items]
+        lengths = [len(e.ids) for e in encodings]
+        width = self.source.max_length if self.fixed_length else max(lengths)
+        shape = (len(items), width)
+        arrays = {
+            "input_ids": np.full(shape, self.pad_id, dtype=np.int64),
+            "token_type_ids": np.full(shape, self.pad_type_id, dtype=np.int64),
+            "attention_mask": np.zeros(shape, dtype=np.int64),
+        }
+        for row, (encoding, length) in enumerate(zip(encodings, lengths, strict=True)):
+            cols = slice(width - length, width) if self.left else slice(0, length)
+            arrays["input_ids"][row, cols] = encoding.ids
+            arrays["token_type_ids"][row, cols] = encoding.type_ids
+            arrays["attention_mask"][row, cols] = 1
+        return {name: arrays[name] for name in self.names}, lengths

@@ -1,0 +1,107 @@
+"""Tokenised once: a batch's features built from Tokens equal the model tokenizer's own call,
+for every family with a fast tokenizer, both truncation sides, pairs and fixed length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from handlers.engine.collate import Collator
+from handlers.engine.text_tokenizer import TextTokenizer, input_tokens
+from tests.families import FAMILIES
+
+LONG = " ".join(f"word{i} ünïcode, déjà-vu; 東京 {i}" for i in range(200))  # past every limit
+TEXTS = ["  Hello there, General Kenobi!  ", "", "a", "UPPER lower MiXeD", LONG, "tab\tnew\nline"]
+QUERY = "what is the capital of france?"
+FAST = [name for name, f in FAMILIES.items() if f.tokenizer != "SiglipTokenizer"]
+
+
+def _hf(folder: Path, kind: str) -> Any:
+    from transformers import AutoProcessor, AutoTokenizer
+
+    if kind == "image-text":
+        return AutoProcessor.from_pretrained(folder).tokenizer
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def _setup(name: str, folder: Path) -> tuple[Any, TextTokenizer, Collator, bool]:
+    """(the family's tokenizer, our copy of it, its collator, whether texts are stripped)."""
+    family = FAMILIES[name]
+    hf = _hf(folder, family.kind)
+    assert hf.is_fast
+    strip = family.kind == "embed"  # sentence-transformers strips; pairs and CLIP texts don't
+    source = TextTokenizer(hf.backend_tokenizer, family.context_length, strip=strip)
+    fixed = name == "siglip2"  # padded to the full length, as its card does
+    collator = Collator.of(source, hf, fixed)
+    assert collator is not None
+    return hf, source, collator, strip
+
+
+def _expected(hf: Any, args: list, length: int, fixed: bool, side: str) -> dict[str, Any]:
+    hf.truncation_side = side
+    try:
+        return dict(
+            hf(
+                *args,
+                padding="max_length" if fixed else True,
+                truncation=True,
+                max_length=length,
+                return_tensors="np",
+            )
+        )
+    finally:
+        hf.truncation_side = "right"
+
+
+def _assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert sorted(got) == sorted(want)
+    for name, values in want.items():
+        np.testing.assert_array_equal(got[name], values.astype(np.int64), err_msg=name)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("name", FAST)
+def test_texts_from_their_tokens_are_the_tokenizers_own_features(family_models, name, side):
+    hf, source, collator, strip = _setup(name, family_models[name])
+    texts = [source.text(t) for t in TEXTS]  # what the model's pre-process hands on
+    want = _expected(hf, [texts], source.max_length, collator.fixed_length, side)
+    items, lengths = input_tokens(source)(TEXTS)
+    features, counts = collator(items, side)
+    _assert_same(features, want)
+    assert counts == want["attention_mask"].sum(axis=1).tolist()
+    assert lengths == [max(count, 1) for count in counts]  # the scheduler's: at least 1
+    # a text whose count failed reaches the collator as a string: the same features
+    _assert_same(collator(TEXTS, side)[0], want)
+
+
+@pytest.mark.parametrize("name", [n for n in FAST if FAMILIES[n].kind != "image-text"])
+def test_pairs_from_their_tokens_are_the_tokenizers_own_features(family_models, name):
+    hf, source, collator, _ = _setup(name, family_models[name])
+    docs = ["Paris is the capital.", "", LONG, LONG[:300]]
+    queries = [QUERY, QUERY, QUERY, LONG]  # longest first: the longer text is cut first
+    pairs = list(zip(queries, docs, strict=True))
+    want = _expected(hf, [queries, docs], source.max_length, False, "right")
+    items, lengths = input_tokens(source)(pairs)
+    assert items[0][0] is items[1][0]  # the repeated query is tokenised once
+    features, counts = collator(items)
+    _assert_same(features, want)
+    fitting = want["attention_mask"].sum(axis=1).tolist()
+    assert counts == fitting
+    assert lengths[:2] == fitting[:2]  # untruncated pairs: the pair's count exactly
+    assert lengths[2:] == [source.max_length] * 2  # longer ones: at most the context
+
+
+@pytest.mark.parametrize("name", ["bert-mean", "xlm-r", "qwen3-embedding", "gemma3-dense"])
+def test_a_window_is_its_texts_token_slice(family_models, name):
+    hf, source, _, _ = _setup(name, family_models[name])
+    tokens = source.tokens([LONG])[0]
+    full = hf(source.text(LONG), add_special_tokens=False)["input_ids"]
+    assert tokens.count == len(full) + source.specials
+    span = range(37, 37 + 50)
+    window = source.window(tokens, span)
+    assert window.encoding.ids == full[span.start : span.stop]
+    assert window.count == len(span) + source.specials
+    assert len(tokens.encoding.ids) == len(full)  # the text's own Tokens are unchanged
