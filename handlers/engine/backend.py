@@ -184,9 +184,9 @@ class EngineBackend:
     def _measure(model: Loaded) -> Measure | None:
         """The scheduler's measuring step: the texts' Tokens where the runners collate
         them, else counts only (None: estimated from characters)."""
-        if model.collates and model.tokenizer is not None:
-            return input_tokens(model.tokenizer)
-        return input_lengths(model.counter) if model.counter is not None else None
+        if model.counter is None:
+            return None
+        return (input_tokens if model.collates else input_lengths)(model.counter)
 
     def _limits(self, spec: ModelSpec) -> Limits:
         s = self._settings
@@ -314,11 +314,11 @@ class EngineBackend:
         return await self._scheduler(model).run(items, key, lengths)
 
     async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
-        tokenizer, counter = self._tokenizers[model], self._counters[model]
+        counter = self._counters[model]
         if counter is None:
             raise RuntimeError(f"model {model} cannot count tokens")
-        if tokenizer is not None and model in self._collating:
-            read = await asyncio.to_thread(tokenizer.tokens, texts)
+        if model in self._collating:
+            read = await asyncio.to_thread(counter.tokens, texts)
             return read, [tokens.count for tokens in read]
         return texts, await asyncio.to_thread(counter.count, texts)
 

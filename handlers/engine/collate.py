@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from handlers.engine.text_tokenizer import TextTokenizer, Tokens
+from handlers.engine.text_tokenizer import SlowTokenizer, TextTokenizer, Tokens
 
-__all__ = ["FEATURES", "Collator"]
+__all__ = ["FEATURES", "Collator", "SlowCollator"]
 
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")  # in a tokenizer's output order
 
@@ -84,3 +84,41 @@ class Collator:
             arrays["token_type_ids"][row, cols] = encoding.type_ids
             arrays["attention_mask"][row, cols] = 1
         return {name: arrays[name] for name in self.names}, lengths
+
+
+class SlowCollator:
+    """The collator of a slow tokenizer (SigLIP's): builds a batch of texts from their
+    Tokens (ids) as the tokenizer's own batch call does, each through its
+    `prepare_for_model` (truncation at the context length from the batch's side, special
+    tokens), then its `pad` (to the longest input or, `fixed_length`, to the context
+    length). `tokenizer` is the model's own, used by its prepare thread only."""
+
+    def __init__(self, tokenizer: Any, source: SlowTokenizer, fixed_length: bool = False):
+        self.tokenizer = tokenizer
+        self.source = source
+        self.fixed_length = fixed_length
+        self.names = tuple(n for n in FEATURES if n in tokenizer.model_input_names)
+
+    def __call__(self, items: list[Any], direction: str = "right") -> tuple[dict, list[int]]:
+        """(features as int64 arrays, tokens per input) of texts (str or Tokens)."""
+        tokenizer, limit = self.tokenizer, self.source.max_length
+        tokenizer.truncation_side = direction
+        rows = [
+            tokenizer.prepare_for_model(
+                (item if isinstance(item, Tokens) else self.source.tokens([item])[0]).encoding,
+                add_special_tokens=True,
+                truncation=True,
+                max_length=limit,
+                return_attention_mask=False,
+            )
+            for item in items
+        ]
+        padded = tokenizer.pad(
+            {name: [row[name] for row in rows] for name in rows[0]},
+            padding="max_length" if self.fixed_length else True,
+            max_length=limit,
+            return_attention_mask=True,
+            return_tensors="np",
+        )
+        features = {name: padded[name].astype(np.int64) for name in self.names if name in padded}
+        return features, [len(row["input_ids"]) for row in rows]

@@ -9,9 +9,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.engine.collate import Collator
+from handlers.engine.collate import Collator, SlowCollator
 from handlers.engine.stages import EmbedKey, Runner
-from handlers.engine.text_tokenizer import Counter, SlowCounter, TextTokenizer, Tokens
+from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer, Tokens
 from handlers.settings import ModelSpec, Settings
 
 __all__ = ["Loaded", "import_infinity", "load_infinity", "preload_infinity"]
@@ -33,13 +33,14 @@ class Loaded:
     backend: str
     tokenizer: TextTokenizer | None  # a private copy: /v1/tokenize, counts, windows
     dtype: str | None = None  # the precision the weights run in
-    slow_counter: SlowCounter | None = None  # counts where there is no fast tokenizer
+    slow_tokenizer: SlowTokenizer | None = None  # where there is no fast tokenizer
     collates: bool = False
 
     @property
     def counter(self) -> Counter | None:
-        """What counts a text's tokens for truncate=false (None: the model cannot)."""
-        return self.tokenizer or self.slow_counter
+        """What tokenises and counts a text as the model reads it (truncate=false, the
+        scheduler's measuring step); None: the model cannot."""
+        return self.tokenizer or self.slow_tokenizer
 
     @property
     def max_length(self) -> int | None:
@@ -187,12 +188,16 @@ class _ImageTextStages(_Stages):
     projections are normalised."""
 
     def __init__(
-        self, model: Any, max_length: int, fixed_length: bool, collator: Collator | None
+        self,
+        model: Any,
+        max_length: int,
+        fixed_length: bool,
+        collator: Collator | SlowCollator | None,
     ) -> None:
         super().__init__(model)
         self.max_length = max_length
         self.fixed_length = fixed_length
-        self.collator = collator  # with a fast tokenizer: texts come as Tokens
+        self.collator = collator  # texts come as Tokens
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
@@ -325,6 +330,35 @@ def _collators(
     return [Collator.of(tokenizer, hf_tokenizer, fixed) for _ in replicas]
 
 
+# Case, surrounding whitespace, and a text past any encoder's context length.
+PROBE = ["  Tokenised ONCE, or Twice?  ", "probe " * 9000]
+
+
+def _reproduces(collator: Collator | None, model: Any) -> bool:
+    """Whether a sentence-transformers model's own tokenize() builds, on PROBE and from
+    both truncation sides, the features the collator builds (True without a collator:
+    nothing to check). Checked once at load: it holds the settings the collator derives
+    (context length, lower-casing) against the model's real pre-process."""
+    if collator is None:
+        return True
+    import numpy as np
+
+    tokenizer = model.tokenizer
+    side = tokenizer.truncation_side
+    try:
+        for direction in ("right", "left"):
+            tokenizer.truncation_side = direction
+            want = {name: value.numpy() for name, value in model.tokenize(PROBE).items()}
+            got, _ = collator(PROBE, direction)
+            if sorted(got) != sorted(want):
+                return False
+            if not all(np.array_equal(got[name], want[name]) for name in want):
+                return False
+        return True
+    finally:
+        tokenizer.truncation_side = side
+
+
 def _seq_limit(model: Any) -> int | None:
     """sentence-transformers' max_seq_length; None where the first module does not say
     (Infinity's CTranslate2 embedder replaces it), so the tokenizer's own limit applies."""
@@ -362,8 +396,12 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         fixed = getattr(first.model.config, "model_type", None) in FIXED_LENGTH_TEXT
         hf_tokenizer = first.processor.tokenizer
         tokenizer = _tokenizer(hf_tokenizer, length, strip=False)
-        slow = None if tokenizer else SlowCounter(hf_tokenizer, length)
-        collators = _collators(tokenizer, hf_tokenizer, replicas, fixed)
+        slow = None if tokenizer else SlowTokenizer(hf_tokenizer, length)
+        collators: list[Collator | SlowCollator | None]
+        if slow is not None:  # each replica's own tokenizer, its prepare thread's
+            collators = [SlowCollator(r.processor.tokenizer, slow, fixed) for r in replicas]
+        else:
+            collators = _collators(tokenizer, hf_tokenizer, replicas, fixed)
         runners: list[Runner] = [
             _ImageTextStages(r, length, fixed, c) for r, c in zip(replicas, collators, strict=True)
         ]
@@ -379,10 +417,17 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     if isinstance(first, SentenceTransformer):
         lower = bool(getattr(first[0], "do_lower_case", False))
         tokenizer = _tokenizer(first.tokenizer, _seq_limit(first), lower)
-        # sentence-transformers' own Transformer module: its tokenize() is what collates
-        # (Infinity's CTranslate2 engine and remote-code modules keep their pre-process)
-        own = type(first[0]) is Transformer
-        collators = _collators(tokenizer if own else None, first.tokenizer, replicas)
+        # sentence-transformers' Transformer module, or Infinity's CTranslate2 wrapper of it
+        # (remote-code first modules keep their own pre-process)
+        known = type(first[0]) is Transformer or engine == "ctranslate2"
+        collators = _collators(tokenizer if known else None, first.tokenizer, replicas)
+        if not all(_reproduces(c, r) for c, r in zip(collators, replicas, strict=True)):
+            log.warning(
+                "model %s: its tokenize() differs from the collated features on a probe; "
+                "its pre-process tokenises each batch",
+                spec.served_id,
+            )
+            collators = [None] * len(replicas)
         runners = [_EmbedStages(r, c) for r, c in zip(replicas, collators, strict=True)]
         collates = all(collators)
         return Loaded(runners, frozenset({"embed"}), engine, tokenizer, dtype, None, collates)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 __all__ = [
     "Counter",
     "Encoding",
-    "SlowCounter",
+    "SlowTokenizer",
     "TextTokenizer",
     "Tokenizer",
     "Tokens",
@@ -41,9 +41,14 @@ class Encoding(Protocol):
 
 
 class Counter(Protocol):
-    """Counts tokens as the model's pre-process sees each text (truncate=false)."""
+    """Tokenises texts as the model's pre-process reads them (TextTokenizer for a fast
+    tokenizer, SlowTokenizer for a slow one): their Tokens, and counts (truncate=false)."""
 
     max_length: int  # the model's context length in tokens, special tokens included
+    specials: int  # special tokens added around one text
+    pair_specials: int  # special tokens added around a (query, document) pair
+
+    def tokens(self, texts: list[str]) -> list[Tokens]: ...
 
     def count(self, texts: list[str]) -> list[int]: ...
 
@@ -69,7 +74,7 @@ class Tokens:
     special tokens; the model's inputs are built from it (collate.Collator) without
     tokenising the text again."""
 
-    encoding: Any  # a tokenizers.Encoding, add_special_tokens=False
+    encoding: Any  # a tokenizers.Encoding (a slow tokenizer's: the ids), no special tokens
     count: int  # tokens the model reads for it alone, its special tokens included
 
 
@@ -142,7 +147,7 @@ def _texts(item: Any) -> tuple[Any, ...]:
     return ()
 
 
-def input_tokens(tokenizer: TextTokenizer) -> Measure:
+def input_tokens(tokenizer: Counter) -> Measure:
     """The measuring step of a model with a fast tokenizer: each text becomes its Tokens
     (a text sent twice, such as a rerank query, tokenised once for both), a pair a pair of
     Tokens; Tokens and images pass as they are. Tokens per input as the model reads it,
@@ -174,9 +179,10 @@ def input_tokens(tokenizer: TextTokenizer) -> Measure:
 
 
 def input_lengths(counter: Counter) -> Measure:
-    """The measuring step of a model whose tokenizer is slow: inputs pass as they are;
-    tokens per input as the model sees it, at most its context length: a text's count, a
-    pair's two counts summed, 1 for an image."""
+    """The measuring step of a model whose runners tokenise texts themselves (a
+    pre-process no collator reproduces): inputs pass as they are; tokens per input as the
+    model sees it, at most its context length: a text's count, a pair's two counts summed,
+    1 for an image."""
 
     def measure(items: list[Any]) -> tuple[list[Any], list[int]]:
         unique = list(dict.fromkeys(t for item in items for t in _texts(item)))
@@ -187,21 +193,28 @@ def input_lengths(counter: Counter) -> Measure:
     return measure
 
 
-class SlowCounter:
-    """Counts with a model's slow (Python) tokenizer, for models that have no fast one
-    (SigLIP's SentencePiece tokenizer): a private copy, untruncated, special tokens
-    included. Slow tokenizers give no character offsets, so /v1/tokenize and rerank
-    windows stay unavailable for such models. Call it off the event loop."""
+class SlowTokenizer:
+    """A model's slow (Python) tokenizer, for models that have no fast one (SigLIP's
+    SentencePiece tokenizer): a private copy that makes Tokens (a text's ids without
+    special tokens, untruncated) and counts. Slow tokenizers give no character offsets, so
+    /v1/tokenize and rerank windows stay unavailable for such models. Call it off the
+    event loop."""
 
     def __init__(self, tokenizer: Any, max_length: int) -> None:
         import copy
 
         self._tokenizer = copy.deepcopy(tokenizer)
         self.max_length = max_length
+        self.specials = tokenizer.num_special_tokens_to_add(pair=False)
+        self.pair_specials = tokenizer.num_special_tokens_to_add(pair=True)
+
+    def tokens(self, texts: list[str]) -> list[Tokens]:
+        """Each text as the model's tokenizer reads it, tokenised once."""
+        encoded = self._tokenizer(texts, add_special_tokens=False, truncation=False)
+        return [Tokens(ids, len(ids) + self.specials) for ids in encoded["input_ids"]]
 
     def count(self, texts: list[str]) -> list[int]:
-        encoded = self._tokenizer(texts, add_special_tokens=True, truncation=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return [t.count for t in self.tokens(texts)]
 
 
 def tokenize_data(encodings: list[Encoding]) -> list[dict[str, Any]]:

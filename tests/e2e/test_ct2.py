@@ -4,6 +4,7 @@ HTTP; rerankers and CLIP fall back to torch with a log line."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -29,6 +30,14 @@ def test_ctranslate2_embeddings_match_torch(server, ct2_server, tiny_models):
     body = {"model": EMBED_ID, "input": TEXTS}
     usage = httpx.post(f"{ct2_server.url}/v1/embeddings", json=body, timeout=30).json()["usage"]
     assert usage["prompt_tokens"] == usage_tokens(tiny_models[EMBED_ID], TEXTS)
+
+
+def test_the_converted_model_reads_each_text_tokenised_once(ct2_server):
+    """Infinity's CTranslate2 wrapper tokenises as sentence-transformers' Transformer: the
+    load-time probe finds the collated features equal, so no batch is tokenised again."""
+    log = Path(ct2_server.log.name).read_text(errors="replace")
+    assert "Completed async startup hook: start" in log  # models loaded: the probe ran
+    assert "its pre-process tokenises each batch" not in log
 
 
 def test_conversion_lands_in_the_cache_and_models_report_their_backend(ct2_server):

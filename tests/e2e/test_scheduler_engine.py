@@ -384,3 +384,33 @@ async def test_each_input_is_tokenised_once_on_its_way_to_the_model(
     got = np.array([d["embedding"] for d in clip["data"]])
     want = image_text_oracle(tiny_models[CLIP_ID], texts=["a photo of a cat", "a dog"])
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+async def test_a_slow_tokenizers_texts_are_tokenised_once(make_core, family_models, monkeypatch):
+    """SigLIP (a slow SentencePiece tokenizer): each text goes through the tokenizer once,
+    with and without truncate=false; the vectors stay the oracle's."""
+    from transformers import PreTrainedTokenizerBase
+
+    from tests.oracles import image_text_oracle
+
+    folder = family_models["siglip"]
+    core = await make_core(model_names=str(folder), served_model_names="siglip")
+    tokenised: list[str] = []
+    call = PreTrainedTokenizerBase.__call__
+
+    def spy_call(self, text=None, *args, **kwargs):
+        tokenised.extend([text] if isinstance(text, str) else text or [])
+        return call(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", spy_call)
+    texts = ["a photo of a cat", " a dog ", "the quick brown fox"]
+    default = await embed(core, texts, model="siglip")
+    body = {"model": "siglip", "input": texts, "truncate": False}
+    exact = await core.dispatch("/v1/embeddings", body)
+    monkeypatch.undo()
+
+    assert sorted(tokenised) == sorted(texts * 2)
+    want = image_text_oracle(folder, texts=texts)
+    for reply in (default, exact):
+        got = np.array([d["embedding"] for d in reply["data"]])
+        np.testing.assert_allclose(got, want, atol=1e-5)

@@ -1,5 +1,6 @@
 """Tokenised once: a batch's features built from Tokens equal the model tokenizer's own call,
-for every family with a fast tokenizer, both truncation sides, pairs and fixed length."""
+for every family (fast tokenizers and SigLIP's slow one), both truncation sides, pairs and
+fixed length."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handlers.engine.collate import Collator
-from handlers.engine.text_tokenizer import TextTokenizer, input_tokens
+from handlers.engine.collate import Collator, SlowCollator
+from handlers.engine.text_tokenizer import SlowTokenizer, TextTokenizer, input_tokens
 from tests.families import FAMILIES
 
 LONG = " ".join(f"word{i} ünïcode, déjà-vu; 東京 {i}" for i in range(200))  # past every limit
@@ -105,3 +106,40 @@ def test_a_window_is_its_texts_token_slice(family_models, name):
     assert window.encoding.ids == full[span.start : span.stop]
     assert window.count == len(span) + source.specials
     assert len(tokens.encoding.ids) == len(full)  # the text's own Tokens are unchanged
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_a_slow_tokenizers_texts_from_their_tokens_are_its_own_features(family_models, side):
+    """SigLIP's SentencePiece tokenizer has no fast version: ids, then its own
+    prepare_for_model and pad, as its batch call does (padded to the full length)."""
+    hf = _hf(family_models["siglip"], "image-text")
+    assert not hf.is_fast
+    length = FAMILIES["siglip"].context_length
+    source = SlowTokenizer(hf, length)
+    collator = SlowCollator(hf, source, fixed_length=True)
+    want = _expected(hf, [TEXTS], length, True, side)
+    items, lengths = input_tokens(source)(TEXTS)
+    features, counts = collator(items, side)
+    _assert_same(features, {k: v for k, v in want.items() if k in hf.model_input_names})
+    assert counts == want["attention_mask"].sum(axis=1).tolist()
+    assert lengths == [max(count, 1) for count in counts]
+    assert source.count(TEXTS[:1]) == [len(hf(TEXTS[0])["input_ids"])]  # untruncated
+    _assert_same(collator(TEXTS, side)[0], {k: want[k] for k in features})
+
+
+def test_the_load_time_probe_holds_a_collator_to_the_models_own_tokenize(family_models):
+    """A sentence-transformers model collates only when its own tokenize() builds the same
+    features on the probe; a collator with another context length (or case) does not."""
+    from sentence_transformers import SentenceTransformer
+
+    from handlers.engine.infinity import _reproduces
+
+    model = SentenceTransformer(str(family_models["bert-mean"]), device="cpu")
+    hf = model.tokenizer
+    length = model.max_seq_length
+    right = Collator.of(TextTokenizer(hf.backend_tokenizer, length), hf)
+    shorter = Collator.of(TextTokenizer(hf.backend_tokenizer, length - 1), hf)
+    assert _reproduces(right, model)
+    assert not _reproduces(shorter, model)
+    assert _reproduces(None, model)  # nothing to hold
+    assert hf.truncation_side == "right"  # left as it was
