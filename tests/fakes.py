@@ -58,15 +58,15 @@ class FakeTokenizer:
     def tokens(self, texts: list[str]) -> list[Tokens]:
         return [Tokens(e, len(e.ids) + self.specials) for e in self.encode(texts, False)]
 
-    def window(self, tokens: Tokens, span: range) -> Tokens:
+    def windows(self, tokens: Tokens, spans: list[range]) -> list[Tokens]:
         e = tokens.encoding
-        part = FakeEncoding(
-            *(
-                list(values[span.start : span.stop])
-                for values in (e.ids, e.tokens, e.offsets, e.word_ids)
+        fields = (e.ids, e.tokens, e.offsets, e.word_ids)
+        return [
+            Tokens(
+                FakeEncoding(*(list(f[s.start : s.stop]) for f in fields)), len(s) + self.specials
             )
-        )
-        return Tokens(part, len(span) + self.specials)
+            for s in spans
+        ]
 
 
 def text_of(item: str | Tokens) -> str:

@@ -156,10 +156,10 @@ def plan_windows(
             owners.append(index)
             lengths.append(pair + length)
             continue
-        for span in _spans(read.encoding.word_ids, length, room, overlap):
-            items.append(tokenizer.window(read, span))
-            owners.append(index)
-            lengths.append(pair + len(span))
+        spans = list(_spans(read.encoding.word_ids, length, room, overlap))
+        items.extend(tokenizer.windows(read, spans))
+        owners.extend([index] * len(spans))
+        lengths.extend(pair + len(span) for span in spans)
     return Windows(query_read, items, owners, lengths)
 
 

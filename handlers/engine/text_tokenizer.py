@@ -65,7 +65,7 @@ class Tokenizer(Protocol):
 
     def tokens(self, texts: list[str]) -> list[Tokens]: ...
 
-    def window(self, tokens: Tokens, span: range) -> Tokens: ...
+    def windows(self, tokens: Tokens, spans: list[range]) -> list[Tokens]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,14 +122,34 @@ class TextTokenizer:
         encodings = self.encode([self.text(t) for t in texts], add_special_tokens=False)
         return [Tokens(e, len(e.ids) + self.specials) for e in encodings]
 
-    def window(self, tokens: Tokens, span: range) -> Tokens:
-        """The token positions `span` of a tokenised text, as Tokens of their own."""
+    def windows(self, tokens: Tokens, spans: list[range]) -> list[Tokens]:
+        """The token positions of each span of a tokenised text, as Tokens of their own.
+
+        Each is merged from one-token parts of the text's encoding: a truncated copy would
+        carry the rest of the text as its overflowing parts, which the tokenizer's
+        post-processing then processes too (ten times the cost of collating a window)."""
         from tokenizers import Encoding as RustEncoding
 
-        part = RustEncoding.merge([tokens.encoding], growing_offsets=False)  # a copy
-        part.truncate(span.stop)
-        part.truncate(len(span), direction="left")
-        return Tokens(part, len(span) + self.specials)
+        def copy(length: int) -> Any:
+            out = RustEncoding.merge([tokens.encoding], growing_offsets=False)
+            out.truncate(length)  # what the spans cover; the rest goes to overflowing
+            return out
+
+        end = min(len(tokens.encoding.ids), max(2, *(span.stop for span in spans)))
+        if end < 2:  # a one-token text: nothing overflows
+            parts = [copy(end)]
+        else:
+            head, first = copy(end), copy(end)
+            head.truncate(1)  # positions 1 .. end - 1 become its one-token overflowing parts
+            first.truncate(end - 1, direction="left")  # position 0 becomes its only part
+            parts = [*first.overflowing, *head.overflowing]
+        return [
+            Tokens(
+                RustEncoding.merge(parts[span.start : span.stop], growing_offsets=False),
+                len(span) + self.specials,
+            )
+            for span in spans
+        ]
 
     def count(self, texts: list[str]) -> list[int]:
         """Tokens per text as the model's pre-process sees it, special tokens included,

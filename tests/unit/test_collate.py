@@ -96,16 +96,34 @@ def test_pairs_from_their_tokens_are_the_tokenizers_own_features(family_models, 
 
 
 @pytest.mark.parametrize("name", ["bert-mean", "xlm-r", "qwen3-embedding", "gemma3-dense"])
-def test_a_window_is_its_texts_token_slice(family_models, name):
-    hf, source, _, _ = _setup(name, family_models[name])
+def test_windows_are_their_texts_token_slices_and_carry_nothing_else(family_models, name):
+    hf, source, collator, _ = _setup(name, family_models[name])
     tokens = source.tokens([LONG])[0]
     full = hf(source.text(LONG), add_special_tokens=False)["input_ids"]
     assert tokens.count == len(full) + source.specials
-    span = range(37, 37 + 50)
-    window = source.window(tokens, span)
-    assert window.encoding.ids == full[span.start : span.stop]
-    assert window.count == len(span) + source.specials
+    spans = [range(0, 1), range(0, 50), range(37, 87), range(len(full) - 9, len(full))]
+    windows = source.windows(tokens, spans)
+    for window, span in zip(windows, spans, strict=True):
+        assert window.encoding.ids == full[span.start : span.stop]
+        assert window.count == len(span) + source.specials
+        assert window.encoding.overflowing == []  # the rest of the text is not carried
     assert len(tokens.encoding.ids) == len(full)  # the text's own Tokens are unchanged
+    (one,) = source.windows(source.tokens(["a"])[0], [range(0, 1)])  # a one-token text
+    assert one.encoding.ids == hf("a", add_special_tokens=False)["input_ids"][:1]
+
+
+@pytest.mark.parametrize("name", ["bert-mean", "xlm-r-reranker"])  # classes with a pair template
+def test_a_query_and_window_pair_is_the_tokenizers_pair_of_those_ids(family_models, name):
+    hf, source, collator, _ = _setup(name, family_models[name])
+    full = hf(LONG, add_special_tokens=False)["input_ids"]
+    q_ids = hf(QUERY, add_special_tokens=False)["input_ids"]
+    span = range(37, 87)
+    (window,) = source.windows(source.tokens([LONG])[0], [span])
+    features, counts = collator([(source.tokens([QUERY])[0], window)])
+    want = hf.prepare_for_model(q_ids, full[span.start : span.stop], add_special_tokens=True)
+    for feature, values in features.items():
+        assert values[0].tolist() == want[feature], feature
+    assert counts == [len(q_ids) + len(span) + source.pair_specials]
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
