@@ -11,6 +11,7 @@ from handlers.engine.text_tokenizer import SlowTokenizer, TextTokenizer, Tokens
 __all__ = ["FEATURES", "Collator", "SlowCollator"]
 
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")  # in a tokenizer's output order
+UNBOUNDED = 2**31  # a context length past this is transformers' "none declared": no truncation
 
 
 class Collator:
@@ -40,6 +41,9 @@ class Collator:
         self.left = padding_side == "left"
         self.names = tuple(n for n in FEATURES if n in names)
         self.fixed_length = fixed_length
+        # Without a post-processor nothing sets a pair's type ids: the tokenizer's own pair
+        # encoding gives the second text type 1 (its sequence id)
+        self._pair_types = self._tokenizer.post_processor is None
 
     @classmethod
     def of(cls, source: TextTokenizer, hf_tokenizer: Any, fixed_length: bool = False) -> Any:
@@ -68,10 +72,12 @@ class Collator:
     def __call__(self, items: list[Any], direction: str = "right") -> tuple[dict, list[int]]:
         """(features as int64 arrays, tokens per input) of `items`: texts (str or Tokens)
         or (query, document) pairs of them."""
-        self._tokenizer.enable_truncation(self.source.max_length, direction=direction)
+        limit = self.source.max_length
+        if limit < UNBOUNDED:
+            self._tokenizer.enable_truncation(limit, direction=direction)
         encodings = [self._encode(item) for item in items]
         lengths = [len(e.ids) for e in encodings]
-        width = self.source.max_length if self.fixed_length else max(lengths)
+        width = limit if self.fixed_length else max(lengths)
         shape = (len(items), width)
         arrays = {
             "input_ids": np.full(shape, self.pad_id, dtype=np.int64),
@@ -81,7 +87,9 @@ class Collator:
         for row, (encoding, length) in enumerate(zip(encodings, lengths, strict=True)):
             cols = slice(width - length, width) if self.left else slice(0, length)
             arrays["input_ids"][row, cols] = encoding.ids
-            arrays["token_type_ids"][row, cols] = encoding.type_ids
+            pair = self._pair_types and isinstance(items[row], tuple)
+            types = [s or 0 for s in encoding.sequence_ids] if pair else encoding.type_ids
+            arrays["token_type_ids"][row, cols] = types
             arrays["attention_mask"][row, cols] = 1
         return {name: arrays[name] for name in self.names}, lengths
 

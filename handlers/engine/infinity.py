@@ -197,7 +197,7 @@ class _ImageTextStages(_Stages):
         super().__init__(model)
         self.max_length = max_length
         self.fixed_length = fixed_length
-        self.collator = collator  # texts come as Tokens
+        self.collator = collator  # with one, texts come as Tokens
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
@@ -337,26 +337,33 @@ PROBE = ["  Tokenised ONCE, or Twice?  ", "probe " * 9000]
 def _reproduces(collator: Collator | None, model: Any) -> bool:
     """Whether a sentence-transformers model's own tokenize() builds, on PROBE and from
     both truncation sides, the features the collator builds (True without a collator:
-    nothing to check). Checked once at load: it holds the settings the collator derives
-    (context length, lower-casing) against the model's real pre-process."""
+    nothing to check; False when the collator fails on it). Checked once at load: it holds
+    the settings the collator derives (context length, lower-casing) against the model's
+    real pre-process."""
     if collator is None:
         return True
+    side = model.tokenizer.truncation_side
+    try:
+        return _same_on_probe(collator, model)
+    except Exception:  # the collator cannot build this model's features
+        log.debug("the collator failed on the probe", exc_info=True)
+        return False
+    finally:
+        model.tokenizer.truncation_side = side
+
+
+def _same_on_probe(collator: Collator, model: Any) -> bool:
     import numpy as np
 
-    tokenizer = model.tokenizer
-    side = tokenizer.truncation_side
-    try:
-        for direction in ("right", "left"):
-            tokenizer.truncation_side = direction
-            want = {name: value.numpy() for name, value in model.tokenize(PROBE).items()}
-            got, _ = collator(PROBE, direction)
-            if sorted(got) != sorted(want):
-                return False
-            if not all(np.array_equal(got[name], want[name]) for name in want):
-                return False
-        return True
-    finally:
-        tokenizer.truncation_side = side
+    for direction in ("right", "left"):
+        model.tokenizer.truncation_side = direction
+        want = {name: value.numpy() for name, value in model.tokenize(PROBE).items()}
+        got, _ = collator(PROBE, direction)
+        if sorted(got) != sorted(want):
+            return False
+        if not all(np.array_equal(got[name], want[name]) for name in want):
+            return False
+    return True
 
 
 def _seq_limit(model: Any) -> int | None:

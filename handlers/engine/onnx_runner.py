@@ -109,7 +109,8 @@ class OnnxEmbedder:
             return pad
         return "[PAD]" if tokenizer.token_to_id("[PAD]") is not None else "<pad>"
 
-    def prepare(self, inputs: list[str], key: Hashable) -> tuple[Any, list[int]]:
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        """Collate the inputs' Tokens (or texts whose count failed)."""
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         feeds, tokens = self.collator(inputs, options.truncation_direction)
         return (feeds, options.normalize), tokens

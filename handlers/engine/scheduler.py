@@ -27,14 +27,14 @@ class Scheduler:
     """Admission, queue, batching threads and health for one served model.
 
     `run()` adds a request to the BatchQueue; per model replica, a *prepare* thread
-    measures new requests (`measure`: the inputs as the model's stages take them, its
-    tokenizer's Tokens where it has a fast one, and tokens per input), takes the queue's next batch
-    (length-homogeneous, within the token budget, fair: see BatchQueue) and tokenises it
-    while a *forward* thread runs the previous one; results go back to the event loop
-    once per batch. Threads wait on one condition (`cond`, which also guards the queue):
-    no polling. An exception fails only the requests in its batch. Health: `stalled` when
-    queued work makes no progress for `stall_seconds`; `dead` when a thread died or the
-    stall lasts `dead_factor` times that.
+    measures new requests (`measure`: the inputs as the model's stages take them, their
+    Tokens where the runners collate them, and tokens per input), takes the queue's next
+    batch (length-homogeneous, within the token budget, fair: see BatchQueue) and prepares
+    it (collates, or tokenises) while a *forward* thread runs the previous one; results go
+    back to the event loop once per batch. Threads wait on one condition (`cond`, which
+    also guards the queue): no polling. An exception fails only the requests in its batch.
+    Health: `stalled` when queued work makes no progress for `stall_seconds`; `dead` when
+    a thread died or the stall lasts `dead_factor` times that.
     """
 
     def __init__(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 __all__ = [
     "Counter",
     "Encoding",
+    "Measure",
     "SlowTokenizer",
     "TextTokenizer",
     "Tokenizer",
@@ -57,6 +58,7 @@ class Tokenizer(Protocol):
     """A model's tokenizer as the core uses it: thread-safe reads, never truncating."""
 
     max_length: int  # the model's context length in tokens, special tokens included
+    specials: int  # special tokens added around one text
     pair_specials: int  # special tokens added around a (query, document) pair
 
     def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]: ...

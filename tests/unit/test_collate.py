@@ -161,3 +161,42 @@ def test_the_load_time_probe_holds_a_collator_to_the_models_own_tokenize(family_
     assert not _reproduces(shorter, model)
     assert _reproduces(None, model)  # nothing to hold
     assert hf.truncation_side == "right"  # left as it was
+
+
+def test_a_tokenizer_without_a_declared_limit_is_not_truncated(family_models):
+    """transformers' placeholder for "no model_max_length" (1e30) means no truncation, as
+    the tokenizer's own call does; it is no context length to truncate at."""
+    hf = _hf(family_models["bert-mean"], "embed")
+    hf.model_max_length = int(1e30)
+    source = TextTokenizer(hf.backend_tokenizer, hf.model_max_length)
+    collator = Collator.of(source, hf)
+    want = dict(hf([LONG, "short"], padding=True, truncation=True, return_tensors="np"))
+    assert want["input_ids"].shape[1] > 1000  # the tokenizer's own call did not truncate
+    items, _ = input_tokens(source)([LONG, "short"])
+    _assert_same(collator(items)[0], want)
+
+
+def test_pairs_of_a_tokenizer_without_a_post_processor_keep_their_type_ids():
+    """With no post-processor nothing rewrites type ids: the tokenizer's own pair call
+    gives the second text type 1, and so does the collator."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", *"a b c d e f".split()])}
+    rust = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    rust.pre_tokenizer = pre_tokenizers.Whitespace()
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=rust,
+        pad_token="[PAD]",
+        model_max_length=4,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+    assert hf.backend_tokenizer.post_processor is None
+    source = TextTokenizer(hf.backend_tokenizer, 4, strip=False)
+    collator = Collator.of(source, hf)
+    queries, docs = ["a b", "a", "a b c"], ["c d", "e f x", "d e f"]
+    want = dict(hf(queries, docs, padding=True, truncation="longest_first", return_tensors="np"))
+    items, _ = input_tokens(source)(list(zip(queries, docs, strict=True)))
+    features, _ = collator(items)
+    _assert_same(features, want)
+    assert want["token_type_ids"][0].tolist() == [0, 0, 1, 1]
