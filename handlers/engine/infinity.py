@@ -130,9 +130,9 @@ class _RerankStages(_Stages):
 class _EmbedStages(_Stages):
     """sentence-transformers embedders: the batch's EmbedKey picks the truncation side and,
     with normalize false, a forward pass that skips the model's Normalize module (and
-    Infinity's normalisation). With a collator (a Transformer first module), the inputs'
-    Tokens are collated as its tokenize() would; otherwise Infinity's pre-process
-    tokenises the texts."""
+    Infinity's normalisation). With a collator (a Transformer first module, or Infinity's
+    CTranslate2 wrapper of one, held to its tokenize() at load), the inputs' Tokens are
+    collated; otherwise Infinity's pre-process tokenises the texts."""
 
     def __init__(self, model: Any, collator: Collator | None) -> None:
         super().__init__(model)
