@@ -317,10 +317,8 @@ class EngineBackend:
         counter = self._counters[model]
         if counter is None:
             raise RuntimeError(f"model {model} cannot count tokens")
-        if model in self._collating:
-            read = await asyncio.to_thread(counter.tokens, texts)
-            return read, [tokens.count for tokens in read]
-        return texts, await asyncio.to_thread(counter.count, texts)
+        read = await asyncio.to_thread(counter.tokens, texts)
+        return (read if model in self._collating else texts), [t.count for t in read]
 
     async def rerank(
         self,

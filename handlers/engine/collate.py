@@ -1,17 +1,26 @@
-"""A batch's model inputs built from Tokens, as the model's tokenizer call builds them."""
+"""A batch's model inputs built from Tokens, as the model's tokenizer call builds them, and
+the load-time probe that holds a collator to a model's own tokenize()."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from handlers.engine.text_tokenizer import SlowTokenizer, TextTokenizer, Tokens
 
-__all__ = ["FEATURES", "Collator", "SlowCollator"]
+__all__ = ["FEATURES", "PROBE", "Collator", "SlowCollator", "reproduces"]
+
+log = logging.getLogger(__name__)
 
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")  # in a tokenizer's output order
 UNBOUNDED = 2**31  # a context length past this is transformers' "none declared": no truncation
+
+
+def _tokens(source: TextTokenizer | SlowTokenizer, item: Tokens | str) -> Tokens:
+    """An item's Tokens; a text whose count failed is tokenised here."""
+    return item if isinstance(item, Tokens) else source.tokens([item])[0]
 
 
 class Collator:
@@ -60,14 +69,11 @@ class Collator:
             fixed_length,
         )
 
-    def _tokens(self, item: Tokens | str) -> Tokens:
-        return item if isinstance(item, Tokens) else self.source.tokens([item])[0]
-
     def _encode(self, item: Any) -> Any:
         if isinstance(item, tuple):
-            query, doc = map(self._tokens, item)
+            query, doc = (_tokens(self.source, t) for t in item)
             return self._tokenizer.post_process(query.encoding, doc.encoding, True)
-        return self._tokenizer.post_process(self._tokens(item).encoding, None, True)
+        return self._tokenizer.post_process(_tokens(self.source, item).encoding, None, True)
 
     def __call__(self, items: list[Any], direction: str = "right") -> tuple[dict, list[int]]:
         """(features as int64 arrays, tokens per input) of `items`: texts (str or Tokens)
@@ -113,7 +119,7 @@ class SlowCollator:
         tokenizer.truncation_side = direction
         rows = [
             tokenizer.prepare_for_model(
-                (item if isinstance(item, Tokens) else self.source.tokens([item])[0]).encoding,
+                _tokens(self.source, item).encoding,
                 add_special_tokens=True,
                 truncation=True,
                 max_length=limit,
@@ -130,3 +136,37 @@ class SlowCollator:
         )
         features = {name: padded[name].astype(np.int64) for name in self.names if name in padded}
         return features, [len(row["input_ids"]) for row in rows]
+
+
+# Case, surrounding whitespace, and a text past any encoder's context length.
+PROBE = ["  Tokenised ONCE, or Twice?  ", "probe " * 9000]
+
+
+def reproduces(collator: Collator | None, model: Any) -> bool:
+    """Whether a sentence-transformers model's own tokenize() builds, on PROBE and from
+    both truncation sides, the features the collator builds (True without a collator:
+    nothing to check; False when the collator fails on it). Checked once at load: it holds
+    the settings the collator derives (context length, lower-casing) against the model's
+    real pre-process."""
+    if collator is None:
+        return True
+    side = model.tokenizer.truncation_side
+    try:
+        return _same_on_probe(collator, model)
+    except Exception:  # the collator cannot build this model's features
+        log.debug("the collator failed on the probe", exc_info=True)
+        return False
+    finally:
+        model.tokenizer.truncation_side = side
+
+
+def _same_on_probe(collator: Collator, model: Any) -> bool:
+    for direction in ("right", "left"):
+        model.tokenizer.truncation_side = direction
+        want = {name: value.numpy() for name, value in model.tokenize(PROBE).items()}
+        got, _ = collator(PROBE, direction)
+        if sorted(got) != sorted(want):
+            return False
+        if not all(np.array_equal(got[name], want[name]) for name in want):
+            return False
+    return True

@@ -9,7 +9,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.engine.collate import Collator, SlowCollator
+from handlers.engine.collate import Collator, SlowCollator, reproduces
 from handlers.engine.stages import EmbedKey, Runner
 from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer, Tokens
 from handlers.settings import ModelSpec, Settings
@@ -330,42 +330,6 @@ def _collators(
     return [Collator.of(tokenizer, hf_tokenizer, fixed) for _ in replicas]
 
 
-# Case, surrounding whitespace, and a text past any encoder's context length.
-PROBE = ["  Tokenised ONCE, or Twice?  ", "probe " * 9000]
-
-
-def _reproduces(collator: Collator | None, model: Any) -> bool:
-    """Whether a sentence-transformers model's own tokenize() builds, on PROBE and from
-    both truncation sides, the features the collator builds (True without a collator:
-    nothing to check; False when the collator fails on it). Checked once at load: it holds
-    the settings the collator derives (context length, lower-casing) against the model's
-    real pre-process."""
-    if collator is None:
-        return True
-    side = model.tokenizer.truncation_side
-    try:
-        return _same_on_probe(collator, model)
-    except Exception:  # the collator cannot build this model's features
-        log.debug("the collator failed on the probe", exc_info=True)
-        return False
-    finally:
-        model.tokenizer.truncation_side = side
-
-
-def _same_on_probe(collator: Collator, model: Any) -> bool:
-    import numpy as np
-
-    for direction in ("right", "left"):
-        model.tokenizer.truncation_side = direction
-        want = {name: value.numpy() for name, value in model.tokenize(PROBE).items()}
-        got, _ = collator(PROBE, direction)
-        if sorted(got) != sorted(want):
-            return False
-        if not all(np.array_equal(got[name], want[name]) for name in want):
-            return False
-    return True
-
-
 def _seq_limit(model: Any) -> int | None:
     """sentence-transformers' max_seq_length; None where the first module does not say
     (Infinity's CTranslate2 embedder replaces it), so the tokenizer's own limit applies."""
@@ -428,7 +392,7 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         # (remote-code first modules keep their own pre-process)
         known = type(first[0]) is Transformer or engine == "ctranslate2"
         collators = _collators(tokenizer if known else None, first.tokenizer, replicas)
-        if not all(_reproduces(c, r) for c, r in zip(collators, replicas, strict=True)):
+        if not all(reproduces(c, r) for c, r in zip(collators, replicas, strict=True)):
             log.warning(
                 "model %s: its tokenize() differs from the collated features on a probe; "
                 "its pre-process tokenises each batch",

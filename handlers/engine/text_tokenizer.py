@@ -43,15 +43,14 @@ class Encoding(Protocol):
 
 class Counter(Protocol):
     """Tokenises texts as the model's pre-process reads them (TextTokenizer for a fast
-    tokenizer, SlowTokenizer for a slow one): their Tokens, and counts (truncate=false)."""
+    tokenizer, SlowTokenizer for a slow one): their Tokens, whose counts truncate=false
+    checks and the scheduler batches by."""
 
     max_length: int  # the model's context length in tokens, special tokens included
     specials: int  # special tokens added around one text
     pair_specials: int  # special tokens added around a (query, document) pair
 
     def tokens(self, texts: list[str]) -> list[Tokens]: ...
-
-    def count(self, texts: list[str]) -> list[int]: ...
 
 
 class Tokenizer(Protocol):
@@ -62,8 +61,6 @@ class Tokenizer(Protocol):
     pair_specials: int  # special tokens added around a (query, document) pair
 
     def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]: ...
-
-    def count(self, texts: list[str]) -> list[int]: ...
 
     def tokens(self, texts: list[str]) -> list[Tokens]: ...
 
@@ -153,11 +150,6 @@ class TextTokenizer:
             for span in spans
         ]
 
-    def count(self, texts: list[str]) -> list[int]:
-        """Tokens per text as the model's pre-process sees it, special tokens included,
-        never truncated."""
-        return [t.count for t in self.tokens(texts)]
-
 
 def _texts(item: Any) -> tuple[Any, ...]:
     """The texts (str or Tokens) of a scheduler input: a text, a (query, document) pair,
@@ -170,10 +162,11 @@ def _texts(item: Any) -> tuple[Any, ...]:
 
 
 def input_tokens(tokenizer: Counter) -> Measure:
-    """The measuring step of a model with a fast tokenizer: each text becomes its Tokens
-    (a text sent twice, such as a rerank query, tokenised once for both), a pair a pair of
-    Tokens; Tokens and images pass as they are. Tokens per input as the model reads it,
-    at most its context length: a pair's with the pair's special tokens, 1 for an image."""
+    """The measuring step of a model whose runners collate Tokens: each text becomes its
+    Tokens (a text sent twice, such as a rerank query, tokenised once for both), a pair a
+    pair of Tokens; Tokens and images pass as they are. Tokens per input as the model
+    reads it, at most its context length: a pair's with the pair's special tokens, 1 for
+    an image."""
 
     def measure(items: list[Any]) -> tuple[list[Any], list[int]]:
         texts = (t for item in items for t in _texts(item) if isinstance(t, str))
@@ -202,15 +195,11 @@ def input_tokens(tokenizer: Counter) -> Measure:
 
 def input_lengths(counter: Counter) -> Measure:
     """The measuring step of a model whose runners tokenise texts themselves (a
-    pre-process no collator reproduces): inputs pass as they are; tokens per input as the
-    model sees it, at most its context length: a text's count, a pair's two counts summed,
-    1 for an image."""
+    pre-process no collator reproduces): input_tokens' counts, the inputs as sent."""
+    tokenised = input_tokens(counter)
 
     def measure(items: list[Any]) -> tuple[list[Any], list[int]]:
-        unique = list(dict.fromkeys(t for item in items for t in _texts(item)))
-        counts = dict(zip(unique, counter.count(unique), strict=True))
-        limit = counter.max_length
-        return items, [min(limit, sum(counts[t] for t in _texts(i))) or 1 for i in items]
+        return items, tokenised(items)[1]
 
     return measure
 
@@ -234,9 +223,6 @@ class SlowTokenizer:
         """Each text as the model's tokenizer reads it, tokenised once."""
         encoded = self._tokenizer(texts, add_special_tokens=False, truncation=False)
         return [Tokens(ids, len(ids) + self.specials) for ids in encoded["input_ids"]]
-
-    def count(self, texts: list[str]) -> list[int]:
-        return [t.count for t in self.tokens(texts)]
 
 
 def tokenize_data(encodings: list[Encoding]) -> list[dict[str, Any]]:

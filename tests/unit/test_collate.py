@@ -141,7 +141,7 @@ def test_a_slow_tokenizers_texts_from_their_tokens_are_its_own_features(family_m
     _assert_same(features, {k: v for k, v in want.items() if k in hf.model_input_names})
     assert counts == want["attention_mask"].sum(axis=1).tolist()
     assert lengths == [max(count, 1) for count in counts]
-    assert source.count(TEXTS[:1]) == [len(hf(TEXTS[0])["input_ids"])]  # untruncated
+    assert source.tokens(TEXTS[:1])[0].count == len(hf(TEXTS[0])["input_ids"])  # untruncated
     _assert_same(collator(TEXTS, side)[0], {k: want[k] for k in features})
 
 
@@ -150,16 +150,16 @@ def test_the_load_time_probe_holds_a_collator_to_the_models_own_tokenize(family_
     features on the probe; a collator with another context length (or case) does not."""
     from sentence_transformers import SentenceTransformer
 
-    from handlers.engine.infinity import _reproduces
+    from handlers.engine.collate import reproduces
 
     model = SentenceTransformer(str(family_models["bert-mean"]), device="cpu")
     hf = model.tokenizer
     length = model.max_seq_length
     right = Collator.of(TextTokenizer(hf.backend_tokenizer, length), hf)
     shorter = Collator.of(TextTokenizer(hf.backend_tokenizer, length - 1), hf)
-    assert _reproduces(right, model)
-    assert not _reproduces(shorter, model)
-    assert _reproduces(None, model)  # nothing to hold
+    assert reproduces(right, model)
+    assert not reproduces(shorter, model)
+    assert reproduces(None, model)  # nothing to hold
     assert hf.truncation_side == "right"  # left as it was
 
 
