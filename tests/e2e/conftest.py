@@ -1,0 +1,28 @@
+"""Fixtures of the end-to-end tests: a core over the real engines, in process."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.core.dispatch import Core
+from handlers.engine.backend import EngineBackend
+from tests.fakes import FakeImages
+
+
+@pytest.fixture
+async def make_core(make_settings, model_env):
+    """Builds and starts a core over the tiny models (settings overridden by keyword);
+    every core made is stopped at teardown."""
+    cores: list[Core] = []
+
+    async def make(**env: str) -> Core:
+        lowered = {key.lower(): value for key, value in model_env.items()}
+        settings = make_settings(**{**lowered, **env})
+        core = Core(settings, EngineBackend(settings), FakeImages())
+        await core.start()
+        cores.append(core)
+        return core
+
+    yield make
+    for core in cores:
+        await core.stop()
