@@ -28,18 +28,17 @@ bench: $(STAMP)
 runpod: $(STAMP)
 	$(BIN)/python -m runpod_adapter
 
-# Images (README, "Images"). `bentoml containerize` with the Docker/BuildKit backend by
-# default; IMAGE_BACKEND=buildah (or podman, ...) and IMAGE_OPTS="--opt network=host" for
-# others. BentoML 1.4.40 copies the bento into a temp folder and refuses a
-# dockerfile_template outside the current directory: the temp folder is made under it.
+# Images (docs/images.md): `bentoml build`, then a plain `bentoml containerize` (it works
+# from any folder: the bentos use bentofile options only, no dockerfile_template). The
+# Docker/BuildKit backend by default; IMAGE_BACKEND=buildah (or podman, ...) and
+# IMAGE_OPTS="--opt network=host" for others.
 IMAGE_TAG ?= latest
 IMAGE_BACKEND ?= docker
 IMAGE_OPTS ?=
 IMAGE_BUILD ?= docker build
 CPU_BENTOFILE ?= deploy/bentofile.cpu.yaml
 GPU_BENTOFILE ?= bentofile.yaml
-CONTAINERIZE := mkdir -p build/containerize && TMPDIR=$(CURDIR)/build/containerize \
-	$(BIN)/bentoml containerize --backend $(IMAGE_BACKEND) $(IMAGE_OPTS)
+CONTAINERIZE := $(BIN)/bentoml containerize --backend $(IMAGE_BACKEND) $(IMAGE_OPTS)
 
 image-cpu: $(STAMP)
 	$(BIN)/bentoml build -f $(CPU_BENTOFILE) .

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from handlers.engine.infinity import FIXED_LENGTH_TEXT
+from handlers.engine.st_runner import is_multimodal_pipeline
 
 __all__ = ["main", "probe_texts"]
 
@@ -55,8 +56,8 @@ async def _served(env: dict[str, str], texts: list[str], images: list[str]) -> d
 
     settings = load_settings(env)
     core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
-    await core.start()
-    try:
+    try:  # stopped also when a start fails part way: no model thread outlives the check
+        await core.start()
         card = (await core.dispatch("/v1/models"))["data"][0]
         out: dict[str, Any] = {"card": card}
         model = card["id"]
@@ -78,7 +79,7 @@ async def _served(env: dict[str, str], texts: list[str], images: list[str]) -> d
 
 
 def _reference_embeddings(path: str, texts: list[str], trust: bool) -> np.ndarray:
-    """sentence-transformers' own encode, one text at a time."""
+    """sentence-transformers 6's own encode, one text at a time."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(path, device="cpu", trust_remote_code=trust)
@@ -86,17 +87,38 @@ def _reference_embeddings(path: str, texts: list[str], trust: bool) -> np.ndarra
 
 
 def _reference_scores(path: str, texts: list[str], trust: bool) -> list[float]:
-    """The reranker's logit for each (query, document) pair alone, as its card computes it."""
+    """The reranker's logit for each (query, document) pair alone: sentence-transformers 6's
+    CrossEncoder.predict without an activation."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from sentence_transformers import CrossEncoder
 
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
-    model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust)
-    with torch.no_grad():
-        return [
-            float(model(**tokenizer(QUERY, doc, truncation=True, return_tensors="pt")).logits[0, 0])
-            for doc in texts
-        ]
+    model = CrossEncoder(path, device="cpu", trust_remote_code=trust)
+    pairs = [(QUERY, doc) for doc in texts]
+    scores = model.predict(pairs, batch_size=1, activation_fn=torch.nn.Identity())
+    return [float(score) for score in scores]
+
+
+def _picture(uri: str) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+
+
+def _reference_pipeline(
+    path: str, texts: list[str], images: list[str], trust: bool
+) -> dict[str, np.ndarray]:
+    """A multimodal sentence-transformers pipeline (images as tokens of its encoder):
+    sentence-transformers 6's own encode, one input at a time."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu", trust_remote_code=trust)
+
+    def encode(inputs: list[Any]) -> np.ndarray:
+        return np.stack(
+            [model.encode([x], batch_size=1, normalize_embeddings=True)[0] for x in inputs]
+        )
+
+    return {"text": encode(texts), "image": encode([_picture(uri) for uri in images])}
 
 
 def _reference_image_text(
@@ -105,8 +127,10 @@ def _reference_image_text(
     """The model's processor as its card uses it (SigLIP pads to max_length), one input at a
     time, through get_text_features / get_image_features, L2-normalised."""
     import torch
-    from PIL import Image
     from transformers import AutoModel, AutoProcessor
+
+    if is_multimodal_pipeline(path, None):
+        return _reference_pipeline(path, texts, images, trust)
 
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust)
     model = AutoModel.from_pretrained(path, trust_remote_code=trust).eval()
@@ -121,11 +145,10 @@ def _reference_image_text(
     with torch.no_grad():
         for text in texts:
             features = processor(text=[text], return_tensors="pt", **options)
-            vectors["text"].append(model.get_text_features(**features)[0].numpy())
+            vectors["text"].append(model.get_text_features(**features).pooler_output[0].numpy())
         for uri in images:
-            picture = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
-            features = processor(images=[picture], return_tensors="pt")
-            vectors["image"].append(model.get_image_features(**features)[0].numpy())
+            features = processor(images=[_picture(uri)], return_tensors="pt")
+            vectors["image"].append(model.get_image_features(**features).pooler_output[0].numpy())
     return {
         kind: np.stack(found) / np.linalg.norm(np.stack(found), axis=1, keepdims=True)
         for kind, found in vectors.items()

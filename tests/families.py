@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tests import tiny_models
+from tests import families_2026, tiny_models
 from tests.tiny_models import WORDS, _bert_tokenizer, _seed, _vocab, build_bert_embedder
 from tests.tiny_tokenizers import byte_bpe, sentencepiece, spm_ids, unigram, wrap
 
@@ -116,15 +116,17 @@ def _write(path: Path, obj: Any) -> None:
 def _save(folder: Path, model_cls: type, config: Any) -> None:
     _seed()
     model_cls(config).save_pretrained(folder)
+    if config.model_type in ("bert", "xlm-roberta"):
+        tiny_models.as_on_the_hub(folder)
 
 
 # --- builders ------------------------------------------------------------------------------
 
 
 def _bert(folder: Path, pooling: str, max_seq_length: int, dense: tuple = ()) -> Path:
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
-    _bert_tokenizer(folder, BertTokenizerFast)
+    _bert_tokenizer(folder, BertTokenizer)
     config = BertConfig(vocab_size=len(_vocab()), max_position_embeddings=128, **SMALL)
     _save(folder, BertModel, config)
     _st_modules(folder, pooling=pooling, max_seq_length=max_seq_length, dense=dense)
@@ -153,14 +155,14 @@ def build_labse_dense(folder: Path) -> Path:
 def _qwen3_tokenizer(folder: Path, eos_template: bool, max_length: int) -> Any:
     """Qwen3-Embedding's tokenizer appends <|endoftext|> to each sequence; the reranker's
     adds nothing (a pair is just concatenated)."""
-    from transformers import Qwen2TokenizerFast
+    from transformers import Qwen2Tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     template = "$A:0 <|endoftext|>:0 | $A:0 <|endoftext|>:0 $B:1 <|endoftext|>:1"
     return wrap(
         folder,
         byte_bpe(_sentences(), QWEN3_SPECIALS),
-        Qwen2TokenizerFast,
+        Qwen2Tokenizer,
         template if eos_template else None,
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
@@ -202,14 +204,14 @@ def build_qwen3_embedding(folder: Path) -> Path:
 def build_modernbert(folder: Path) -> Path:
     """ModernBertModel (alternating global / local attention) with a byte-level BPE and a
     `[CLS] $A [SEP]` template, mean pooling: like nomic-ai/modernbert-embed-base."""
-    from transformers import ModernBertConfig, ModernBertModel, PreTrainedTokenizerFast
+    from transformers import ModernBertConfig, ModernBertModel, TokenizersBackend
 
     folder.mkdir(parents=True, exist_ok=True)
     specials = {"unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}
     tokenizer = wrap(
         folder,
         byte_bpe(_sentences(), list(specials.values())),
-        PreTrainedTokenizerFast,
+        TokenizersBackend,
         "[CLS]:0 $A:0 [SEP]:0 | [CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
         **{f"{k}_token": t for k, t in specials.items()},
         model_input_names=["input_ids", "attention_mask"],  # no token_type_ids
@@ -234,7 +236,7 @@ def build_modernbert(folder: Path) -> Path:
 
 
 def _xlmr_tokenizer(folder: Path) -> Any:
-    from transformers import XLMRobertaTokenizerFast
+    from transformers import XLMRobertaTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     backend = unigram(_sentences(), ["<s>", "<pad>", "</s>", "<unk>"], "<unk>")
@@ -242,7 +244,7 @@ def _xlmr_tokenizer(folder: Path) -> Any:
     return wrap(
         folder,
         backend,
-        XLMRobertaTokenizerFast,
+        XLMRobertaTokenizer,
         "<s>:0 $A:0 </s>:0 | <s>:0 $A:0 </s>:0 </s>:0 $B:1 </s>:1",
         model_max_length=128,
     )
@@ -277,9 +279,9 @@ def build_xlmr(folder: Path) -> Path:
 def _gemma_tokenizer(folder: Path, max_length: int, **options: Any) -> Any:
     """A Gemma SentencePiece BPE tokenizer (byte fallback, <bos>/<eos> added) trained on
     the family sentences; `options` go to the SentencePiece trainer."""
-    from transformers import GemmaTokenizerFast
+    from transformers import GemmaTokenizer
 
-    model = sentencepiece(
+    sentencepiece(
         folder / "tokenizer.model",
         _sentences(),
         vocab_size=400,
@@ -289,9 +291,13 @@ def _gemma_tokenizer(folder: Path, max_length: int, **options: Any) -> Any:
         **options,
         **spm_ids(pad="<pad>", eos="<eos>", bos="<bos>", unk="<unk>"),
     )
-    return GemmaTokenizerFast(
-        vocab_file=str(model), add_bos_token=True, add_eos_token=True, model_max_length=max_length
+    # transformers 5: GemmaTokenizerFast(vocab_file=...) builds an empty vocabulary (every
+    # text one <unk>); from_pretrained converts the folder's tokenizer.model
+    tokenizer = GemmaTokenizer.from_pretrained(
+        folder, add_bos_token=True, add_eos_token=True, model_max_length=max_length
     )
+    tokenizer.init_kwargs.pop("vocab_file", None)  # not this folder's path in tokenizer_config
+    return tokenizer
 
 
 def build_gemma3_dense(folder: Path) -> Path:
@@ -423,7 +429,7 @@ class Family:
     kind: str  # "embed", "rerank" or "image-text"
     example: str  # a real Hub model of the family
     context_length: int  # what max_input_tokens must say: where inputs are truncated
-    tokenizer: str  # the class AutoTokenizer loads
+    tokenizer: str  # the class AutoTokenizer loads (transformers 5: no "...Fast" classes)
     pooling: str | None = None  # sentence-transformers pooling mode (embedders)
     dim: int | None = None  # embedding dimension (None: a reranker)
     dense: int = 0  # sentence-transformers Dense modules after pooling
@@ -436,20 +442,20 @@ FAMILIES: dict[str, Family] = {
         "embed",
         "sentence-transformers/all-MiniLM-L6-v2",
         128,
-        "BertTokenizerFast",
+        "BertTokenizer",
         "mean",
         32,
         prompts=BERT_PROMPTS,
     ),
     "bert-cls": Family(
-        build_bert_cls, "embed", "BAAI/bge-small-en-v1.5", 128, "BertTokenizerFast", "cls", 32
+        build_bert_cls, "embed", "BAAI/bge-small-en-v1.5", 128, "BertTokenizer", "cls", 32
     ),
     "bert-max": Family(
         build_bert_max,
         "embed",
         "sentence-transformers/bert-base-nli-max-tokens",
         64,
-        "BertTokenizerFast",
+        "BertTokenizer",
         "max",
         32,
     ),
@@ -458,7 +464,7 @@ FAMILIES: dict[str, Family] = {
         "embed",
         "Qwen/Qwen3-Embedding-0.6B",
         128,
-        "Qwen2TokenizerFast",
+        "Qwen2Tokenizer",
         "lasttoken",
         32,
         prompts=QWEN3_EMBED_PROMPTS,
@@ -468,18 +474,18 @@ FAMILIES: dict[str, Family] = {
         "embed",
         "nomic-ai/modernbert-embed-base",
         128,
-        "PreTrainedTokenizerFast",
+        "TokenizersBackend",
         "mean",
         32,
         prompts=NOMIC_PROMPTS,
     ),
-    "xlm-r": Family(build_xlmr, "embed", "BAAI/bge-m3", 128, "XLMRobertaTokenizerFast", "cls", 32),
+    "xlm-r": Family(build_xlmr, "embed", "BAAI/bge-m3", 128, "XLMRobertaTokenizer", "cls", 32),
     "gemma3-dense": Family(
         build_gemma3_dense,
         "embed",
         "google/embeddinggemma-300m",
         128,
-        "GemmaTokenizerFast",
+        "GemmaTokenizer",
         "mean",
         32,
         dense=2,
@@ -490,7 +496,7 @@ FAMILIES: dict[str, Family] = {
         "embed",
         "sentence-transformers/LaBSE",
         128,
-        "BertTokenizerFast",
+        "BertTokenizer",
         "cls",
         32,
         dense=1,
@@ -500,7 +506,7 @@ FAMILIES: dict[str, Family] = {
         "image-text",
         "patrickjohncyh/fashion-clip",
         77,
-        "CLIPTokenizerFast",
+        "CLIPTokenizer",
         dim=16,
     ),
     "siglip": Family(
@@ -511,18 +517,89 @@ FAMILIES: dict[str, Family] = {
         "image-text",
         "google/siglip2-base-patch16-naflex",
         64,
-        "GemmaTokenizerFast",
+        "Siglip2Tokenizer",
         dim=32,
     ),
     "xlm-r-reranker": Family(
-        build_xlmr_reranker, "rerank", "BAAI/bge-reranker-v2-m3", 128, "XLMRobertaTokenizerFast"
+        build_xlmr_reranker, "rerank", "BAAI/bge-reranker-v2-m3", 128, "XLMRobertaTokenizer"
     ),
     "qwen3-reranker": Family(
         build_qwen3_reranker,
         "rerank",
         "tomaarsen/Qwen3-Reranker-0.6B-seq-cls",
         512,
-        "Qwen2TokenizerFast",
+        "Qwen2Tokenizer",
+    ),
+    # transformers 5 model types, saved by sentence-transformers 6 (tests.families_2026)
+    "embedding_gemma2": Family(
+        families_2026.build_embedding_gemma2,
+        "embed",
+        "google/embeddinggemma-2",
+        128,
+        "GemmaTokenizer",
+        "mean",
+        32,
+        prompts=families_2026.EMBEDDING_GEMMA2_PROMPTS,
+    ),
+    "jina_embeddings_v3": Family(
+        families_2026.build_jina_embeddings_v3,
+        "embed",
+        "jinaai/jina-embeddings-v3-hf",
+        128,
+        "XLMRobertaTokenizer",
+        "mean",
+        32,
+        prompts={**families_2026.ST6_EMPTY_PROMPTS, **families_2026.JINA_V3_PROMPTS},
+    ),
+    "gte": Family(
+        families_2026.build_gte,
+        "embed",
+        "Alibaba-NLP/gte-multilingual-base",
+        128,
+        "XLMRobertaTokenizer",
+        "cls",
+        32,
+        prompts=families_2026.ST6_EMPTY_PROMPTS,
+    ),
+    "nomic_bert": Family(
+        families_2026.build_nomic_bert,
+        "embed",
+        "nomic-ai/nomic-embed-text-v1.5",
+        128,
+        "BertTokenizer",
+        "mean",
+        32,
+        prompts=NOMIC_PROMPTS,
+    ),
+    "eurobert": Family(
+        families_2026.build_eurobert,
+        "embed",
+        "EuroBERT/EuroBERT-210m",
+        128,
+        "TokenizersBackend",
+        "mean",
+        32,
+        prompts=families_2026.ST6_EMPTY_PROMPTS,
+    ),
+    "ultrabert": Family(
+        families_2026.build_ultrabert,
+        "embed",
+        "dmis-lab/UltraBERT-Embed-150M",
+        128,
+        "TokenizersBackend",
+        "mean",
+        32,
+        prompts=families_2026.ULTRABERT_PROMPTS,
+    ),
+    "modernvbert": Family(
+        families_2026.build_modernvbert,
+        "image-text",
+        "ModernVBERT/bimodernvbert",
+        128,
+        "TokenizersBackend",
+        "mean",
+        32,
+        prompts=families_2026.ST6_EMPTY_PROMPTS,
     ),
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
 import http.server
 import json
 import os
@@ -21,6 +22,7 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +44,9 @@ IMAGES = {
 TOOLS = {"buildah": "buildah", "podman": "podman", "debootstrap": "debootstrap", "runc": "runc"}
 TEXTS = ["a red dress", "blue running shoes for the trail"]
 GRACE_SECONDS = 10  # docker's and podman's default stop timeout
+IDLE_SECONDS = 8  # past uvicorn's default keep-alive (5 s), within make serve's (75 s)
+MAKE_SERVE = ("python", "-m", "handlers.serve")  # what `make serve` runs
+BENTO_SRC = "/home/bentoml/bento/src"  # the bento's source folder in BentoML's images
 TARGET_GB = {"cpu": 1.8, "gpu": 5.0, "runpod": 5.0}  # issue targets, checked below
 
 
@@ -243,7 +248,9 @@ def build_images(env: dict[str, str], index: WheelIndex) -> dict[str, float]:
 class Container:
     """`podman run -d --network host` of an image, listening on 127.0.0.1:<free port>."""
 
-    def __init__(self, env: dict[str, str], image: str, *command: str, port: int = 0) -> None:
+    def __init__(
+        self, env: dict[str, str], image: str, *command: str, port: int = 0, workdir: str = ""
+    ) -> None:
         from tests.servers import free_port
 
         self.env, self.port = env, port or free_port()
@@ -251,6 +258,7 @@ class Container:
         self.name = f"image-test-{self.port}"
         settings = {"INFINITY_HOST": "127.0.0.1", "INFINITY_PORT": str(self.port)}
         flags = [f"--env={key}={value}" for key, value in settings.items()]
+        flags += [f"--workdir={workdir}"] if workdir else []
         run(
             "podman",
             "run",
@@ -300,6 +308,26 @@ class Container:
         return podman(self.env, *args)[1]
 
 
+def idle_connection_open(url: str, idle: float) -> bool:
+    """Whether the server still holds a kept-alive connection after `idle` seconds of quiet
+    (uvicorn closes it after its keep-alive timeout: 5 s by default, 75 s for make serve)."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/livez")
+        connection.getresponse().read()
+        time.sleep(idle)
+        connection.sock.setblocking(False)
+        try:
+            return connection.sock.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:  # nothing to read and not closed
+            return True
+        except ConnectionError:
+            return False
+    finally:
+        connection.close()
+
+
 def cosine_min(a: list[list[float]], b: list[list[float]]) -> float:
     x, y = np.array(a), np.array(b)
     return float(((x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)).min())
@@ -340,12 +368,20 @@ def bad_setting_exits(env: dict[str, str], image: str, *command: str) -> None:
 
 
 def smoke_http(env: dict[str, str], image: str, backend: str, expected: list) -> float:
-    """/readyz, /v1/models, an embedding equal to make serve's, SIGTERM in time with an
-    in-flight request answered, a bad setting's one line; returns the seconds to /readyz."""
+    """The image's own command (BentoML's `bentoml serve $BENTO_PATH`): /readyz, /v1/models,
+    an embedding equal to make serve's, uvicorn's 5 s keep-alive, SIGTERM in time with an
+    in-flight request answered, a bad setting's one line. Then `python -m handlers.serve`
+    from the bento's source folder, as docs/images.md gives it: ready, with make serve's 75 s
+    keep-alive. Returns the seconds to /readyz of the image's own command."""
     container = Container(env, image)
     try:
         ready = container.wait_ready()
         check(True, f"{image}: /readyz 200 after {ready:.1f} s")
+        check(
+            not idle_connection_open(container.url, IDLE_SECONDS),
+            f"{image}: its own command closes a connection idle for {IDLE_SECONDS} s "
+            "(BentoML's default keep-alive)",
+        )
         (card,) = httpx.get(f"{container.url}/v1/models", timeout=10).json()["data"]
         check(card["backend"] == backend, f"{image}: /v1/models says backend {card['backend']}")
         similarity = cosine_min(embeddings(container.url, TEXTS), expected)
@@ -371,6 +407,17 @@ def smoke_http(env: dict[str, str], image: str, backend: str, expected: list) ->
     finally:
         container.remove()
     bad_setting_exits(env, image)
+    serve = Container(env, image, *MAKE_SERVE, workdir=BENTO_SRC)
+    try:
+        began = serve.wait_ready()
+        check(True, f"{image}: `python -m handlers.serve` /readyz 200 after {began:.1f} s")
+        check(
+            idle_connection_open(serve.url, IDLE_SECONDS),
+            f"{image}: `python -m handlers.serve` keeps a connection idle for {IDLE_SECONDS} s",
+        )
+        serve.stop_in_time(image)
+    finally:
+        serve.remove()
     return round(ready, 1)
 
 
@@ -419,6 +466,16 @@ def smoke_runpod(env: dict[str, str], image: str, expected: list) -> None:
     bad_setting_exits(env, image, "python", "-m", "runpod_adapter")
 
 
+def no_installer_cache(env: dict[str, str], image: str) -> None:
+    """Nothing left to prune: no pip or uv cache in the image (uv runs with UV_NO_CACHE in
+    the bentos, pip with PIP_NO_CACHE_DIR in the RunPod image)."""
+    script = "for d in /root/.cache /home/bentoml/.cache; do test -e $d && du -sh $d; done; true"
+    code, out = podman(
+        env, "run", "--rm", "--user=root", "--entrypoint=/bin/sh", image, "-c", script
+    )
+    check(code == 0 and not out.strip(), f"{image}: no installer cache", out)
+
+
 def size_gb(env: dict[str, str], image: str) -> float:
     done = run(
         "podman",
@@ -449,8 +506,10 @@ def main() -> None:
         "gpu": smoke_http(env, IMAGES["gpu"], "torch", expected),
     }
     smoke_runpod(env, IMAGES["runpod"], expected)
+    for image in IMAGES.values():
+        no_installer_cache(env, image)
     figures = {}
-    for name, image in IMAGES.items():
+    for name, image in IMAGES.items():  # every figure first, then the targets
         size = size_gb(env, image)
         say(f"{image}: {size:.2f} GB, built in {seconds[name]:.0f} s")
         figures[image.split(":")[0]] = {
@@ -459,6 +518,8 @@ def main() -> None:
             "build_s": round(seconds[name]),
             "ready_s": ready.get(name),
         }
+    for name, image in IMAGES.items():
+        size = figures[image.split(":")[0]]["size_gb"]
         check(size <= TARGET_GB[name], f"{image}: {size:.2f} GB <= {TARGET_GB[name]} GB")
     record(figures)
     say("all images built and passed")

@@ -1,9 +1,9 @@
-"""Independent oracles: what a model itself says, computed with transformers in the test
-(plain transformers + torch, each input alone: a batch of one, no padding)."""
+"""Independent oracles: what a model itself says, computed in the test with its own library,
+each input alone (a batch of one, no padding): sentence-transformers 6's `encode` for
+sentence-transformers pipelines, plain transformers + torch for the rest."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 from functools import cache
@@ -112,90 +112,45 @@ def context_length(folder: Path) -> int:
     kind = _kind(folder)
     if kind == "image-text":
         return config["text_config"]["max_position_embeddings"]
-    limit = _loaded(folder)[0].model_max_length
     if kind == "embed":
-        st = _json(folder / "sentence_bert_config.json").get("max_seq_length")
-        return st or min(limit, config["max_position_embeddings"])
-    return min(limit, config["max_position_embeddings"])
+        return _sentence_transformer(folder).max_seq_length
+    return min(_loaded(folder)[0].model_max_length, config["max_position_embeddings"])
 
 
-def _st_text(folder: Path, text: str, prompt: str) -> str:
-    """What sentence-transformers 3.4.1 tokenizes: the prompt prefixed, then the whole
-    stripped (`Transformer.tokenize`), lower-cased if the folder says do_lower_case."""
-    text = (prompt + text).strip()
-    lower = _json(folder / "sentence_bert_config.json").get("do_lower_case", False)
-    return text.lower() if lower else text
+@cache
+def _sentence_transformer(folder: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
 
-
-def _pool(tokens: Any, config: dict[str, Any]) -> Any:
-    import torch
-
-    if not config.get("include_prompt", True):
-        raise NotImplementedError("include_prompt: false")
-    modes = {
-        "cls_token": lambda: tokens[0],
-        "max_tokens": lambda: tokens.max(0).values,
-        "mean_tokens": lambda: tokens.mean(0),
-        "mean_sqrt_len_tokens": None,
-        "weightedmean_tokens": None,
-        "lasttoken": lambda: tokens[-1],
-    }
-    chosen = [mode for mode in modes if config.get(f"pooling_mode_{mode}")]
-    if not chosen or any(modes[mode] is None for mode in chosen):
-        raise NotImplementedError(f"pooling {chosen}")
-    return torch.cat([modes[mode]() for mode in chosen])
-
-
-def _dense(path: Path, x: Any) -> Any:
-    """A sentence-transformers Dense module from its config and weights: act(x W^T + b)."""
-    from safetensors.torch import load_file
-
-    config = _json(path / "config.json")
-    weights = load_file(path / "model.safetensors")
-    x = x @ weights["linear.weight"].T
-    if config["bias"]:
-        x = x + weights["linear.bias"]
-    module, name = config["activation_function"].rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)()(x)
+    return SentenceTransformer(str(folder), device="cpu")
 
 
 def embed_oracle(folder: Path, texts: list[str], prompt: str = "") -> Any:
-    """L2-normalised embeddings of a sentence-transformers folder, float32 (n, dim)."""
+    """L2-normalised embeddings of a sentence-transformers folder, float32 (n, dim): the
+    model's own library (sentence-transformers 6's `encode`), one text at a time, with
+    `prompt` in front ("": none, whatever the model's default_prompt_name)."""
     import numpy as np
-    import torch
 
-    folder = Path(folder)
-    tokenizer, model = _loaded(folder)
-    (first, path), *rest = _modules(folder)
-    assert first == "Transformer" and path == folder, "the Transformer module is the folder"
-    vectors = []
-    for text in texts:
-        enc = tokenizer(
-            _st_text(folder, text, prompt),
-            truncation=True,
-            max_length=context_length(folder),
-            return_tensors="pt",
-        )
-        with torch.no_grad():
-            x = model(**enc).last_hidden_state[0]
-            for kind, path in rest:
-                if kind == "Pooling":
-                    x = _pool(x, _json(path / "config.json"))
-                elif kind == "Dense":
-                    x = _dense(path, x)
-                elif kind != "Normalize":  # normalised below anyway
-                    raise NotImplementedError(kind)
-        vectors.append(torch.nn.functional.normalize(x, dim=-1).numpy())
+    model = _sentence_transformer(Path(folder))
+    vectors = [
+        model.encode([text], prompt=prompt, batch_size=1, normalize_embeddings=True)[0]
+        for text in texts
+    ]
     return np.array(vectors, dtype=np.float32)
 
 
 def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list | None = None):
     """L2-normalised CLIP / SigLIP embeddings, the texts' then the images' (PIL images), each
-    through the model's processor as its card does (SigLIP pads to max_length)."""
+    through the model's processor as its card does (SigLIP pads to max_length); of a
+    multimodal sentence-transformers pipeline (ModernVBERT), its own `encode`."""
     import numpy as np
     import torch
 
     folder = Path(folder)
+    if (folder / "modules.json").exists():
+        model = _sentence_transformer(folder)
+        inputs = [*(texts or []), *(images or [])]
+        vectors = [model.encode([x], batch_size=1, normalize_embeddings=True)[0] for x in inputs]
+        return np.array(vectors, dtype=np.float32)
     processor, model = _loaded(folder)
     padding = "max_length" if model.config.model_type in ("siglip", "siglip2") else True
     max_length = context_length(folder)
@@ -209,10 +164,10 @@ def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list
                 max_length=max_length,
                 return_tensors="pt",
             )
-            vectors.append(model.get_text_features(**enc)[0])
+            vectors.append(model.get_text_features(**enc).pooler_output[0])
         for image in images or []:
             enc = processor(images=[image], return_tensors="pt")
-            vectors.append(model.get_image_features(**enc)[0])
+            vectors.append(model.get_image_features(**enc).pooler_output[0])
     return np.array(
         [torch.nn.functional.normalize(v, dim=-1).numpy() for v in vectors], dtype=np.float32
     )
@@ -220,16 +175,19 @@ def image_text_oracle(folder: Path, texts: list[str] | None = None, images: list
 
 def token_count(folder: Path, texts: list[str], prompt: str = "", query: str | None = None) -> int:
     """Tokens by the model's own tokenizer, special tokens included, each input truncated at
-    the context length: of what an embedder embeds (prompt prefixed, stripped), of a text by
+    the context length: of what an embedder embeds (prompt prefixed), of a text by
     an image-text model's tokenizer (no padding), or with `query`, of each (query, text)
     pair of a reranker."""
     folder = Path(folder)
-    tokenizer = _loaded(folder)[0]
     kind = _kind(folder)
     if kind == "image-text":
-        tokenizer = tokenizer.tokenizer
-    elif kind == "embed":
-        texts = [_st_text(folder, text, prompt) for text in texts]
+        tokenizer = _loaded(folder)[0].tokenizer
+    elif kind == "embed":  # as sentence-transformers 6 reads them: the prompt prefixed
+        tokenizer = _sentence_transformer(folder).tokenizer
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor's own
+        texts = [prompt + text for text in texts]
+    else:
+        tokenizer = _loaded(folder)[0]
     pairs = [(query, text) if query is not None else (text,) for text in texts]
     limit = context_length(folder)
     return sum(len(tokenizer(*p, truncation=True, max_length=limit)["input_ids"]) for p in pairs)

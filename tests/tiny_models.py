@@ -15,9 +15,9 @@ WORDS = (
 
 def build_bert_embedder(folder: Path) -> Path:
     """A 2-layer BERT (hidden 32) with mean pooling, loadable as a sentence-transformer."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
-    _bert_tokenizer(folder, BertTokenizerFast)
+    _bert_tokenizer(folder, BertTokenizer)
     config = BertConfig(
         vocab_size=len(_vocab()),
         hidden_size=32,
@@ -28,6 +28,7 @@ def build_bert_embedder(folder: Path) -> Path:
     )
     _seed()
     BertModel(config).save_pretrained(folder)
+    as_on_the_hub(folder)
     (folder / "modules.json").write_text(
         json.dumps(
             [
@@ -69,9 +70,9 @@ def build_bert_embedder(folder: Path) -> Path:
 
 def build_bert_reranker(folder: Path) -> Path:
     """A BertForSequenceClassification with one label: Infinity serves it as a reranker."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-    _bert_tokenizer(folder, BertTokenizerFast)
+    _bert_tokenizer(folder, BertTokenizer)
     config = BertConfig(
         vocab_size=len(_vocab()),
         hidden_size=32,
@@ -149,7 +150,17 @@ def _vocab() -> list[str]:
 def _bert_tokenizer(folder: Path, cls: type) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(_vocab())) + "\n")
-    cls(vocab_file=str(folder / "vocab.txt"), model_max_length=128).save_pretrained(folder)
+    # transformers 5: a tokenizer class called with vocab_file= builds an empty vocabulary;
+    # from_pretrained reads the folder's vocab.txt
+    cls.from_pretrained(folder, model_max_length=128).save_pretrained(folder)
+
+
+def as_on_the_hub(folder: Path) -> None:
+    """Add what the hub's BERT and XLM-R repositories' config.json carry and transformers 5
+    no longer saves: `position_embedding_type: "absolute"` (CTranslate2 reads it)."""
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "position_embedding_type": "absolute"}))
 
 
 def _seed() -> None:

@@ -24,7 +24,12 @@ def wrap(folder: Path, backend: Any, cls: type, template: str | None, **kw: Any)
         backend.post_processor = TemplateProcessing(
             single=single, pair=pair, special_tokens=specials
         )
-    tokenizer = cls(tokenizer_object=backend, **kw)
+    cls(tokenizer_object=backend, **kw).save_pretrained(folder)
+    # transformers 5: a class with its own pipeline (Qwen2Tokenizer, XLMRobertaTokenizer)
+    # loads only the vocabulary and post-processor from tokenizer.json and sets its own
+    # normalizer and pre-tokenizer; save what it loads, so tokenizer.json agrees with
+    # AutoTokenizer as on the hub
+    tokenizer = cls.from_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return tokenizer
 
@@ -47,16 +52,34 @@ def byte_bpe(corpus: list[str], specials: list[str], vocab_size: int = 400) -> A
 
 
 def unigram(corpus: list[str], specials: list[str], unk: str, vocab_size: int = 300) -> Any:
-    """A Metaspace Unigram (XLM-R / SentencePiece-converted style) trained on `corpus`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A Metaspace Unigram (XLM-R / SentencePiece-converted style) trained on `corpus`, with
+    `specials` first. Trained by SentencePiece: the `tokenizers` UnigramTrainer gives another
+    vocabulary on each run."""
+    import tempfile
 
-    tok = Tokenizer(models.Unigram())
+    import sentencepiece as spm
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    ids = {f"{kind}_id": -1 for kind in ("bos", "eos", "pad", "unk")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = sentencepiece(
+            Path(tmp) / "unigram.model",
+            corpus,
+            vocab_size,
+            model_type="unigram",
+            normalization_rule_name="identity",
+            **ids | {"unk_id": 0, "unk_piece": unk},
+        )
+        processor = spm.SentencePieceProcessor(model_file=str(path))
+        pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+        scores = [processor.get_score(i) for i in range(processor.get_piece_size())]
+    vocab = [(t, 0.0) for t in specials] + [
+        (piece, score) for piece, score in zip(pieces, scores, strict=True) if piece not in specials
+    ]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=specials.index(unk), byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token=unk, show_progress=False
-    )
-    tok.train_from_iterator(corpus, trainer)
+    tok.add_special_tokens(specials)
     return tok
 
 

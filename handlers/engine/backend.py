@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from handlers.engine import ct2, identity, pipeline
+from handlers.engine import ct2, identity, pipeline, st_runner
 from handlers.engine import onnx_export as onnx
 from handlers.engine.infinity import Loaded, load_infinity
 from handlers.engine.scheduler import Scheduler
@@ -156,6 +156,22 @@ class EngineBackend:
         specs = self._settings.models
         loaded = await asyncio.to_thread(lambda: [self._load_or_raise(spec) for spec in specs])
         infos = await asyncio.to_thread(lambda: list(map(self._describe, specs, loaded)))
+        try:
+            await self._start_schedulers(specs, loaded, infos)
+        except BaseException:  # no model thread may outlive a failed start (it holds exit)
+            await self.stop()
+            raise
+        self._started = True
+        log.info(
+            "models ready in %.1fs: %s",
+            time.perf_counter() - began,
+            ", ".join(f"{m} {sorted(i.capabilities)} ({i.backend})" for m, i in self._info.items()),
+        )
+
+    async def _start_schedulers(
+        self, specs: tuple[ModelSpec, ...], loaded: list[Loaded], infos: list[ModelInfo]
+    ) -> None:
+        """Start each model's scheduler and probe an embedder's dimension with it."""
         for spec, model, info in zip(specs, loaded, infos, strict=True):
             measure = self._measure(model)
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec), measure)
@@ -169,12 +185,6 @@ class EngineBackend:
                 vectors, _ = await scheduler.run(["dimension probe"])
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
             self._info[spec.served_id] = info
-        self._started = True
-        log.info(
-            "models ready in %.1fs: %s",
-            time.perf_counter() - began,
-            ", ".join(f"{m} {sorted(i.capabilities)} ({i.backend})" for m, i in self._info.items()),
-        )
 
     async def stop(self) -> None:
         self._started = False
@@ -217,8 +227,8 @@ class EngineBackend:
     def _load(self, spec: ModelSpec) -> Loaded:
         """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
         onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
-        converted once by Infinity, under a cross-process lock. Other models run on torch,
-        with a log line."""
+        converted once by Infinity, under a cross-process lock. Other models, and those
+        whose conversion fails, run on torch, with a log line."""
         backend = self._settings.backend
         if backend == "optimum":
             root = onnx.cache_root(self._settings.hf_home)
@@ -242,11 +252,24 @@ class EngineBackend:
         elif backend == "ctranslate2":
             reason = ct2.unsupported(spec.path, spec.revision)
             if reason is None:
-                with ct2.conversion_lock():
-                    return load_infinity(spec, self._settings, backend)
+                try:
+                    with ct2.conversion_lock(spec.path, spec.revision):
+                        return load_infinity(spec, self._settings, backend)
+                except Exception as exc:  # CTranslate2's converter refused this checkpoint
+                    log.debug("CTranslate2 load of %s failed", spec.served_id, exc_info=True)
+                    why = " ".join(str(exc).split()) or type(exc).__name__
+                    reason = f"the CTranslate2 conversion failed: {type(exc).__name__}: {why}"
         else:
-            return load_infinity(spec, self._settings, backend)
+            return self._load_torch(spec)
         log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, reason)
+        return self._load_torch(spec)
+
+    def _load_torch(self, spec: ModelSpec) -> Loaded:
+        """On torch: a multimodal sentence-transformers pipeline (images as tokens of its
+        encoder) by sentence-transformers 6 itself; every other model by Infinity's loader."""
+        if st_runner.is_multimodal_pipeline(spec.path, spec.revision):
+            log.info("model %s: run by sentence-transformers (multimodal)", spec.served_id)
+            return st_runner.load(spec, self._settings)
         return load_infinity(spec, self._settings, "torch")
 
     def _describe(self, spec: ModelSpec, model: Loaded) -> ModelInfo:

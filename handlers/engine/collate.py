@@ -1,5 +1,5 @@
 """A batch's model inputs built from Tokens, as the model's tokenizer call builds them, and
-the load-time probe that holds a collator to a model's own tokenize()."""
+the load-time probe that holds a collator to a model's own preprocess()."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ PROBE = ["  Tokenised ONCE, or Twice?  ", "probe " * 9000]
 
 
 def reproduces(collator: Collator | None, model: Any) -> bool:
-    """Whether a sentence-transformers model's own tokenize() builds, on PROBE and from
+    """Whether a sentence-transformers model's own preprocess() builds, on PROBE and from
     both truncation sides, the features the collator builds (True without a collator:
     nothing to check; False when the collator fails on it). Checked once at load: it holds
     the settings the collator derives (context length, lower-casing) against the model's
@@ -163,7 +163,8 @@ def reproduces(collator: Collator | None, model: Any) -> bool:
 def _same_on_probe(collator: Collator, model: Any) -> bool:
     for direction in ("right", "left"):
         model.tokenizer.truncation_side = direction
-        want = {name: value.numpy() for name, value in model.tokenize(PROBE).items()}
+        made = model.preprocess(PROBE)  # also names its modality (a string): not a feature
+        want = {name: value.numpy() for name, value in made.items() if hasattr(value, "numpy")}
         got, _ = collator(PROBE, direction)
         if sorted(got) != sorted(want):
             return False

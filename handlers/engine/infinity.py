@@ -131,7 +131,7 @@ class _EmbedStages(_Stages):
     """sentence-transformers embedders: the batch's EmbedKey picks the truncation side and,
     with normalize false, a forward pass that skips the model's Normalize module (and
     Infinity's normalisation). With a collator (a Transformer first module, or Infinity's
-    CTranslate2 wrapper of one, held to its tokenize() at load), the inputs' Tokens are
+    CTranslate2 wrapper of one, held to its preprocess() at load), the inputs' Tokens are
     collated; otherwise Infinity's pre-process tokenises the texts."""
 
     def __init__(self, model: Any, collator: Collator | None) -> None:
@@ -152,7 +152,7 @@ class _EmbedStages(_Stages):
         if normalize:
             return self.model.encode_core(features), True
         import torch
-        from sentence_transformers.models import Normalize
+        from sentence_transformers.sentence_transformer.modules import Normalize
         from sentence_transformers.util import batch_to_device
 
         with torch.no_grad():
@@ -246,8 +246,8 @@ class _ImageTextStages(_Stages):
         texts = {name: value for name, value in features.items() if name in TEXT_INPUTS}
         images = {name: value for name, value in features.items() if name not in TEXT_INPUTS}
         with torch.no_grad():
-            text_embeds = model.get_text_features(**texts) if texts else None
-            image_embeds = model.get_image_features(**images) if images else None
+            text_embeds = _projected(model.get_text_features(**texts)) if texts else None
+            image_embeds = _projected(model.get_image_features(**images)) if images else None
         return (text_embeds, image_embeds, is_image), normalize
 
     def finish(self, output: tuple[Any, bool]) -> Any:
@@ -258,6 +258,12 @@ class _ImageTextStages(_Stages):
         texts = iter(texts.float().numpy() if texts is not None else ())
         images = iter(images.float().numpy() if images is not None else ())
         return [next(images if image else texts) for image in is_image]
+
+
+def _projected(output: Any) -> Any:
+    """The projected embeddings of get_text_features / get_image_features: transformers 5
+    returns the tower's output with them as its `pooler_output` (4.x: the tensor itself)."""
+    return getattr(output, "pooler_output", output)
 
 
 def _text_tower_length(replica: Any) -> int:
@@ -309,15 +315,13 @@ def _dtype(replica: Any) -> str | None:
     return None if first is None else str(first.dtype).removeprefix("torch.")
 
 
-def _tokenizer(
-    hf_tokenizer: Any, limit: int | None, lower: bool = False, strip: bool = True
-) -> TextTokenizer | None:
+def _tokenizer(hf_tokenizer: Any, limit: int | None) -> TextTokenizer | None:
     """A copy of a transformers fast tokenizer, with the context length the model's
     pre-process truncates at: `limit`, else the tokenizer's own `model_max_length`."""
     if not getattr(hf_tokenizer, "is_fast", False):
         return None
     declared = hf_tokenizer.model_max_length
-    return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared), lower, strip)
+    return TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit or declared))
 
 
 def _collators(
@@ -357,7 +361,7 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
     from infinity_emb.inference.select_model import select_model
     from infinity_emb.transformer.abstract import BaseCrossEncoder, BaseEmbedder, BaseTIMM
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Transformer
+    from sentence_transformers.sentence_transformer.modules import Transformer
 
     replicas, _, _ = select_model(_engine_args(infinity, spec, settings, engine))
     first = replicas[0]
@@ -366,7 +370,7 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         length = _text_tower_length(first)
         fixed = getattr(first.model.config, "model_type", None) in FIXED_LENGTH_TEXT
         hf_tokenizer = first.processor.tokenizer
-        tokenizer = _tokenizer(hf_tokenizer, length, strip=False)
+        tokenizer = _tokenizer(hf_tokenizer, length)
         slow = None if tokenizer else SlowTokenizer(hf_tokenizer, length)
         collators: list[Collator | SlowCollator | None]
         if slow is not None:  # each replica's own tokenizer, its prepare thread's
@@ -380,21 +384,20 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         collates = all(collators)
         return Loaded(runners, capabilities, engine, tokenizer, dtype, slow, collates)
     if isinstance(first, BaseCrossEncoder):
-        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first), strip=False)
+        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first))
         collators = _collators(tokenizer, first.tokenizer, replicas)
         runners = [_RerankStages(r, c) for r, c in zip(replicas, collators, strict=True)]
         collates = all(collators)
         return Loaded(runners, frozenset({"rerank"}), engine, tokenizer, dtype, None, collates)
     if isinstance(first, SentenceTransformer):
-        lower = bool(getattr(first[0], "do_lower_case", False))
-        tokenizer = _tokenizer(first.tokenizer, _seq_limit(first), lower)
+        tokenizer = _tokenizer(first.tokenizer, _seq_limit(first))
         # sentence-transformers' Transformer module, or Infinity's CTranslate2 wrapper of it
         # (remote-code first modules keep their own pre-process)
         known = type(first[0]) is Transformer or engine == "ctranslate2"
         collators = _collators(tokenizer if known else None, first.tokenizer, replicas)
         if not all(reproduces(c, r) for c, r in zip(collators, replicas, strict=True)):
             log.warning(
-                "model %s: its tokenize() differs from the collated features on a probe; "
+                "model %s: its preprocess() differs from the collated features on a probe; "
                 "its pre-process tokenises each batch",
                 spec.served_id,
             )

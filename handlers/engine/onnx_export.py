@@ -1,4 +1,5 @@
-"""BACKEND=optimum: export embedders to ONNX once into the model cache; say how to serve them."""
+"""BACKEND=optimum: export embedders to ONNX once into the model cache with torch's own exporter
+(torch.onnx, dynamo), each graph checked against torch; say how to serve them."""
 
 from __future__ import annotations
 
@@ -6,24 +7,53 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from handlers.engine import pipeline
 from handlers.engine.conversion import held, non_text_kind, read_config, resolve
 
-__all__ = ["ACTIVATIONS", "OnnxPlan", "cache_root", "plan"]
+__all__ = [
+    "ACTIVATIONS",
+    "MIN_COSINE",
+    "PROBE_TEXTS",
+    "OnnxPlan",
+    "cache_root",
+    "export_graph",
+    "plan",
+    "probe_cosines",
+    "probe_features",
+    "probe_reason",
+]
 
 log = logging.getLogger(__name__)
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_quantized.onnx"
 PRECISION = {"auto": "fp32", "float32": "fp32", "int8": "int8"}  # settings.ONNX_DTYPES
-# Packages whose versions change what an export produces: part of the cache key.
-EXPORTER_PACKAGES = ("optimum", "optimum-onnx", "onnx", "onnxruntime", "torch", "transformers")
+OUTPUT = "last_hidden_state"  # the graph's one output, what the runner (onnx_runner) pools
+# Packages whose versions change what an export produces: part of the cache key. torch.onnx's
+# dynamo exporter builds the graph with onnxscript (on onnx-ir); onnxruntime quantises it.
+EXPORTER_PACKAGES = ("torch", "transformers", "onnx", "onnxscript", "onnx-ir", "onnxruntime")
+# The probe each export is checked on, through torch and the fp32 graph, batched and padded:
+# a short text, a longer one and one of about 40 tokens (the first two also trace the export).
+PROBE_TEXTS = (
+    "ok",
+    "a red dress for the summer evening",
+    "blue running shoes for the trail, light and waterproof, with a thick sole that keeps "
+    "its grip on wet rocks and mud; sizes 38 to 46, delivered in two days",
+)
+MIN_COSINE = 0.9999  # per probe text, torch against the graph: below it the export is refused
+TORCH_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+EXTERNAL_DATA_BYTES = 1 << 30  # weights past this go to model.onnx.data (protobuf's 2 GB limit)
 SCRATCH_PREFIX = ".export-"  # an export in progress, or left by a process that died in one
 LOCK_FILE = ".export.lock"  # beside the precision folders of one model
 # Dense activations our runner (onnx_runner) computes, by sentence-transformers' name.
@@ -61,8 +91,9 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     Only a pipeline whose every module the runner computes goes to ONNX: the Transformer,
     mean or CLS Pooling over the whole input, Dense layers with an activation in
     ACTIVATIONS, and a final Normalize. Rerankers, image-text models, models the exporter
-    does not know, and any other module stay on torch; the returned reason is logged by
-    the caller. Settings allow only dtypes in PRECISION.
+    fails on or whose graph differs from torch on PROBE_TEXTS, and any other module stay on
+    torch; the returned reason is logged by the caller. Settings allow only dtypes in
+    PRECISION.
     """
     source = resolve(path)
     config = read_config(source)
@@ -74,9 +105,9 @@ def plan(path: str, served_id: str, dtype: str, root: Path) -> OnnxPlan | str:
     precision = PRECISION[dtype]
     folder = root / f"{_slug(served_id)}-{_digest(source)}" / precision
     if not folder.is_dir():  # the exporter (torch, transformers) is imported only to export
-        if reason := _not_exportable(config):
+        model_type = str(config.get("model_type"))
+        if reason := _export_once(source, folder, precision, _max_length(source), model_type):
             return reason
-        _export_once(source, folder, precision, _max_length(source))
     return OnnxPlan(
         folder,
         str(pipeline.pooling(source)),
@@ -113,23 +144,6 @@ def _unsupported(modules: list[pipeline.Module]) -> str | None:
     return None
 
 
-def _not_exportable(config: dict) -> str | None:
-    """Why optimum's exporter cannot export this model type for feature extraction."""
-    import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX configs)
-    from optimum.exporters.tasks import TasksManager
-
-    model_type = str(config.get("model_type"))
-    try:
-        tasks = TasksManager.get_supported_tasks_for_model_type(
-            model_type, "onnx", library_name="transformers"
-        )
-    except KeyError:
-        tasks = {}
-    if "feature-extraction" not in tasks:
-        return f"the ONNX exporter cannot export {model_type} models"
-    return None
-
-
 def _sentence_config(source: Path) -> dict:
     """The folder's sentence_bert_config.json ({} when none)."""
     config = source / "sentence_bert_config.json"
@@ -157,14 +171,18 @@ def _digest(source: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def _export_once(source: Path, folder: Path, precision: str, max_length: int | None) -> None:
+def _export_once(
+    source: Path, folder: Path, precision: str, max_length: int | None, model_type: str
+) -> str | None:
     """Export unless another process did meanwhile: workers sharing one volume take a file
     lock around check-then-export (conversion.held), so one exports and the others wait
-    and reuse it."""
+    and reuse it. A string says why there is no export (each process that meets it tries
+    again, and falls back)."""
     with held(folder.parent / LOCK_FILE, f"ONNX export into {folder.parent}"):
-        if not folder.is_dir():
-            _remove_stale_scratch(folder.parent)
-            _export(source, folder, precision, max_length)
+        if folder.is_dir():
+            return None
+        _remove_stale_scratch(folder.parent)
+        return _export(source, folder, precision, max_length, model_type)
 
 
 def _remove_stale_scratch(parent: Path) -> None:
@@ -200,24 +218,204 @@ def _quantise(out: Path) -> None:
         )
     finally:
         logging.root.removeFilter(quiet)
-    (out / FP32_FILE).unlink()
+    for fp32 in out.glob(f"{FP32_FILE}*"):  # the graph, and its external data if any
+        fp32.unlink()
 
 
-def _export(source: Path, folder: Path, precision: str, max_length: int | None) -> None:
-    """Export into a scratch folder beside `folder`, then rename it into place atomically."""
-    from optimum.exporters.onnx import main_export
+def _last_hidden_state(model: Any) -> Any:
+    """The module torch.onnx exports: the bare transformer's last_hidden_state (a class
+    made here: torch is imported only to export)."""
+    import torch
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None):
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+            return out.last_hidden_state
+
+    # eval, like the model: the exporter puts the wrapper back in the mode it finds it in,
+    # and a new module is in training mode (dropout on) with its submodules
+    return LastHiddenState().eval()
+
+
+def _inputs(model: Any, tokenizer: Any) -> tuple[str, ...]:
+    """The graph's inputs: input_ids, attention_mask, and token_type_ids where the
+    tokenizer makes them and the model takes them (as the torch engine feeds it)."""
+    import inspect
+
+    names = ("input_ids", "attention_mask")
+    takes = "token_type_ids" in inspect.signature(model.forward).parameters
+    if takes and "token_type_ids" in tokenizer.model_input_names:
+        names += ("token_type_ids",)
+    return names
+
+
+def probe_features(
+    tokenizer: Any, names: tuple[str, ...], texts: tuple[str, ...] | list[str], limit: int
+) -> dict[str, Any]:
+    """`texts` as one batch of int64 arrays `names`, padded on the right to the longest (pad
+    id 0 where the tokenizer has none) and truncated at `limit` tokens."""
+    import numpy as np
+
+    encoded = tokenizer(list(texts), truncation=True, max_length=limit)
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    shape = (len(lengths), max(lengths))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    features = {
+        "input_ids": np.full(shape, pad, dtype=np.int64),
+        "attention_mask": np.zeros(shape, dtype=np.int64),
+        "token_type_ids": np.zeros(shape, dtype=np.int64),
+    }
+    for row, length in enumerate(lengths):
+        features["input_ids"][row, :length] = encoded["input_ids"][row]
+        features["attention_mask"][row, :length] = 1
+        if "token_type_ids" in encoded:
+            features["token_type_ids"][row, :length] = encoded["token_type_ids"][row]
+    return {name: features[name] for name in names}
+
+
+def export_graph(model: Any, features: dict[str, Any], graph: Path) -> None:
+    """Export `model` (a transformers base model, in eval mode) to the ONNX file `graph`
+    with torch.onnx's dynamo exporter, traced on `features` (a batch with padding): inputs
+    named as `features`, dynamic batch and sequence axes, one output `last_hidden_state`.
+    Weights past EXTERNAL_DATA_BYTES go to `<graph>.data` beside it.
+
+    The dynamo exporter, not the TorchScript one (dynamo=False, deprecated): the latter
+    cannot trace the vmap transformers 5 builds Gemma 3's bidirectional masks with."""
+    import torch
+
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    args = tuple(torch.from_numpy(value) for value in features.values())
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    with warnings.catch_warnings():  # naming the axes: one Dim shared by every input
+        warnings.filterwarnings("ignore", "# The axis name: ", UserWarning)
+        torch.onnx.export(
+            _last_hidden_state(model),
+            args,
+            str(graph),
+            input_names=list(features),
+            output_names=[OUTPUT],
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in features},
+            dynamo=True,
+            external_data=size > EXTERNAL_DATA_BYTES,
+            verbose=False,
+        )
+
+
+def probe_cosines(model: Any, features: dict[str, Any], graph: Path) -> list[float]:
+    """Per probe text (row of `features`), how close the ONNX `graph` (onnxruntime, CPU)
+    comes to `model` (torch): the lower of the cosines of their mean-pooled and of their
+    first-token last_hidden_state, over the text's own tokens (the two poolings the runner
+    computes). NaN where either output is not finite."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    got = session.run([OUTPUT], {k: v for k, v in features.items() if k in wanted})[0]
+    with torch.inference_mode():
+        tensors = {name: torch.from_numpy(value) for name, value in features.items()}
+        want = model.eval()(**tensors).last_hidden_state.float().numpy()
+    if got.shape != want.shape:
+        return [float("nan")] * len(want)
+    mask = features["attention_mask"][:, :, None] > 0
+    # padding positions zeroed (np.where: a NaN there must not count)
+    a, b = (np.where(mask, x.astype(np.float64), 0.0) for x in (got, want))
+    return [
+        float(np.minimum(_cosine(a[row].sum(0), b[row].sum(0)), _cosine(a[row, 0], b[row, 0])))
+        for row in range(len(a))
+    ]
+
+
+def _cosine(a: Any, b: Any) -> float:
+    """The cosine of two vectors; NaN unless both are finite."""
+    import numpy as np
+
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")
+    return float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-30))
+
+
+def probe_reason(cosines: list[float], model_type: str) -> str | None:
+    """Why a graph with these probe cosines is not used; None when every one reaches
+    MIN_COSINE."""
+    if all(c >= MIN_COSINE for c in cosines):  # NaN fails
+        return None
+    worst = min(cosines, key=lambda c: -1.0 if c != c else c)
+    return f"the ONNX export of {model_type} differs from torch: cosine {worst:.6f} on the probe"
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of the exception at the root of `exc` (torch.onnx wraps the error
+    of torch.export in a page of advice), without terminal colours, at most 200 chars."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """While exporting: the INFO records onnxscript and onnx-ir log per graph rewrite (some
+    hundreds an export) and torch.onnx's warnings that torchvision's operators are not
+    registered (the service installs no torchvision) are dropped; warnings pass."""
+    levels = {"onnxscript": logging.WARNING, "onnx_ir": logging.WARNING}
+    levels[TORCH_REGISTRATION_LOGGER] = logging.ERROR
+    loggers = {logging.getLogger(name): level for name, level in levels.items()}
+    before = {logger: logger.level for logger in loggers}
+    for logger, level in loggers.items():
+        logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for logger, level in before.items():
+            logger.setLevel(level)
+
+
+def _export(
+    source: Path, folder: Path, precision: str, max_length: int | None, model_type: str
+) -> str | None:
+    """Export into a scratch folder beside `folder`, check the fp32 graph against torch on
+    PROBE_TEXTS, quantise it for int8, then rename the folder into place atomically. A
+    string says why not (the exporter failed, or the graph differs from torch); the scratch
+    folder is removed then."""
+    import time
 
     log.info("exporting %s to ONNX (%s) into %s, once", source, precision, folder)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=SCRATCH_PREFIX) as scratch:
         out = Path(scratch) / "model"
-        # transformers-style outputs (last_hidden_state): what our runner (onnx_runner) reads
-        main_export(
-            str(source),
-            out,
-            task="feature-extraction",
-            library_name="transformers",
-            do_validation=False,
+        out.mkdir()
+        try:  # any model type the exporter cannot take (or onnxruntime not run) stays on torch
+            model, tokenizer = _load(source)
+            names = _inputs(model, tokenizer)
+            limit = _probe_limit(model, tokenizer, max_length)
+            probe = probe_features(tokenizer, names, PROBE_TEXTS, limit)
+            trace = probe_features(tokenizer, names, PROBE_TEXTS[:2], limit)
+            with _quiet_exporter():
+                export_graph(model, trace, out / FP32_FILE)
+            cosines = probe_cosines(model, probe, out / FP32_FILE)
+        except Exception as exc:
+            log.debug("ONNX export of %s failed", source, exc_info=True)
+            return f"the ONNX exporter failed on {model_type}: {_one_line(exc)}"
+        del model  # the torch weights, before quantising
+        log.info(
+            "ONNX export of %s against torch on the probe: cosines %s (%.1f s)",
+            source,
+            ", ".join(f"{c:.6f}" for c in cosines),
+            time.monotonic() - started,
         )
+        if reason := probe_reason(cosines, model_type):
+            return reason
+        shutil.copyfile(source / "config.json", out / "config.json")
+        tokenizer.save_pretrained(out)  # tokenizer.json: what the runner tokenises with
         if precision == "int8":
             _quantise(out)
         if max_length:
@@ -230,3 +428,21 @@ def _export(source: Path, folder: Path, precision: str, max_length: int | None) 
             )
             config_file.write_text(json.dumps(config, indent=2))
         os.rename(out, folder)
+    return None
+
+
+def _load(source: Path) -> tuple[Any, Any]:
+    """The bare transformer (float32, eval) and its tokenizer, as transformers loads them."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(source)
+
+
+def _probe_limit(model: Any, tokenizer: Any, max_length: int | None) -> int:
+    """Where the probe is truncated: the least of max_seq_length, the tokenizer's limit and
+    the model's position embeddings."""
+    limits = [max_length, getattr(model.config, "max_position_embeddings", None)]
+    limits.append(tokenizer.model_max_length)  # about 1e30 where none is declared
+    return int(min((n for n in limits if isinstance(n, int | float) and n > 0), default=512))

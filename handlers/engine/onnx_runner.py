@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from handlers.engine.collate import Collator
-from handlers.engine.onnx_export import ACTIVATIONS, FP32_FILE, INT8_FILE, OnnxPlan
+from handlers.engine.onnx_export import ACTIVATIONS, FP32_FILE, INT8_FILE, OUTPUT, OnnxPlan
 from handlers.engine.stages import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer
 
@@ -66,16 +66,29 @@ def _max_length(folder: Path) -> int:
     return limit
 
 
+def _lower_case(tokenizer: Any) -> None:
+    """Puts a Lowercase step in front of the tokenizer's normaliser, as sentence-transformers
+    6 does for do_lower_case (lower-casing twice changes nothing, so no check for one)."""
+    from tokenizers.normalizers import Lowercase, Sequence
+
+    normalizer = tokenizer.normalizer
+    steps = [] if normalizer is None else [normalizer]
+    if isinstance(normalizer, Sequence):
+        steps = list(normalizer)
+    tokenizer.normalizer = Sequence([Lowercase(), *steps])
+
+
 class OnnxEmbedder:
     """A scheduler Runner for an ONNX text embedder exported by handlers.engine.onnx_export.
 
-    `tokenizer` reads each text as sentence-transformers does (stripped, lower-cased where
-    the model says so); `prepare` collates the inputs' Tokens (special tokens, truncation at
-    the model's context length from the side the batch's EmbedKey names, padding to the
-    longest input); `forward` runs the session with idle thread
-    spinning off (spinning threads take the CPU the event loop needs); `finish` pools (mean
-    over the attention mask, or CLS), applies the model's Dense layers in order and
-    L2-normalises unless the key says normalize false.
+    `tokenizer` reads each text as sentence-transformers 6 does (as sent; lower-cased where
+    the model says do_lower_case, by a Lowercase step in front of the tokenizer's normaliser,
+    as sentence-transformers adds it); `prepare` collates the inputs' Tokens (special
+    tokens, truncation at the model's context length from the side the batch's EmbedKey
+    names, padding to the longest input); `forward` runs the session with idle thread
+    spinning off (spinning threads take the CPU the event loop needs) and reads its
+    last_hidden_state; `finish` pools (mean over the attention mask, or CLS), applies the
+    model's Dense layers in order and L2-normalises unless the key says normalize false.
     """
 
     def __init__(self, plan: OnnxPlan) -> None:
@@ -92,7 +105,9 @@ class OnnxEmbedder:
         self.pooling = plan.pooling
         self.dense = [Dense(module) for module in plan.dense]
         rust = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer = TextTokenizer(rust, _max_length(folder), plan.lower_case)
+        if plan.lower_case:
+            _lower_case(rust)
+        self.tokenizer = TextTokenizer(rust, _max_length(folder))
         names = ("input_ids", "attention_mask", "token_type_ids")
         if not self._wants_types:
             names = names[:2]
@@ -117,7 +132,7 @@ class OnnxEmbedder:
 
     def forward(self, prepared: tuple[dict[str, np.ndarray], bool]) -> tuple[Any, ...]:
         feeds, normalize = prepared
-        hidden = self.session.run(None, feeds)[0]  # last_hidden_state
+        hidden = self.session.run([OUTPUT], feeds)[0]
         return hidden, feeds["attention_mask"], normalize
 
     def finish(self, output: tuple[np.ndarray, np.ndarray, bool]) -> np.ndarray:

@@ -18,6 +18,8 @@ POOLING_NAMES = {
     "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
+# sentence-transformers 6's `pooling_mode` names that differ from ours
+MODE_NAMES = {"mean_sqrt_len_tokens": "mean_sqrt_len"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,12 @@ def modules(source: Path) -> list[Module]:
 
 def pooling_name(config: dict[str, Any]) -> str:
     """A Pooling config's mode: `mean`, `cls`, `max`, `lasttoken`, ... (several modes
-    joined with `+`)."""
+    joined with `+`), from either format: sentence-transformers 6's `pooling_mode` (a name
+    or a list of names) or the `pooling_mode_*` flags of earlier versions."""
+    if "pooling_mode" in config:
+        modes = config["pooling_mode"]
+        names = [modes] if isinstance(modes, str) else list(modes)
+        return "+".join(MODE_NAMES.get(name, name) for name in names) or "none"
     return "+".join(name for key, name in POOLING_NAMES.items() if config.get(key)) or "none"
 
 

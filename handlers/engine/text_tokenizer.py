@@ -17,19 +17,12 @@ __all__ = [
     "Tokens",
     "input_lengths",
     "input_tokens",
-    "st_text",
     "tokenize_data",
 ]
 
 Measure = Callable[[list[Any]], tuple[list[Any], list[int]]]
 """A scheduler's measuring step: its inputs as the model's stages take them, and the tokens
 of each."""
-
-
-def st_text(text: str, lower: bool) -> str:
-    """A text as sentence-transformers' Transformer module tokenises it: stripped, and
-    lower-cased where the model says do_lower_case."""
-    return text.strip().lower() if lower else text.strip()
 
 
 class Encoding(Protocol):
@@ -82,15 +75,11 @@ class TextTokenizer:
     pre-process uses (transformers sets truncation and padding on that one per call);
     this copy never truncates or pads. Thread-safe; call it off the event loop.
 
-    `lower` is sentence-transformers' do_lower_case; `strip` says whether the model's
-    pre-process strips a text (sentence-transformers' does; a cross-encoder's pairs and an
-    image-text model's texts reach its tokenizer as sent)."""
+    Texts reach it as sent, as every model's pre-process hands them to its tokenizer on
+    sentence-transformers 6 (which no longer strips them; its `do_lower_case` is a Lowercase
+    step in the tokenizer's own normaliser, which this copy carries)."""
 
-    def __init__(
-        self, tokenizer: Any, max_length: int, lower: bool = False, strip: bool = True
-    ) -> None:
-        self._lower = lower
-        self._strip = strip
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
         self._json = tokenizer.to_str()
         self._tokenizer = self.copy()
         self.max_length = max_length
@@ -108,17 +97,13 @@ class TextTokenizer:
         tokenizer.no_padding()
         return tokenizer
 
-    def text(self, text: str) -> str:
-        """A text as the model's pre-process hands it to the tokenizer."""
-        return st_text(text, self._lower) if self._strip else text
-
     def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
-        """Texts tokenised as they are (neither stripped nor lower-cased), untruncated."""
+        """Texts tokenised as they are, untruncated."""
         return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
 
     def tokens(self, texts: list[str]) -> list[Tokens]:
         """Each text as the model's pre-process reads it, tokenised once."""
-        encodings = self.encode([self.text(t) for t in texts], add_special_tokens=False)
+        encodings = self.encode(texts, add_special_tokens=False)
         return [Tokens(e, len(e.ids) + self.specials) for e in encodings]
 
     def windows(self, tokens: Tokens, spans: list[range]) -> list[Tokens]:

@@ -30,6 +30,9 @@ def check_model(*args: str) -> subprocess.CompletedProcess[str]:
     [
         ("labse-dense", "optimum", {"text": len(probe_texts())}),
         ("siglip", "torch", {"text": len(probe_texts()), "image": 2}),
+        # transformers 5 families: a native text embedder, a multimodal pipeline
+        ("nomic_bert", "torch", {"text": len(probe_texts())}),
+        ("modernvbert", "torch", {"text": len(probe_texts()), "image": 2}),
     ],
 )
 def test_each_input_is_compared_and_the_model_passes(family_models, family, backend, lines):

@@ -1,5 +1,6 @@
 """The model-family matrix: each family on each backend, through the real engine and core,
-against its oracle (plain transformers, each input alone) in tests.families."""
+against its oracle (tests.oracles: sentence-transformers 6 or plain transformers, each input
+alone); the matrix itself (who serves what, and why not) is tests.matrix."""
 
 from __future__ import annotations
 
@@ -21,29 +22,16 @@ from handlers.media.fetcher import ImageFetcher
 from handlers.settings import load_settings
 from tests import families, oracles
 from tests.families import FAMILIES
+from tests.matrix import (
+    BACKENDS,
+    CT2_FALLBACKS,
+    CT2_FAMILIES,
+    ONNX_FALLBACKS,
+    ONNX_FAMILIES,
+    outcome,
+)
 from tests.tiny_models import WORDS
 
-BACKENDS = ("torch", "optimum", "ctranslate2")
-ONNX_FAMILIES = ("bert-mean", "bert-cls", "modernbert", "xlm-r", "gemma3-dense", "labse-dense")
-CT2_FAMILIES = ("bert-mean", "bert-cls", "bert-max", "xlm-r", "labse-dense")
-# What each backend does with each family: served natively, or on torch for this reason.
-ONNX_FALLBACKS = {
-    "bert-max": "the ONNX path has no max pooling",
-    "qwen3-embedding": "the ONNX path has no lasttoken pooling",
-    "clip": "ONNX export covers text embedders only, not image-text models",
-    "siglip": "ONNX export covers text embedders only, not image-text models",
-    "siglip2": "ONNX export covers text embedders only, not image-text models",
-    "xlm-r-reranker": "ONNX export covers text embedders only, not rerankers",
-    "qwen3-reranker": "ONNX export covers text embedders only, not rerankers",
-}
-CT2_FALLBACKS = {
-    "qwen3-embedding": "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta "
-    "encoders, not qwen3",
-    "modernbert": "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta "
-    "encoders, not modernbert",
-    "gemma3-dense": "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta "
-    "encoders, not gemma3_text",
-}
 CASES = [
     (name, backend)
     for name in FAMILIES
@@ -74,14 +62,6 @@ DOCS = [
     " ".join(RNG.choices(WORDS, k=30)),
     "a cat",
 ]
-
-
-def expected_backend(name: str, backend: str) -> tuple[str, str | None]:
-    """(the backend /v1/models must report, the fallback reason logged, if any)."""
-    reasons = {"optimum": ONNX_FALLBACKS, "ctranslate2": CT2_FALLBACKS}.get(backend, {})
-    if name in reasons or backend == "ctranslate2" and FAMILIES[name].kind != "embed":
-        return "torch", reasons.get(name, "the CTranslate2 engine serves text embedders only")
-    return backend, None
 
 
 def served_id(name: str) -> str:
@@ -183,11 +163,11 @@ async def test_family_on_backend(family_models, tmp_path, caplog, name, backend)
         }
     )
     core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
-    with caplog.at_level(logging.INFO):
-        await core.start()
     try:
+        with caplog.at_level(logging.INFO):
+            await core.start()
         (card,) = (await core.dispatch("/v1/models"))["data"]
-        runs_on, reason = expected_backend(name, backend)
+        runs_on, reason = outcome(name, backend)
         assert card["backend"] == runs_on
         if reason is not None:
             line = f"model {served_id(name)}: {reason}"
@@ -213,8 +193,8 @@ async def vectors_and_fingerprint(folder: Path, backend: str, hf_home: Path) -> 
         {"MODEL_NAMES": str(folder), "BACKEND": backend, "HF_HOME": str(hf_home)}
     )
     core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
-    await core.start()
     try:
+        await core.start()
         (card,) = (await core.dispatch("/v1/models"))["data"]
         body = {"model": card["id"], "input": TEXTS}
         reply = await core.dispatch("/v1/embeddings", body)
@@ -276,3 +256,59 @@ async def test_the_models_own_default_prompt_applies_unless_configured(family_mo
             await core.stop()
         oracle = oracles.embed_oracle(folder, TEXTS, prompt=expected_prompt)
         assert cosines(found, oracle).min() >= COSINE, configured
+
+
+async def test_a_bert_saved_by_transformers_5_falls_back_from_ctranslate2(
+    family_models, tmp_path, caplog
+):
+    """CTranslate2 4.8 converts BERT only with `position_embedding_type` in config.json, which
+    transformers 5 no longer saves: such a model is served on torch, with its reason, and
+    still equals its oracle."""
+    folder = shutil.copytree(family_models["bert-cls"], tmp_path / "saved-by-transformers-5")
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    del config["position_embedding_type"]
+    config_file.write_text(json.dumps(config))
+    env = {"MODEL_NAMES": str(folder), "BACKEND": "ctranslate2", "HF_HOME": str(tmp_path)}
+    settings = load_settings(env)
+    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    try:
+        with caplog.at_level(logging.INFO):
+            await core.start()
+        (card,) = (await core.dispatch("/v1/models"))["data"]
+        assert card["backend"] == "torch"
+        reason = 'CTranslate2 converts bert models only with position_embedding_type "absolute"'
+        assert reason in caplog.text and "serving it with BACKEND=torch" in caplog.text
+        reply = await core.dispatch("/v1/embeddings", {"model": card["id"], "input": TEXTS})
+        found = np.array([item["embedding"] for item in reply["data"]])
+    finally:
+        await core.stop()
+    assert cosines(found, oracles.embed_oracle(folder, TEXTS)).min() >= COSINE
+
+
+async def test_ctranslate2_never_serves_another_models_conversion(family_models, tmp_path):
+    """Infinity names a CTranslate2 conversion after the model's folder name only: a second
+    model in a folder of the same name is converted afresh, not served from the first's."""
+    import torch
+    from transformers import BertModel
+
+    for retrained in (False, True):  # two models, each in a folder named `model`
+        folder = shutil.copytree(family_models["bert-cls"], tmp_path / str(retrained) / "model")
+        if retrained:  # the same architecture with other weights
+            torch.manual_seed(1)
+            model = BertModel.from_pretrained(folder)
+            for weights in model.parameters():
+                torch.nn.init.normal_(weights, std=0.5)
+            model.save_pretrained(folder)
+        env = {"MODEL_NAMES": str(folder), "BACKEND": "ctranslate2", "HF_HOME": str(tmp_path)}
+        settings = load_settings(env)
+        core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+        try:
+            await core.start()
+            (card,) = (await core.dispatch("/v1/models"))["data"]
+            assert card["backend"] == "ctranslate2"
+            reply = await core.dispatch("/v1/embeddings", {"model": card["id"], "input": TEXTS})
+            found = np.array([item["embedding"] for item in reply["data"]])
+        finally:
+            await core.stop()
+        assert cosines(found, oracles.embed_oracle(folder, TEXTS)).min() >= COSINE, retrained

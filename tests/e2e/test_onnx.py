@@ -1,9 +1,11 @@
-"""BACKEND=optimum end to end: a plain model folder exported on first start, served over HTTP."""
+"""BACKEND=optimum end to end: a plain model folder exported on first start (torch.onnx, checked
+against torch), served over HTTP; an export the probe refuses is served on torch."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
+from handlers.engine import onnx_export
 from handlers.engine.backend import EngineBackend
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.imagehost import png_bytes
@@ -63,6 +66,7 @@ def test_tokenize_on_onnx_agrees_with_torch_and_with_usage(server, onnx_server):
 def test_export_lands_in_the_model_cache_and_models_report_their_backend(onnx_server):
     (exported,) = onnx_server.cache.glob("onnx/*/fp32/model.onnx")
     assert exported.stat().st_size > 0
+    assert not list(exported.parent.glob("*.data"))  # a small model's weights: in the graph
     listed = httpx.get(f"{onnx_server.url}/v1/models", timeout=10).json()["data"]
     assert {m["id"]: m["backend"] for m in listed} == {
         EMBED_ID: "optimum",
@@ -93,7 +97,7 @@ def test_rerank_and_images_keep_working_on_torch(onnx_server, tiny_models):
 WORKER = """
 import json, logging, sys, time
 from pathlib import Path
-import onnxruntime, optimum.exporters.onnx, transformers
+import onnxruntime, onnxscript, torch, transformers
 from handlers.engine import onnx_export as onnx
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 model, root, gate, me, workers = sys.argv[1:]
@@ -104,7 +108,7 @@ plan = onnx.plan(model, "tiny/bert-embedder", "auto", Path(root))
 session = onnxruntime.InferenceSession(str(plan.folder / "model.onnx"))
 names = {i.name for i in session.get_inputs()}
 tokens = transformers.AutoTokenizer.from_pretrained(plan.folder)("a red dress", return_tensors="np")
-(hidden, *_) = session.run(None, {k: v for k, v in tokens.items() if k in names})
+(hidden,) = session.run(["last_hidden_state"], {k: v for k, v in tokens.items() if k in names})
 print(json.dumps({"folder": str(plan.folder), "shape": list(hidden.shape)}))
 """
 
@@ -157,3 +161,45 @@ async def test_int8_is_close_to_torch(make_settings, tiny_models, tmp_path):
     similarity = cosines(vectors["torch"], vectors["optimum"])
     print("int8 cosine to torch on the tiny model:", similarity)
     assert similarity.min() >= 0.99
+
+
+class _Records(logging.Handler):
+    """The messages of one logger (Infinity's import replaces the root logger's handlers,
+    caplog's among them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def test_an_export_the_probe_refuses_is_served_on_torch_with_its_reason(
+    make_settings, tiny_models, tmp_path, monkeypatch
+):
+    """Through the real engine in-process: with a threshold no graph reaches, the export is
+    refused after its check, left out of the cache, and the model served on torch."""
+    monkeypatch.setattr(onnx_export, "MIN_COSINE", 1.5)
+    settings = make_settings(
+        model_names=str(tiny_models[EMBED_ID]),
+        served_model_names=EMBED_ID,
+        backend="optimum",
+        dtypes="auto",
+        hf_home=str(tmp_path),
+    )
+    records = _Records()
+    backend_log = logging.getLogger("handlers.engine.backend")
+    backend_log.addHandler(records)
+    engine = EngineBackend(settings)
+    try:
+        await engine.start()
+        assert engine.models()[EMBED_ID].backend == "torch"
+        found, _ = await engine.embed(EMBED_ID, TEXTS)
+        assert len(found) == len(TEXTS)
+    finally:
+        backend_log.removeHandler(records)
+        await engine.stop()
+    reason = "the ONNX export of bert differs from torch: cosine 1.000000 on the probe"
+    assert f"model {EMBED_ID}: {reason}; serving it with BACKEND=torch" in records.messages
+    assert not list(tmp_path.glob("onnx/*/fp32")) and not list(tmp_path.glob("onnx/*/.export-*"))

@@ -28,17 +28,16 @@ def _hf(folder: Path, kind: str) -> Any:
     return AutoTokenizer.from_pretrained(folder)
 
 
-def _setup(name: str, folder: Path) -> tuple[Any, TextTokenizer, Collator, bool]:
-    """(the family's tokenizer, our copy of it, its collator, whether texts are stripped)."""
+def _setup(name: str, folder: Path) -> tuple[Any, TextTokenizer, Collator]:
+    """(the family's tokenizer, our copy of it, its collator)."""
     family = FAMILIES[name]
     hf = _hf(folder, family.kind)
     assert hf.is_fast
-    strip = family.kind == "embed"  # sentence-transformers strips; pairs and CLIP texts don't
-    source = TextTokenizer(hf.backend_tokenizer, family.context_length, strip=strip)
+    source = TextTokenizer(hf.backend_tokenizer, family.context_length)
     fixed = name == "siglip2"  # padded to the full length, as its card does
     collator = Collator.of(source, hf, fixed)
     assert collator is not None
-    return hf, source, collator, strip
+    return hf, source, collator
 
 
 def _expected(hf: Any, args: list, length: int, fixed: bool, side: str) -> dict[str, Any]:
@@ -66,9 +65,8 @@ def _assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
 @pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("name", FAST)
 def test_texts_from_their_tokens_are_the_tokenizers_own_features(family_models, name, side):
-    hf, source, collator, strip = _setup(name, family_models[name])
-    texts = [source.text(t) for t in TEXTS]  # what the model's pre-process hands on
-    want = _expected(hf, [texts], source.max_length, collator.fixed_length, side)
+    hf, source, collator = _setup(name, family_models[name])
+    want = _expected(hf, [TEXTS], source.max_length, collator.fixed_length, side)
     items, lengths = input_tokens(source)(TEXTS)
     features, counts = collator(items, side)
     _assert_same(features, want)
@@ -80,7 +78,7 @@ def test_texts_from_their_tokens_are_the_tokenizers_own_features(family_models, 
 
 @pytest.mark.parametrize("name", [n for n in FAST if FAMILIES[n].kind != "image-text"])
 def test_pairs_from_their_tokens_are_the_tokenizers_own_features(family_models, name):
-    hf, source, collator, _ = _setup(name, family_models[name])
+    hf, source, collator = _setup(name, family_models[name])
     docs = ["Paris is the capital.", "", LONG, LONG[:300]]
     queries = [QUERY, QUERY, QUERY, LONG]  # longest first: the longer text is cut first
     pairs = list(zip(queries, docs, strict=True))
@@ -97,9 +95,9 @@ def test_pairs_from_their_tokens_are_the_tokenizers_own_features(family_models, 
 
 @pytest.mark.parametrize("name", ["bert-mean", "xlm-r", "qwen3-embedding", "gemma3-dense"])
 def test_windows_are_their_texts_token_slices_and_carry_nothing_else(family_models, name):
-    hf, source, collator, _ = _setup(name, family_models[name])
+    hf, source, collator = _setup(name, family_models[name])
     tokens = source.tokens([LONG])[0]
-    full = hf(source.text(LONG), add_special_tokens=False)["input_ids"]
+    full = hf(LONG, add_special_tokens=False)["input_ids"]
     assert tokens.count == len(full) + source.specials
     spans = [range(0, 1), range(0, 50), range(37, 87), range(len(full) - 9, len(full))]
     windows = source.windows(tokens, spans)
@@ -114,13 +112,20 @@ def test_windows_are_their_texts_token_slices_and_carry_nothing_else(family_mode
 
 @pytest.mark.parametrize("name", ["bert-mean", "xlm-r-reranker"])  # classes with a pair template
 def test_a_query_and_window_pair_is_the_tokenizers_pair_of_those_ids(family_models, name):
-    hf, source, collator, _ = _setup(name, family_models[name])
-    full = hf(LONG, add_special_tokens=False)["input_ids"]
+    hf, source, collator = _setup(name, family_models[name])
+    full = hf(LONG, add_special_tokens=False, return_offsets_mapping=True)
     q_ids = hf(QUERY, add_special_tokens=False)["input_ids"]
-    span = range(37, 87)
+    # a window of whole words, so its text alone tokenises to the same ids: the oracle is
+    # the tokenizer's own pair call on (query, that text)
+    words = full.word_ids()
+    start = next(i for i in range(37, 60) if words[i] != words[i - 1])
+    stop = next(i for i in range(87, 110) if words[i] != words[i - 1])
+    span = range(start, stop)
+    text = LONG[full["offset_mapping"][start][0] : full["offset_mapping"][stop - 1][1]]
+    assert hf(text, add_special_tokens=False)["input_ids"] == full["input_ids"][start:stop]
     (window,) = source.windows(source.tokens([LONG])[0], [span])
     features, counts = collator([(source.tokens([QUERY])[0], window)])
-    want = hf.prepare_for_model(q_ids, full[span.start : span.stop], add_special_tokens=True)
+    want = hf(QUERY, text)
     for feature, values in features.items():
         assert values[0].tolist() == want[feature], feature
     assert counts == [len(q_ids) + len(span) + source.pair_specials]
@@ -146,7 +151,7 @@ def test_a_slow_tokenizers_texts_from_their_tokens_are_its_own_features(family_m
 
 
 def test_the_load_time_probe_holds_a_collator_to_the_models_own_tokenize(family_models):
-    """A sentence-transformers model collates only when its own tokenize() builds the same
+    """A sentence-transformers model collates only when its own preprocess() builds the same
     features on the probe; a collator with another context length (or case) does not."""
     from sentence_transformers import SentenceTransformer
 
@@ -186,13 +191,13 @@ def test_pairs_of_a_tokenizer_without_a_post_processor_keep_their_type_ids():
     rust = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     rust.pre_tokenizer = pre_tokenizers.Whitespace()
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=rust,
+        tokenizer_object=Tokenizer.from_str(rust.to_str()),
         pad_token="[PAD]",
         model_max_length=4,
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
-    assert hf.backend_tokenizer.post_processor is None
-    source = TextTokenizer(hf.backend_tokenizer, 4, strip=False)
+    assert rust.post_processor is None  # (transformers 5 gives its copy a plain template)
+    source = TextTokenizer(rust, 4)
     collator = Collator.of(source, hf)
     queries, docs = ["a b", "a", "a b c"], ["c d", "e f x", "d e f"]
     want = dict(hf(queries, docs, padding=True, truncation="longest_first", return_tensors="np"))

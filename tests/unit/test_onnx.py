@@ -1,4 +1,5 @@
-"""onnx.plan: which models go to ONNX, with what pooling, exported once into the cache."""
+"""onnx.plan: which models go to ONNX, with what pooling, exported once into the cache by
+torch.onnx, each graph checked against torch on the probe before it is used."""
 
 from __future__ import annotations
 
@@ -26,6 +27,112 @@ def test_embedder_is_exported_once_with_its_pooling(tiny_models, tmp_path: Path)
     assert again == first
     assert (again.folder / "model.onnx").stat().st_mtime_ns == stamp
     assert not list(first.folder.parent.glob(".export-*"))  # no scratch left behind
+
+
+def test_the_graph_takes_the_tokenizers_inputs_and_gives_last_hidden_state_on_any_shape(
+    tiny_models, tmp_path: Path
+):
+    import onnx as onnx_format
+
+    plan = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "auto", tmp_path)
+    graph = onnx_format.load(str(plan.folder / "model.onnx")).graph
+    dims = {
+        value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*graph.input, *graph.output]
+    }
+    assert dims == {
+        "input_ids": ["batch", "sequence"],
+        "attention_mask": ["batch", "sequence"],
+        "token_type_ids": ["batch", "sequence"],
+        "last_hidden_state": ["batch", "sequence", 32],
+    }
+    served = sorted(p.name for p in plan.folder.iterdir())
+    assert served == ["config.json", "model.onnx", "tokenizer.json", "tokenizer_config.json"]
+
+
+def test_each_export_is_checked_against_torch_on_the_probe(tiny_models, tmp_path: Path, caplog):
+    with caplog.at_level(logging.INFO, logger="handlers.engine.onnx_export"):
+        plan = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "auto", tmp_path)
+    assert isinstance(plan, onnx.OnnxPlan)
+    (line,) = [r.getMessage() for r in caplog.records if "against torch on the probe" in r.message]
+    cosines = [float(c) for c in line.split("cosines ")[1].split(" (")[0].split(", ")]
+    assert len(cosines) == len(onnx.PROBE_TEXTS) == 3
+    assert min(cosines) >= onnx.MIN_COSINE
+    # the exporter's own chatter (hundreds of rewrite records an export) is left out
+    assert not [r for r in caplog.records if r.name.startswith(("onnxscript", "onnx_ir"))]
+
+
+def _bert(folder: Path):
+    """The tiny embedder's bare transformer and tokenizer, as the export loads them."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+def test_the_probe_tells_a_graph_that_differs_from_its_torch_model(tiny_models, tmp_path: Path):
+    import torch
+
+    model, tokenizer = _bert(tiny_models[EMBED_ID])
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    probe = onnx.probe_features(tokenizer, names, onnx.PROBE_TEXTS, 128)
+    assert probe["attention_mask"].sum(1).tolist()[0] < probe["attention_mask"].shape[1]
+    graph = tmp_path / "model.onnx"
+    onnx.export_graph(
+        model, onnx.probe_features(tokenizer, names, onnx.PROBE_TEXTS[:2], 128), graph
+    )
+    same = onnx.probe_cosines(model, probe, graph)
+    assert min(same) >= onnx.MIN_COSINE and onnx.probe_reason(same, "bert") is None
+    with torch.no_grad():  # the torch model moves on (its last LayerNorm flips the output)
+        model.encoder.layer[1].output.LayerNorm.weight.mul_(-1)
+    differs = onnx.probe_cosines(model, probe, graph)
+    assert max(differs) < 0
+    reason = onnx.probe_reason(differs, "bert")
+    assert reason == (
+        f"the ONNX export of bert differs from torch: cosine {min(differs):.6f} on the probe"
+    )
+    nan = onnx.probe_reason([1.0, float("nan"), 1.0], "bert")
+    assert nan == "the ONNX export of bert differs from torch: cosine nan on the probe"
+
+
+def test_an_export_refused_by_the_probe_is_not_cached(tiny_models, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(onnx, "MIN_COSINE", 1.5)  # no graph can pass: every export is refused
+    reason = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "auto", tmp_path)
+    assert reason == "the ONNX export of bert differs from torch: cosine 1.000000 on the probe"
+    (model_dir,) = tmp_path.iterdir()
+    assert sorted(p.name for p in model_dir.iterdir()) == [".export.lock"]  # no fp32, no scratch
+
+
+def _longformer(source: Path, folder: Path) -> Path:
+    """The tiny embedder's pipeline and tokenizer over a random LongformerModel, whose
+    sliding-window chunking torch.export cannot trace with a dynamic sequence length."""
+    from transformers import LongformerConfig, LongformerModel
+
+    folder = shutil.copytree(source, folder)
+    (folder / "model.safetensors").unlink()
+    vocab = json.loads((source / "config.json").read_text())["vocab_size"]
+    config = LongformerConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        attention_window=4,
+        max_position_embeddings=140,
+        pad_token_id=0,
+    )
+    LongformerModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_model_type_the_exporter_fails_on_stays_on_torch(tiny_models, tmp_path: Path):
+    folder = _longformer(tiny_models[EMBED_ID], tmp_path / "longformer")
+    reason = onnx.plan(str(folder), "longformer", "auto", tmp_path / "cache")
+    assert reason.startswith("the ONNX exporter failed on longformer: "), reason
+    assert "\n" not in reason and "\x1b" not in reason and len(reason) < 260
+    (model_dir,) = (tmp_path / "cache").iterdir()
+    assert sorted(p.name for p in model_dir.iterdir()) == [".export.lock"]
 
 
 def test_int8_folder_holds_only_the_quantised_file(tiny_models, tmp_path: Path):

@@ -1,4 +1,5 @@
-"""Packaging: pins match, the serve command, and what `bentoml build` (offline) produces."""
+"""Packaging: pins match, the serve command, what `bentoml build` (offline) produces and what
+`bentoml containerize` renders from it."""
 
 from __future__ import annotations
 
@@ -66,35 +67,109 @@ def build(tmp_path: Path, bentofile: str) -> tuple[dict, Path]:
     return yaml.safe_load(bento_file.read_text()), bento_file.parent
 
 
+# What `bentoml containerize` runs before it calls the backend: the bento copied into a
+# temporary folder and its Dockerfile rendered there, for a BuildKit backend (docker,
+# buildx, buildctl) and for one without (buildah, podman, nerdctl). Run from a folder that
+# does not contain the temporary folder, as BentoCloud's builder or a CI job may: with a
+# `dockerfile_template` BentoML 1.4.40 refuses exactly this ("Accessing file outside of
+# current working directory is not allowed").
+CONTAINERFILE = """
+import json, sys
+import bentoml
+from bentoml._internal.container import construct_containerfile
+
+bento = bentoml.get(sys.argv[1])
+rendered = {}
+for buildkit in (True, False):
+    with construct_containerfile(bento, enable_buildkit=buildkit) as (context, dockerfile):
+        rendered[str(buildkit)] = open(dockerfile).read()
+print(json.dumps(rendered))
+"""
+
+
+def containerfiles(tmp_path: Path, tag: str) -> dict[bool, str]:
+    """The Dockerfiles `bentoml containerize TAG` builds, rendered from another folder."""
+    elsewhere, tmpdir = tmp_path / "elsewhere", tmp_path / "tmpdir"
+    elsewhere.mkdir()
+    tmpdir.mkdir()
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"}
+    env["TMPDIR"] = str(tmpdir)  # a sibling of the current folder, not below it
+    proc = subprocess.run(
+        [sys.executable, "-c", CONTAINERFILE, tag],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {key == "True": text for key, text in json.loads(proc.stdout).items()}
+
+
 @pytest.mark.parametrize("bentofile", BENTOFILES)
-def test_the_built_bento_runs_what_make_serve_runs(tmp_path, bentofile):
-    """The image's command is `python -m handlers.serve` (the `make serve` target) from the
-    bento's source folder, and the service config binds INFINITY_HOST:INFINITY_PORT."""
+def test_bare_containerize_works_from_any_folder_with_any_backend(tmp_path, bentofile):
+    """No dockerfile_template (nor anything else that makes containerize resolve a file):
+    BentoML's own image spec, rendered the same from any folder, BuildKit or not."""
+    assert "dockerfile_template" not in yaml.safe_load((ROOT / bentofile).read_text())["docker"]
+    bento, folder = build(tmp_path, bentofile)
+    assert bento["spec"] == 2 and bento["image"]["base_image"] == "python:3.11-slim"
+    rendered = containerfiles(tmp_path, f"{bento['name']}:{bento['version']}")
+    for buildkit, dockerfile in rendered.items():
+        assert ("# syntax = docker/dockerfile" in dockerfile) is buildkit
+        assert "FROM python:3.11-slim AS base-container" in dockerfile
+        assert "nvidia/cuda" not in dockerfile
+        assert 'ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]' in dockerfile
+    assert "--mount=" not in rendered[False]  # what buildah, podman and nerdctl build
+
+
+@pytest.mark.parametrize("bentofile", BENTOFILES)
+def test_the_install_leaves_no_installer_cache_and_needs_no_buildkit(tmp_path, bentofile):
+    """uv runs without a cache (UV_NO_CACHE, set before the install), so its layer holds
+    the packages and nothing to prune, with or without BuildKit's cache mount; no setting
+    needs BuildKit (a `stage: build` env does) and none is a python option bento v2 drops."""
+    python = yaml.safe_load((ROOT / bentofile).read_text())["python"]
+    assert "pip_args" not in python  # BentoML 1.4.40's image spec ignores it
+    bento, folder = build(tmp_path, bentofile)
+    assert {env.get("stage", "all") for env in bento.get("envs") or []} <= {"all"}
+    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
+    assert "--mount=" not in dockerfile and "# syntax" not in dockerfile
+    head, install = dockerfile.split("\nRUN if [ -d ./src ]", 1)
+    assert "uv --directory $INSTALL_ROOT pip install -r" in install.split("\n\n")[0]
+    assert "ARG UV_NO_CACHE=1\nENV UV_NO_CACHE=$UV_NO_CACHE" in head
+    assert "dockerfile_template" not in dockerfile and "prune" not in dockerfile
+
+
+@pytest.mark.parametrize("bentofile", BENTOFILES)
+def test_the_image_serves_the_bento_on_infinity_host_and_port(tmp_path, bentofile):
+    """The image's command is BentoML's entrypoint with no arguments: `bentoml serve
+    $BENTO_PATH`. The service config binds INFINITY_HOST:INFINITY_PORT (read when
+    service.py is imported, so at start, not at build) and the entrypoint hands flags to
+    `bentoml serve` (the keep-alive and graceful-shutdown limits are flags only) and runs
+    any other command as it is."""
     bento, folder = build(tmp_path, bentofile)
     (svc,) = bento["services"]
     assert svc["config"]["http"] == {"host": "127.0.0.2", "port": 8123}
     assert svc["config"]["traffic"]["timeout"] == 300
     dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
     lines = [line for line in dockerfile.splitlines() if line.strip()]
-    entry = [line for line in lines if line.startswith(("ENTRYPOINT", "WORKDIR", "CMD"))]
-    assert entry[-3:] == [
-        'ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]',
-        "WORKDIR $BENTO_PATH/src",
-        'CMD ["python", "-m", "handlers.serve"]',
-    ]
-    # BentoML's entrypoint script runs a command it does not know as it is
+    assert lines[-1] == 'ENTRYPOINT [ "/home/bentoml/bento/env/docker/entrypoint.sh" ]'
+    assert not any(line.startswith("CMD") for line in lines)
     entrypoint = (folder / "env" / "docker" / "entrypoint.sh").read_text()
+    assert 'set -- bentoml serve "$@" "$BENTO_PATH"' in entrypoint  # no args, or flags
     assert 'exec "$@"' in entrypoint
     assert (folder / "src" / "handlers" / "serve.py").exists()
     assert (folder / "src" / "service.py").exists()
+    assert not (folder / "src" / "deploy").exists()
     requirements = (folder / "env" / "python" / "requirements.txt").read_text()
-    assert "torch==2.13.0" in requirements
+    assert "torch==2.13.0" in requirements.splitlines()
 
 
 def test_the_gpu_bento_takes_cuda_from_the_torch_wheel_and_sets_no_bentoml_address(tmp_path):
     bento, folder = build(tmp_path, "bentofile.yaml")
     assert folder.parent.name == "embedding-service"
-    assert bento["docker"]["env"] == {  # no BENTOML_HOST/PORT: INFINITY_* decide
+    envs = {env["name"]: env["value"] for env in bento["envs"]}
+    assert envs == {  # no BENTOML_HOST/PORT: INFINITY_* decide
+        "UV_NO_CACHE": "1",
         "NVIDIA_VISIBLE_DEVICES": "all",
         "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
     }
@@ -102,7 +177,7 @@ def test_the_gpu_bento_takes_cuda_from_the_torch_wheel_and_sets_no_bentoml_addre
     assert "FROM python:3.11-slim" in dockerfile and "nvidia/cuda" not in dockerfile
     assert "ENV NVIDIA_VISIBLE_DEVICES=$NVIDIA_VISIBLE_DEVICES" in dockerfile
     assert "ARG NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile
-    assert "--extra-index-url" not in (folder / "env" / "python" / "install.sh").read_text()
+    assert "--extra-index-url" not in (folder / "env" / "python" / "requirements.txt").read_text()
 
 
 def test_cpu_bento_has_no_cuda_and_serves_onnx(tmp_path):
@@ -111,27 +186,12 @@ def test_cpu_bento_has_no_cuda_and_serves_onnx(tmp_path):
     dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile and "nvidia/cuda" not in dockerfile
     assert "ARG BACKEND=optimum" in dockerfile and "ENV BACKEND=$BACKEND" in dockerfile
-    # uv takes each pin's best match across PyPI and the CPU index while installing: a build
-    # argument every backend accepts, not an environment variable of the image
+    # uv takes each pin's best match across PyPI and the CPU index while installing
     assert "ARG UV_INDEX_STRATEGY=unsafe-best-match" in dockerfile
-    assert "ENV UV_INDEX_STRATEGY" not in dockerfile
-    python = folder / "env" / "python"
-    assert (
-        "--extra-index-url https://download.pytorch.org/whl/cpu"
-        in (python / "install.sh").read_text()
-    )  # so torch==2.13.0 resolves to the CPU build
-    assert "torch==2.13.0" in (python / "requirements.txt").read_text().splitlines()
-
-
-@pytest.mark.parametrize("bentofile", BENTOFILES)
-def test_install_and_pruning_share_one_layer_and_no_setting_needs_buildkit(tmp_path, bentofile):
-    bento, folder = build(tmp_path, bentofile)
-    assert {env.get("stage", "all") for env in bento.get("envs") or []} <= {"all"}
-    dockerfile = (folder / "env" / "docker" / "Dockerfile").read_text()
-    assert "--mount=" not in dockerfile and "# syntax" not in dockerfile
-    (install,) = [step for step in dockerfile.split("\nRUN ")[1:] if "install.sh" in step]
-    assert "prune-site-packages /app/.venv/lib/python3.11/site-packages" in install
-    assert (folder / "src" / "deploy" / "prune-site-packages.sh").is_file()
+    requirements = (folder / "env" / "python" / "requirements.txt").read_text().splitlines()
+    # so torch==2.13.0 resolves to the CPU build
+    assert requirements[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert "torch==2.13.0" in requirements
 
 
 def test_images_share_one_base_one_torch_and_one_cuda_story():
@@ -144,11 +204,12 @@ def test_images_share_one_base_one_torch_and_one_cuda_story():
     assert "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
     assert "NVIDIA_VISIBLE_DEVICES=all" in dockerfile
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile
-    assert "prune-site-packages /opt/venv/lib/python3.11/site-packages" in dockerfile
+    assert "prune-site-packages /opt/venv/lib/python3.11/site-packages" in dockerfile  # RunPod
     gpu_envs = {
         e["name"]: e["value"] for e in yaml.safe_load((ROOT / BENTOFILES[0]).read_text())["envs"]
     }
     assert gpu_envs == {
+        "UV_NO_CACHE": "1",
         "NVIDIA_VISIBLE_DEVICES": "all",
         "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
     }
@@ -162,7 +223,9 @@ def test_images_share_one_base_one_torch_and_one_cuda_story():
     assert "CPU_BENTOFILE ?= deploy/bentofile.cpu.yaml" in makefile
     assert "GPU_BENTOFILE ?= bentofile.yaml" in makefile
     assert "-f runpod_adapter/Dockerfile" in makefile
-    assert "TMPDIR=$(CURDIR)/build/containerize" in makefile
+    # a plain `bentoml containerize`, as documented: no TMPDIR or current-folder trick
+    assert "CONTAINERIZE := $(BIN)/bentoml containerize --backend" in makefile
+    assert "TMPDIR" not in makefile
 
 
 def test_api_routes_are_left_out_of_request_tracing_by_default():

@@ -1,0 +1,143 @@
+"""Multimodal sentence-transformers 6 pipelines (images as tokens of one encoder) run by the
+library itself, as a scheduler Runner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+from handlers.engine.infinity import Loaded
+from handlers.engine.stages import EmbedKey
+from handlers.engine.text_tokenizer import TextTokenizer, Tokens
+from handlers.settings import ModelSpec, Settings
+
+__all__ = ["SentenceTransformerStages", "is_multimodal_pipeline", "load"]
+
+log = logging.getLogger(__name__)
+
+# config.json keys of towers other than text: a model with one reads them as tokens of its
+# encoder (EmbeddingGemma 2, ModernVBERT), which Infinity's image-text class cannot run.
+MEDIA_CONFIGS = ("vision_config", "audio_config")
+
+
+def is_multimodal_pipeline(path: str, revision: str | None) -> bool:
+    """Whether the model at `path` (a folder or Hub id) is a sentence-transformers pipeline
+    whose first module is a Transformer over a model with a vision or audio tower."""
+    listing = _read_json(path, "modules.json", revision)
+    if not listing or not str(listing[0].get("type", "")).endswith(".Transformer"):
+        return False
+    folder = str(listing[0].get("path", "")).strip("/")
+    config = _read_json(path, f"{folder}/config.json" if folder else "config.json", revision)
+    return any(key in (config or {}) for key in MEDIA_CONFIGS)
+
+
+def _read_json(path: str, name: str, revision: str | None) -> Any:
+    """A JSON file of a local folder or Hub repository; None where it has none."""
+    if Path(path).is_dir():
+        file = Path(path) / name
+        return json.loads(file.read_text()) if file.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return json.loads(Path(hf_hub_download(path, name, revision=revision)).read_text())
+    except EntryNotFoundError:
+        return None
+
+
+def load(spec: ModelSpec, settings: Settings) -> Loaded:
+    """The pipeline of `spec` loaded by sentence-transformers 6 (blocking): it embeds texts
+    and each media modality the model declares (images)."""
+    from sentence_transformers import SentenceTransformer
+
+    device = None if settings.device == "auto" else settings.device
+    model = SentenceTransformer(
+        spec.path,
+        device=device,
+        trust_remote_code=settings.trust_remote_code,
+        revision=spec.revision,
+    ).eval()
+    capabilities = {"embed"} | ({"image_embed"} if "image" in model.modalities else set())
+    hf_tokenizer = _text_tokenizer(model)
+    tokenizer = None
+    if getattr(hf_tokenizer, "is_fast", False):
+        limit = model.max_seq_length or hf_tokenizer.model_max_length
+        tokenizer = TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit))
+    first = next(model.parameters())
+    dtype = str(first.dtype).removeprefix("torch.")
+    runner = SentenceTransformerStages(model)
+    return Loaded([runner], frozenset(capabilities), "torch", tokenizer, dtype)
+
+
+class SentenceTransformerStages:
+    """A sentence-transformers 6 model as a scheduler Runner: the batch split by modality
+    (a mixed batch is not what `encode` computes), each part through the model's own
+    `preprocess` and modules; the Normalize module is applied as the batch's EmbedKey says
+    (normalize false: the output of the module before it). Texts count their tokens
+    (the attention mask); images count none. Owned by the scheduler's threads."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
+        options = key if isinstance(key, EmbedKey) else EmbedKey()
+        texts = [i for i, item in enumerate(inputs) if isinstance(item, str | Tokens)]
+        images = [i for i, item in enumerate(inputs) if not isinstance(item, str | Tokens)]
+        tokenizer = _text_tokenizer(self.model)
+        counts = [0] * len(inputs)
+        parts = []
+        if texts:
+            side = tokenizer.truncation_side
+            tokenizer.truncation_side = options.truncation_direction
+            try:
+                features = self.model.preprocess([_plain(inputs[i]) for i in texts])
+            finally:
+                tokenizer.truncation_side = side
+            mask = features["attention_mask"]
+            for index, count in zip(texts, mask.sum(dim=1).tolist(), strict=True):
+                counts[index] = int(count)
+            parts.append((texts, features))
+        if images:
+            parts.append((images, self.model.preprocess([inputs[i] for i in images])))
+        return (parts, len(inputs), options.normalize), counts
+
+    def forward(self, prepared: tuple[list, int, bool]) -> tuple[list, int, bool]:
+        import torch
+        from sentence_transformers.sentence_transformer.modules import Normalize
+        from sentence_transformers.util import batch_to_device
+
+        parts, size, normalize = prepared
+        done = []
+        with torch.no_grad():
+            for indices, features in parts:
+                features = batch_to_device(features, self.model.device)
+                for module in self.model:
+                    if normalize or not isinstance(module, Normalize):
+                        features = module(features)
+                done.append((indices, features["sentence_embedding"].float().cpu().numpy()))
+        return done, size, normalize
+
+    def finish(self, output: tuple[list, int, bool]) -> list[Any]:
+        done, size, _ = output
+        vectors: list[Any] = [None] * size
+        for indices, found in done:
+            for index, vector in zip(indices, found, strict=True):
+                vectors[index] = vector
+        return vectors
+
+
+def _plain(item: Any) -> str:
+    """A text as sent (the scheduler's measuring step may have made it Tokens: their text
+    is not kept, so such models measure counts only)."""
+    if isinstance(item, Tokens):
+        raise TypeError("a multimodal pipeline takes texts, not Tokens")
+    return item
+
+
+def _text_tokenizer(model: Any) -> Any:
+    """The model's text tokenizer (a processor's own, where it has one)."""
+    tokenizer = model.tokenizer
+    return getattr(tokenizer, "tokenizer", tokenizer)
