@@ -10,7 +10,20 @@ from pathlib import Path
 from tests.families import FAMILIES
 
 BACKENDS = ("torch", "optimum", "ctranslate2")
-ONNX_FAMILIES = ("bert-mean", "bert-cls", "modernbert", "xlm-r", "gemma3-dense", "labse-dense")
+ONNX_FAMILIES = (
+    "bert-mean",
+    "bert-cls",
+    "modernbert",
+    "xlm-r",
+    "gemma3-dense",
+    "labse-dense",
+    "embedding_gemma2",
+    "jina_embeddings_v3",
+    "gte",
+    "nomic_bert",
+    "eurobert",
+    "ultrabert",
+)
 CT2_FAMILIES = ("bert-mean", "bert-cls", "bert-max", "xlm-r", "labse-dense")
 IMAGE_TEXT = "ONNX export covers text embedders only, not image-text models"
 RERANKER = "ONNX export covers text embedders only, not rerankers"
