@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tests import families_2026, tiny_models
-from tests.tiny_models import WORDS, _bert_tokenizer, _seed, _vocab, build_bert_embedder
+from tests.tiny_models import SMALL, WORDS, _bert_tokenizer, _seed, _vocab, build_bert_embedder
 from tests.tiny_tokenizers import byte_bpe, sentencepiece, spm_ids, unigram, wrap
 
-SMALL = {  # every tower: hidden 32, 2 layers, 2 heads, intermediate 64
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
 QWEN3_EMBED_PROMPTS = {
     "query": "Instruct: Given a web search query, retrieve relevant passages that answer the query"
     "\nQuery:",

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.tiny_models import _bert_tokenizer, _seed, _vocab
+from tests.tiny_models import SMALL, _bert_tokenizer, _seed, _vocab
 from tests.tiny_tokenizers import byte_bpe, wrap
 
 __all__ = [
@@ -22,12 +22,6 @@ __all__ = [
     "build_ultrabert",
 ]
 
-SMALL = {  # as tests.families.SMALL
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
 # jina-embeddings-v3's config_sentence_transformers.json: one prompt per task (LoRA adapter)
 JINA_V3_PROMPTS = {
     "retrieval.query": "Represent the query for retrieving evidence documents: ",

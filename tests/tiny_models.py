@@ -13,6 +13,14 @@ WORDS = (
 ).split()
 
 
+SMALL = {  # every tower: hidden 32, 2 layers, 2 heads, intermediate 64
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
+
 def build_bert_embedder(folder: Path) -> Path:
     """A 2-layer BERT (hidden 32) with mean pooling, loadable as a sentence-transformer."""
     from transformers import BertConfig, BertModel, BertTokenizer
