@@ -23,4 +23,5 @@ class ModelInfo:
     pooling: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    adapters: tuple[str, ...] = ()  # task adapters a prompt (task) name picks
     fingerprint: str | None = None  # embedders: what decides their vector space

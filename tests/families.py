@@ -428,6 +428,7 @@ class Family:
     dim: int | None = None  # embedding dimension (None: a reranker)
     dense: int = 0  # sentence-transformers Dense modules after pooling
     prompts: dict[str, str] = field(default_factory=dict)  # config_sentence_transformers.json
+    adapters: tuple[str, ...] = ()  # LoRA task adapters in subfolders (peft)
 
 
 FAMILIES: dict[str, Family] = {
@@ -544,6 +545,7 @@ FAMILIES: dict[str, Family] = {
         "mean",
         32,
         prompts={**families_2026.ST6_EMPTY_PROMPTS, **families_2026.JINA_V3_PROMPTS},
+        adapters=families_2026.JINA_V3_ADAPTERS,
     ),
     "gte": Family(
         families_2026.build_gte,

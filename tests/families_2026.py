@@ -218,10 +218,9 @@ def build_ultrabert(folder: Path) -> Path:
 
 def build_jina_embeddings_v3(folder: Path) -> Path:
     """JinaEmbeddingsV3Model (XLM-R with RoPE) with the XLM-R Unigram tokenizer, mean
-    pooling, the five task prompts, and one PEFT LoRA adapter per task in a subfolder (not
-    applied unless loaded with `load_adapter(folder, adapter_name=task,
-    adapter_kwargs={"subfolder": task})`, which needs peft): like
-    jinaai/jina-embeddings-v3-hf."""
+    pooling, the five task prompts, and one PEFT LoRA adapter per task in a subfolder (applied
+    as the card does: `load_adapter(folder, adapter_name=task, adapter_kwargs={"subfolder":
+    task})`, then `set_adapter(task)`): like jinaai/jina-embeddings-v3-hf."""
     from transformers import JinaEmbeddingsV3Config, JinaEmbeddingsV3Model
 
     from tests.families import _xlmr_tokenizer
@@ -244,38 +243,22 @@ def build_jina_embeddings_v3(folder: Path) -> Path:
 
 
 def _lora_adapter(folder: Path, model: Any, targets: list[str], seed: int, rank: int = 4) -> None:
-    """A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, as peft saves
-    one) on the `targets` linear layers of `model`, with random non-zero A and B."""
-    import torch
-    from safetensors.torch import save_file
+    """A LoRA adapter on the `targets` linear layers of `model`, saved by peft itself
+    (adapter_config.json + adapter_model.safetensors), with random non-zero A and B."""
+    import copy
 
-    folder.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] in targets:
-            out_features, in_features = module.weight.shape
-            for part, shape in (("lora_A", (rank, in_features)), ("lora_B", (out_features, rank))):
-                weight = torch.randn(shape, generator=generator) * 0.3
-                tensors[f"base_model.model.{name}.{part}.weight"] = weight.contiguous()
-    save_file(tensors, folder / "adapter_model.safetensors", metadata={"format": "pt"})
-    adapter_config = {
-        "peft_type": "LORA",
-        "task_type": "FEATURE_EXTRACTION",
-        "base_model_name_or_path": "jinaai/jina-embeddings-v3-hf",
-        "r": rank,
-        "lora_alpha": rank,
-        "lora_dropout": 0.0,
-        "target_modules": targets,
-        "bias": "none",
-        "fan_in_fan_out": False,
-        "inference_mode": True,
-        "init_lora_weights": True,
-        "modules_to_save": None,
-        "use_dora": False,
-        "use_rslora": False,
-    }
-    (folder / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=8 * rank,  # scaled up: each adapter moves every vector well past 0.9999
+        target_modules=targets,
+        task_type="FEATURE_EXTRACTION",
+        init_lora_weights=False,  # B random too: the adapter changes every vector
+    )
+    get_peft_model(copy.deepcopy(model), config).save_pretrained(folder)
 
 
 # --- EmbeddingGemma 2 ------------------------------------------------------------------------

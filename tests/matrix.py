@@ -18,7 +18,6 @@ ONNX_FAMILIES = (
     "gemma3-dense",
     "labse-dense",
     "embedding_gemma2",
-    "jina_embeddings_v3",
     "gte",
     "nomic_bert",
     "eurobert",
@@ -27,6 +26,10 @@ ONNX_FAMILIES = (
 CT2_FAMILIES = ("bert-mean", "bert-cls", "bert-max", "xlm-r", "labse-dense")
 IMAGE_TEXT = "ONNX export covers text embedders only, not image-text models"
 RERANKER = "ONNX export covers text embedders only, not rerankers"
+TASK_ADAPTERS = (
+    "its task adapters (classification, retrieval_passage, retrieval_query, separation, "
+    "text_matching) are applied on torch only"
+)
 # What each backend does with each family: served natively, or on torch for this reason.
 ONNX_FALLBACKS = {
     "bert-max": "the ONNX path has no max pooling",
@@ -34,8 +37,10 @@ ONNX_FALLBACKS = {
     "clip": IMAGE_TEXT,
     "siglip": IMAGE_TEXT,
     "siglip2": IMAGE_TEXT,
+    "modernvbert": IMAGE_TEXT,
     "xlm-r-reranker": RERANKER,
     "qwen3-reranker": RERANKER,
+    "jina_embeddings_v3": TASK_ADAPTERS,
 }
 NOT_CONVERTED = (
     "CTranslate2 converts bert, camembert, distilbert, roberta, xlm-roberta encoders, not"
@@ -45,7 +50,7 @@ CT2_FALLBACKS = {
     "modernbert": f"{NOT_CONVERTED} modernbert",
     "gemma3-dense": f"{NOT_CONVERTED} gemma3_text",
     "embedding_gemma2": f"{NOT_CONVERTED} embedding_gemma2_text",
-    "jina_embeddings_v3": f"{NOT_CONVERTED} jina_embeddings_v3",
+    "jina_embeddings_v3": TASK_ADAPTERS,
     "gte": f"{NOT_CONVERTED} gte",
     "nomic_bert": f"{NOT_CONVERTED} nomic_bert",
     "eurobert": f"{NOT_CONVERTED} eurobert",
@@ -70,8 +75,8 @@ TITLES = {
     "qwen3-reranker": "Qwen3-Reranker, seq-cls conversion (byte-level BPE)",
     "embedding_gemma2": "EmbeddingGemma 2, text tower: bidirectional Gemma, mean, task prompts "
     "(SentencePiece)",
-    "jina_embeddings_v3": "jina-embeddings-v3, native: XLM-R with RoPE, mean, task prompts "
-    "(Unigram)",
+    "jina_embeddings_v3": "jina-embeddings-v3, native: XLM-R with RoPE, mean, task prompts and "
+    "LoRA task adapters (Unigram)",
     "gte": "gte-multilingual, native: RoPE BERT, CLS (Unigram)",
     "nomic_bert": "nomic-embed-text-v1.5, native: RoPE, SwiGLU, mean, search_query / "
     "search_document prompts (WordPiece)",
@@ -86,11 +91,20 @@ HEADER = "| Family (tokenizer) | Example | `torch` | `optimum` (ONNX) | `ctransl
 
 def outcome(name: str, backend: str) -> tuple[str, str | None]:
     """(the backend /v1/models must report for family `name` served with BACKEND=`backend`,
-    the fallback reason logged, if any)."""
-    reasons = {"optimum": ONNX_FALLBACKS, "ctranslate2": CT2_FALLBACKS}.get(backend, {})
-    if name in reasons or backend == "ctranslate2" and FAMILIES[name].kind != "embed":
-        return "torch", reasons.get(name, CT2_NOT_TEXT)
-    return backend, None
+    the fallback reason logged, if any).
+
+    Raises:
+        KeyError: the matrix says neither that the backend serves the family nor why not.
+    """
+    native = {"torch": FAMILIES, "optimum": ONNX_FAMILIES, "ctranslate2": CT2_FAMILIES}
+    if name in native[backend]:
+        return backend, None
+    reasons = {"optimum": ONNX_FALLBACKS, "ctranslate2": CT2_FALLBACKS}[backend]
+    if name in reasons:
+        return "torch", reasons[name]
+    if backend == "ctranslate2" and FAMILIES[name].kind != "embed":
+        return "torch", CT2_NOT_TEXT
+    raise KeyError(f"tests.matrix: {name} on {backend} is neither native nor a fallback")
 
 
 def _cell(name: str, backend: str) -> str:
@@ -105,6 +119,7 @@ def _cell(name: str, backend: str) -> str:
         "no max pooling": "no max pooling",
         "no lasttoken pooling": "no lasttoken pooling",
         NOT_CONVERTED: "not an encoder it converts",
+        TASK_ADAPTERS: "task adapters (LoRA)",
     }
     return "torch: " + next((v for k, v in short.items() if k in reason), reason)
 

@@ -118,19 +118,28 @@ def context_length(folder: Path) -> int:
 
 
 @cache
-def _sentence_transformer(folder: Path) -> Any:
+def _sentence_transformer(folder: Path, adapter: str | None = None) -> Any:
+    """The folder loaded by sentence-transformers, with the LoRA adapter of the subfolder
+    `adapter` loaded and set as the jina-embeddings-v3 card does."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(folder), device="cpu")
+    model = SentenceTransformer(str(folder), device="cpu")
+    if adapter is not None:
+        model.load_adapter(str(folder), adapter_name=adapter, adapter_kwargs={"subfolder": adapter})
+        model.set_adapter(adapter)
+    return model
 
 
-def embed_oracle(folder: Path, texts: list[str], prompt: str = "") -> Any:
+def embed_oracle(
+    folder: Path, texts: list[str], prompt: str = "", adapter: str | None = None
+) -> Any:
     """L2-normalised embeddings of a sentence-transformers folder, float32 (n, dim): the
     model's own library (sentence-transformers 6's `encode`), one text at a time, with
-    `prompt` in front ("": none, whatever the model's default_prompt_name)."""
+    `prompt` in front ("": none, whatever the model's default_prompt_name) and the LoRA
+    adapter of the subfolder `adapter` applied."""
     import numpy as np
 
-    model = _sentence_transformer(Path(folder))
+    model = _sentence_transformer(Path(folder), adapter)
     vectors = [
         model.encode([text], prompt=prompt, batch_size=1, normalize_embeddings=True)[0]
         for text in texts

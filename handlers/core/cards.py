@@ -30,6 +30,7 @@ def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
             "normalized": True,
             "prompts": list(info.prompts),
             "default_prompt_name": info.default_prompt_name,
+            "adapters": list(info.adapters),
             "input_types": input_types(info),
             "fingerprint": info.fingerprint,
         }

@@ -251,7 +251,7 @@ class Core:
                 f"{info.dimensions}.",
                 param="dimensions",
             )
-        prompt = prompt_for(req, info)
+        prompt, adapter = prompt_for(req, info)
         items: list[Any] = [
             item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
         ]
@@ -266,7 +266,7 @@ class Core:
                 items[i] = tokens
             counted = iter(counts)
             lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
-        key = EmbedKey(req.truncation_direction, req.normalize)
+        key = EmbedKey(req.truncation_direction, req.normalize, adapter)
         async with self.backend.admit(req.model, len(items)):
             image_idx = [i for i, flag in enumerate(is_image) if flag]
             if image_idx:

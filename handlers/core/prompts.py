@@ -1,8 +1,9 @@
-"""The sentence-transformers prompt an embeddings request applies (name, input type, default)."""
+"""The sentence-transformers prompt (and task adapter) an embeddings request applies."""
 
 from __future__ import annotations
 
 from handlers.core.schemas import INPUT_TYPES, EmbeddingsRequest
+from handlers.engine.adapters import adapter_name
 from handlers.errors import ErrorKind, ServiceError
 from handlers.model_info import ModelInfo
 
@@ -14,28 +15,32 @@ def input_types(info: ModelInfo) -> dict[str, str | None]:
     return {kind: name if name in info.prompts else None for kind, name in INPUT_TYPES.items()}
 
 
-def prompt_for(req: EmbeddingsRequest, info: ModelInfo) -> str:
-    """The text prefixed to every text input ('' for none): the request's prompt_name (or
-    Jina's task, the same), else its input_type's prompt when the model has it, else the
-    model's default prompt.
+def prompt_for(req: EmbeddingsRequest, info: ModelInfo) -> tuple[str, str | None]:
+    """The text prefixed to every text input ('' for none) and the task adapter applied
+    (None: the base weights): the request's prompt_name (or Jina's task, the same) picks the
+    model's prompt and adapter of that name, either or both; else its input_type's prompt
+    when the model has it; else the model's default prompt (and its adapter).
 
     Raises:
-        ServiceError: INVALID for a prompt (or task) the model lacks, naming its prompts
-            (the schema refuses two of prompt_name, input_type and task).
+        ServiceError: INVALID for a name the model has neither a prompt nor an adapter of,
+            naming both (the schema refuses two of prompt_name, input_type and task).
     """
     for param in ("prompt_name", "task"):
         name = getattr(req, param)
         if name is None:
             continue
-        if name not in info.prompts:
+        adapter = adapter_name(name, info.adapters)
+        if name not in info.prompts and adapter is None:
+            adapters = f" Its task adapters: {', '.join(info.adapters)}." if info.adapters else ""
             raise ServiceError(
                 ErrorKind.INVALID,
                 f"Model '{info.id}' has no prompt {name!r}. "
-                f"Its prompts: {', '.join(info.prompts) or 'none'}.",
+                f"Its prompts: {', '.join(info.prompts) or 'none'}.{adapters}",
                 param=param,
                 code="unknown_prompt",
             )
-        return info.prompts[name]
+        return info.prompts.get(name, ""), adapter
     if req.input_type is not None:
-        return info.prompts.get(INPUT_TYPES[req.input_type] or "", "")
-    return info.prompts.get(info.default_prompt_name or "", "")
+        return info.prompts.get(INPUT_TYPES[req.input_type] or "", ""), None
+    default = info.default_prompt_name or ""
+    return info.prompts.get(default, ""), adapter_name(default, info.adapters)

@@ -114,6 +114,11 @@ class ModelCard(BaseModel):
     normalized: bool | None = None
     prompts: list[str] | None = None
     default_prompt_name: str | None = None
+    adapters: list[str] | None = Field(
+        None,
+        description="Task adapters (LoRA): the prompt_name (or task) of the same name, '.' "
+        "and '-' read as '_', applies one with its prompt.",
+    )
     input_types: dict[str, str | None] | None = Field(
         None, description="Each input_type and the prompt it applies (null: none, text as is)."
     )

@@ -255,7 +255,9 @@ class EmbeddingsRequest(RequestBody):
         "right", description="Which end of a too-long input is cut."
     )
     prompt_name: str | None = Field(
-        None, description="A prompt of the model (see /v1/models) prefixed to every text."
+        None,
+        description="A prompt of the model (see /v1/models) prefixed to every text, and its "
+        "task adapter of that name where it has one.",
     )
     input_type: Literal[tuple(INPUT_TYPES)] | None = Field(  # type: ignore[valid-type]
         None,
@@ -265,7 +267,8 @@ class EmbeddingsRequest(RequestBody):
     )
     task: str | None = Field(
         None,
-        description="Jina style: the model's prompt of this name (as prompt_name). Not with "
+        description="Jina style: the model's prompt and task adapter of this name (as "
+        "prompt_name). Not with "
         "prompt_name or input_type.",
     )
     user: str | None = Field(None, description="Accepted and ignored.")

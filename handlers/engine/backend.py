@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from handlers.engine import ct2, identity, pipeline, st_runner
+from handlers.engine import adapters, ct2, identity, pipeline, st_runner
 from handlers.engine import onnx_export as onnx
 from handlers.engine.infinity import Loaded, load_infinity
 from handlers.engine.scheduler import Scheduler
@@ -227,10 +227,13 @@ class EngineBackend:
     def _load(self, spec: ModelSpec) -> Loaded:
         """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
         onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
-        converted once by Infinity, under a cross-process lock. Other models, and those
-        whose conversion fails, run on torch, with a log line."""
+        converted once by Infinity, under a cross-process lock. Other models, those with
+        task adapters and those whose conversion fails, run on torch, with a log line."""
         backend = self._settings.backend
-        if backend == "optimum":
+        names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
+        if backend != "torch" and names:
+            reason = f"its task adapters ({', '.join(names)}) are applied on torch only"
+        elif backend == "optimum":
             root = onnx.cache_root(self._settings.hf_home)
             decision = onnx.plan(spec.path, spec.served_id, spec.dtype, root)
             if isinstance(decision, onnx.OnnxPlan):
@@ -307,6 +310,7 @@ class EngineBackend:
             pooling=pooling,
             prompts=prompts,
             default_prompt_name=default,
+            adapters=model.adapters,
         )
         if "embed" not in model.capabilities:
             return info

@@ -9,6 +9,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.engine import adapters, identity
+from handlers.engine.adapters import AdapterSwitch
 from handlers.engine.collate import Collator, SlowCollator, reproduces
 from handlers.engine.stages import EmbedKey, Runner
 from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer, Tokens
@@ -35,6 +37,7 @@ class Loaded:
     dtype: str | None = None  # the precision the weights run in
     slow_tokenizer: SlowTokenizer | None = None  # where there is no fast tokenizer
     collates: bool = False
+    adapters: tuple[str, ...] = ()  # its task adapters (engine.adapters), loaded on torch
 
     @property
     def counter(self) -> Counter | None:
@@ -128,28 +131,34 @@ class _RerankStages(_Stages):
 
 
 class _EmbedStages(_Stages):
-    """sentence-transformers embedders: the batch's EmbedKey picks the truncation side and,
-    with normalize false, a forward pass that skips the model's Normalize module (and
-    Infinity's normalisation). With a collator (a Transformer first module, or Infinity's
-    CTranslate2 wrapper of one, held to its preprocess() at load), the inputs' Tokens are
-    collated; otherwise Infinity's pre-process tokenises the texts."""
+    """sentence-transformers embedders: the batch's EmbedKey picks the truncation side, the
+    task adapter (where the model has them) and, with normalize false, a forward pass that
+    skips the model's Normalize module (and Infinity's normalisation). With a collator (a
+    Transformer first module, or Infinity's CTranslate2 wrapper of one, held to its
+    preprocess() at load), the inputs' Tokens are collated; otherwise Infinity's
+    pre-process tokenises the texts."""
 
-    def __init__(self, model: Any, collator: Collator | None) -> None:
+    def __init__(
+        self, model: Any, collator: Collator | None, switch: AdapterSwitch | None = None
+    ) -> None:
         super().__init__(model)
         self.collator = collator
+        self.switch = switch
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         if self.collator is not None:
             features, tokens = self.collator(inputs, options.truncation_direction)
-            return (_tensors(features), options.normalize), tokens
+            return (_tensors(features), options), tokens
         self.model.tokenizer.truncation_side = options.truncation_direction
         features, tokens = super().prepare(inputs, key)
-        return (features, options.normalize), tokens
+        return (features, options), tokens
 
-    def forward(self, prepared: tuple[Any, bool]) -> tuple[Any, bool]:
-        features, normalize = prepared
-        if normalize:
+    def forward(self, prepared: tuple[Any, EmbedKey]) -> tuple[Any, bool]:
+        features, options = prepared
+        if self.switch is not None:
+            self.switch.use(options.adapter)
+        if options.normalize:
             return self.model.encode_core(features), True
         import torch
         from sentence_transformers.sentence_transformer.modules import Normalize
@@ -402,9 +411,15 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
                 spec.served_id,
             )
             collators = [None] * len(replicas)
-        runners = [_EmbedStages(r, c) for r, c in zip(replicas, collators, strict=True)]
+        folder, _ = identity.source_folder(spec.path, spec.revision)
+        names = adapters.find(folder) if engine == "torch" else ()
+        switches = [adapters.load(r, folder, names) if names else None for r in replicas]
+        runners = [
+            _EmbedStages(r, c, s) for r, c, s in zip(replicas, collators, switches, strict=True)
+        ]
         collates = all(collators)
-        return Loaded(runners, frozenset({"embed"}), engine, tokenizer, dtype, None, collates)
+        embeds = frozenset({"embed"})
+        return Loaded(runners, embeds, engine, tokenizer, dtype, None, collates, names)
     if isinstance(first, BaseEmbedder):
         tokenizer = _tokenizer(first.tokenizer, _seq_limit(first))
         return Loaded(

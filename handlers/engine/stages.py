@@ -15,6 +15,7 @@ class EmbedKey:
 
     truncation_direction: str = "right"  # which end a too-long input is cut from
     normalize: bool = True  # False: the pooling output, before any normalisation
+    adapter: str | None = None  # the task adapter applied (engine.adapters); None: base weights
 
 
 class Runner(Protocol):

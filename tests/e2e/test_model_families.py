@@ -4,6 +4,7 @@ alone); the matrix itself (who serves what, and why not) is tests.matrix."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -16,32 +17,20 @@ import numpy as np
 import pytest
 
 from handlers.core.dispatch import Core
-from handlers.engine.backend import EngineBackend
+from handlers.engine.backend import EngineBackend, ModelLoadError
 from handlers.errors import ServiceError
 from handlers.media.fetcher import ImageFetcher
 from handlers.settings import load_settings
-from tests import families, oracles
+from tests import families, families_2026, oracles
 from tests.families import FAMILIES
 from tests.matrix import (
     BACKENDS,
-    CT2_FALLBACKS,
-    CT2_FAMILIES,
-    ONNX_FALLBACKS,
-    ONNX_FAMILIES,
     outcome,
 )
 from tests.tiny_models import WORDS
 
-CASES = [
-    (name, backend)
-    for name in FAMILIES
-    for backend in BACKENDS
-    if backend == "torch"
-    or backend == "optimum"
-    and (name in ONNX_FAMILIES or name in ONNX_FALLBACKS)
-    or backend == "ctranslate2"
-    and (name in CT2_FAMILIES or name in CT2_FALLBACKS)
-]
+# every cell of docs/models.md's table: each family on each backend, served or fallen back
+CASES = [(name, backend) for name in FAMILIES for backend in BACKENDS]
 COSINE = 0.9999
 RNG = random.Random(7)
 # Many lengths: one word, a sentence, surrounding whitespace, 18 and 36 words (past CLIP's
@@ -109,6 +98,36 @@ async def check_embedder(core: Core, name: str, folder: Path) -> None:
             oracle = oracles.embed_oracle(folder, TEXTS[:3], prompt=prompt)
             assert cosines(prompted, oracle).min() >= COSINE, kind
     await check_truncate_false(core, name)
+
+
+async def check_adapters(core: Core, name: str, folder: Path) -> None:
+    """A task (Jina's field) or prompt_name applies the model's prompt and LoRA adapter of
+    that name (`retrieval.query`: the `retrieval_query` adapter), alone or in a batch; none
+    applies the base weights (check_embedder); a name it has neither of is a 400 naming
+    both."""
+    prompts = FAMILIES[name].prompts
+    for param, task in (("task", "retrieval.query"), ("prompt_name", "text-matching")):
+        adapter = task.replace(".", "_").replace("-", "_")
+        vectors, _ = await embed(core, name, TEXTS, **{param: task})
+        oracle = oracles.embed_oracle(folder, TEXTS, prompt=prompts[task], adapter=adapter)
+        similarity = cosines(vectors, oracle)
+        print(f"{name} {task}: cosine to the oracle, min {similarity.min():.7f}")
+        assert similarity.min() >= COSINE, (task, similarity)
+        base = oracles.embed_oracle(folder, TEXTS, prompt=prompts[task])
+        assert cosines(oracle, base).max() < 0.99, "the adapter changes every vector"
+        alone, _ = await embed(core, name, TEXTS[:1], **{param: task})
+        assert cosines(alone, vectors[:1])[0] >= 0.99999, task
+    # at once: each request's adapter applies to its own inputs only
+    tasks = ["retrieval.query", "retrieval.passage", None, "retrieval.query"]
+    replies = await asyncio.gather(*(embed(core, name, TEXTS, task=task) for task in tasks))
+    for task, (vectors, _) in zip(tasks, replies, strict=True):
+        adapter = task and task.replace(".", "_")
+        oracle = oracles.embed_oracle(folder, TEXTS, prompts.get(task or "", ""), adapter)
+        assert cosines(vectors, oracle).min() >= COSINE, task
+    with pytest.raises(ServiceError) as refused:
+        await embed(core, name, TEXTS[:1], task="summarization")
+    assert refused.value.code == "unknown_prompt"
+    assert "retrieval_query" in refused.value.message
 
 
 async def check_image_text(core: Core, name: str, folder: Path) -> None:
@@ -184,6 +203,9 @@ async def test_family_on_backend(family_models, tmp_path, caplog, name, backend)
             return
         assert card["pooling"] == family.pooling
         await check_embedder(core, name, folder)
+        if family.adapters:
+            assert card["adapters"] == sorted(family.adapters)
+            await check_adapters(core, name, folder)
     finally:
         await core.stop()
 
@@ -312,3 +334,21 @@ async def test_ctranslate2_never_serves_another_models_conversion(family_models,
         finally:
             await core.stop()
         assert cosines(found, oracles.embed_oracle(folder, TEXTS)).min() >= COSINE, retrained
+
+
+async def test_embedding_gemma2s_multimodal_layout_is_refused_naming_torchvision(tmp_path):
+    """google/embeddinggemma-2's own layout (text and vision towers, a processor with a video
+    processor) needs torchvision, which the service does not install: start-up stops with one
+    line naming the model and the missing library (its text tower alone is served:
+    FAMILIES["embedding_gemma2"])."""
+    folder = families_2026.build_embedding_gemma2_multimodal(tmp_path / "embeddinggemma-2")
+    settings = load_settings({"MODEL_NAMES": str(folder), "HF_HOME": str(tmp_path / "hf")})
+    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    try:
+        with pytest.raises(ModelLoadError) as refused:
+            await core.start()
+    finally:
+        await core.stop()
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith(f"model {folder} ({folder}) could not be loaded with BACKEND=torch")
+    assert "requires the Torchvision library" in line

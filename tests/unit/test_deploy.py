@@ -14,6 +14,7 @@ from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 
 from handlers.api.metrics import HPA_METRIC
 from handlers.settings import load_settings
+from tests.image_check import BENTO_SRC, MAKE_SERVE
 from tests.kustomize import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +92,16 @@ def test_the_grace_period_covers_drain_and_shutdown(base):
     env = env_of(base)
     grace = base["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace >= float(env["SHUTDOWN_DRAIN_SECONDS"]) + int(env["SHUTDOWN_TIMEOUT"]) + 5
+
+
+def test_the_container_runs_make_serves_command_in_the_bento(base, gpu):
+    """The image's default (`bentoml serve`) has uvicorn's 5 s keep-alive and no graceful-
+    shutdown limit; make serve's command, which tests.image_check runs in the image from
+    this folder, sets both."""
+    for docs in (base, gpu):
+        assert container(docs)["workingDir"] == BENTO_SRC
+        assert tuple(container(docs)["args"]) == MAKE_SERVE
+        assert "command" not in container(docs)  # through BentoML's entrypoint
 
 
 def test_secrets_and_model_cache(base):

@@ -17,3 +17,8 @@ def test_every_family_has_a_title_and_an_outcome_on_every_backend():
         for backend in matrix.BACKENDS:
             runs_on, reason = matrix.outcome(name, backend)
             assert (runs_on == backend) == (reason is None), (name, backend)
+
+
+def test_no_family_is_both_native_and_fallen_back():
+    assert not set(matrix.ONNX_FAMILIES) & set(matrix.ONNX_FALLBACKS)
+    assert not set(matrix.CT2_FAMILIES) & set(matrix.CT2_FALLBACKS)
