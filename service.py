@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import bentoml
-from bentoml.exceptions import BentoMLException
 
 from handlers.api.drain import Drain, DrainMiddleware
 from handlers.api.error_bodies import OpenAIErrorBodies
@@ -16,8 +15,9 @@ from handlers.api.metrics import MetricsRoute, SchedulerMetrics
 from handlers.api.page import ApiPage
 from handlers.api.wire import plain
 from handlers.compose import build_core
-from handlers.core.dispatch import OPERATIONS, Core
+from handlers.core.dispatch import Core
 from handlers.core.operations import mount_prefixes, root_paths
+from handlers.core.table import OPERATIONS
 from handlers.engine.backend import ModelLoadError
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
 from handlers.settings import Settings, SettingsError, load_settings, settings_or_exit
@@ -54,12 +54,16 @@ UNTRACED = (*OWN_PREFIXES, *ROOT_PATHS, BATCH + "/")
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
+class _Serving:
+    """The instance this process serves, bound by its constructor (BentoML constructs one
+    per worker): the apps and middlewares read it on every request, with no lookup."""
+
+    instance: EmbeddingService | None = None
+
+
 def _running() -> EmbeddingService | None:
-    """The instance this server runs (BentoML binds it once constructed), or None."""
-    try:
-        return bentoml.get_current_service()
-    except BentoMLException:
-        return None
+    """The instance this server runs, or None before it is constructed."""
+    return _Serving.instance
 
 
 def _api_key() -> str | None:
@@ -115,6 +119,7 @@ class EmbeddingService:
         self.drain = Drain()
         self.core = build_core(self.settings)
         self.metrics = SchedulerMetrics(self.core.backend.schedulers)
+        _Serving.instance = self
 
     @bentoml.on_startup
     async def start(self) -> None:

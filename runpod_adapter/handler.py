@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from handlers.api.wire import plain
-from handlers.core.dispatch import OPERATIONS
+from handlers.core.table import OPERATIONS
 from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [

@@ -8,7 +8,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from starlette.routing import get_route_path
 
 from handlers.api.openapi import openapi_document
 from handlers.api.wire import dumps
@@ -106,6 +105,17 @@ async def _unless_client_leaves(receive: Receive, work: Coroutine[Any, Any, Any]
         watcher.cancel()
 
 
+def mounted_path(scope: dict[str, Any]) -> str:
+    """The request's path below the mount it reached (ASGI: `path` holds the mount's
+    `root_path` in front; an app not mounted has none)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path == root:
+        return ""
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
+
+
 class V1App:
     """The ASGI app BentoML mounts at `prefix` (one per prefix of the operation table: /v1,
     /v2; "" for the root paths, which RootRoutes hands it): the core's operations under it
@@ -121,7 +131,7 @@ class V1App:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        path = self.prefix + get_route_path(scope)
+        path = self.prefix + mounted_path(scope)
         core = self.core()
         if core is None:
             error = ServiceError(ErrorKind.NOT_READY, "The service is starting. Retry shortly.")

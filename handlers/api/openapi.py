@@ -14,6 +14,7 @@ __all__ = ["openapi_document"]
 
 ERROR_STATUSES = (400, 401, 404, 413, 429, 500, 501, 503)
 REF = "#/components/schemas/{model}"
+NONE_SERVED = "No model served here can run this operation (none has the {capability} capability)."
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any], mode: str) -> dict[str, Any]:
@@ -41,23 +42,30 @@ def _operation(
     operation: dict[str, Any] = {"operationId": name, "summary": op.summary, "responses": responses}
     if op.request is not None:
         schema = _schema(op.request, components, "validation")  # inline: `model` enum goes here
+        properties = schema.get("properties", {})
         ids = [i.id for i in infos if op.capability in (None, *i.capabilities)]
-        if ids and "model" in schema.get("properties", {}):
-            schema["properties"]["model"]["enum"] = ids
+        if ids and "model" in properties:
+            properties["model"]["enum"] = ids
         sizes = [i.dimensions for i in infos if i.dimensions]
-        if sizes and "dimensions" in schema.get("properties", {}):
-            schema["properties"]["dimensions"]["anyOf"][0]["maximum"] = max(sizes)
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": schema}},
-        }
+        if sizes and "dimensions" in properties:
+            properties["dimensions"]["anyOf"][0]["maximum"] = max(sizes)
+        content: dict[str, Any] = {"schema": schema}
+        if "model" not in properties:
+            content["example"] = dict(op.example)
+        elif ids:  # a body that runs, on the first served model that can run it
+            content["example"] = {"model": ids[0], **op.example}
+        else:
+            operation["description"] = NONE_SERVED.format(capability=op.capability)
+        operation["requestBody"] = {"required": True, "content": {"application/json": content}}
     return operation
 
 
 def openapi_document(operations: Iterable[Operation], infos: Iterable[Any]) -> dict[str, Any]:
     """OpenAPI 3.1 for `operations`, each at its full path (servers: this host's root);
     with the served models' infos (handlers.model_info.ModelInfo), a request's `model` is an
-    enum of the ids serving its capability and `dimensions` has its maximum."""
+    enum of the ids serving its capability, `dimensions` has its maximum, and each request
+    body has an example naming the first of them (or the operation says no served model can
+    run it)."""
     components: dict[str, Any] = {}
     components["ErrorResponse"] = _schema(ErrorResponse, components, "serialization")
     infos = list(infos)

@@ -41,33 +41,6 @@ function resolve(spec, schema) {
   }
   return schema || {};
 }
-function example(spec, schema, name) {
-  schema = resolve(spec, schema);
-  if (schema.enum) return schema.enum[0];
-  if (schema.default !== undefined && schema.default !== null) return schema.default;
-  const options = schema.anyOf || schema.oneOf;
-  if (options) {
-    const first = options.find(s => resolve(spec, s).type !== "null") || options[0];
-    return example(spec, first, name);
-  }
-  switch (schema.type) {
-    case "string": return name === "query" ? "what is a vector embedding?" : "hello world";
-    case "integer": case "number": return 1;
-    case "boolean": return false;
-    case "array": return [example(spec, schema.items || {type: "string"}, name)];
-    case "object": {
-      const out = {};
-      const props = schema.properties || {};
-      for (const key of Object.keys(props)) {
-        if ((schema.required || []).includes(key) || key === "model") {
-          out[key] = example(spec, props[key], key);
-        }
-      }
-      return out;
-    }
-  }
-  return null;
-}
 function operation(spec, path, method, op) {
   const section = document.createElement("section");
   section.className = "op";
@@ -80,16 +53,24 @@ function operation(spec, path, method, op) {
   const summary = document.createElement("p");
   summary.textContent = op.summary || "";
   section.appendChild(summary);
-  const body = op.requestBody && op.requestBody.content["application/json"].schema;
+  const content = op.requestBody && op.requestBody.content["application/json"];
+  const body = content && content.schema;
   let input = null;
   if (body) {
     const details = document.createElement("details");
     details.innerHTML = "<summary>Request schema</summary><pre class=schema></pre>";
     details.querySelector("pre").textContent = JSON.stringify(body, null, 2);
     section.appendChild(details);
+    if (content.example === undefined) {  // no served model can run it: say so, no form
+      const none = document.createElement("p");
+      none.className = "unavailable";
+      none.textContent = op.description || "No served model can run this operation.";
+      section.appendChild(none);
+      return section;
+    }
     input = document.createElement("textarea");
     input.className = "body";
-    input.value = JSON.stringify(example(spec, body, ""), null, 2);
+    input.value = JSON.stringify(content.example, null, 2);
     section.appendChild(input);
   }
   const reply = op.responses["200"].content["application/json"].schema;

@@ -1,42 +1,21 @@
-"""The request core shared by every transport: validate once, call the backend, shape replies."""
+"""The request core shared by every transport: routes a request to its operation (the table,
+handlers.core.table), with what every operation shares: model lookup and size limits."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
-from handlers.core import cohere, rerank
-from handlers.core.cards import card
-from handlers.core.cohere import CohereEmbedRequest
 from handlers.core.operations import Operation
-from handlers.core.other_apis import cohere_names
-from handlers.core.parsing import parse_body
-from handlers.core.prompts import prompt_for
-from handlers.core.replies import (
-    CohereEmbedResponse,
-    EmbeddingsResponse,
-    ModelList,
-    RerankResponse,
-    RerankV2Response,
-    TokenizeResponse,
-)
-from handlers.core.schemas import EmbeddingsRequest, RerankRequest, TokenizeRequest
+from handlers.core.table import OPERATIONS
 from handlers.core.token_arrays import cl100k_decoder
-from handlers.core.vectors import encode
 from handlers.engine.backend import Backend
-from handlers.engine.stages import EmbedKey
-from handlers.engine.text_tokenizer import tokenize_data
 from handlers.errors import ErrorKind, ServiceError
 from handlers.model_info import ModelInfo
 from handlers.settings import Settings
 
-__all__ = ["OPERATIONS", "REPLY_HEADERS", "Core", "ImageLoader"]
+__all__ = ["REPLY_HEADERS", "Core", "ImageLoader"]
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +36,9 @@ class ImageLoader(Protocol):
     async def stop(self) -> None: ...
 
 
-def _documents(req: RerankRequest, as_sent: bool = False) -> list[Any] | None:
-    """The documents a rerank reply carries (return_documents): a string one as Cohere v1,
-    Jina and vLLM reply, `{"text": ...}` (`as_sent`, Infinity's reply: the string); an
-    object one as sent."""
-    if not req.return_documents:
-        return None
-    if as_sent:
-        return req.documents
-    return [{"text": doc} if isinstance(doc, str) else doc for doc in req.documents]
-
-
-def _meta() -> dict[str, Any]:
-    return {"id": f"infinity-{uuid.uuid4()}", "created": int(time.time())}
-
-
 class Core:
-    """Validation and dispatch for every operation of `operations` (OPERATIONS unless
-    given), by path: `routes`."""
+    """Dispatch, by path (`routes`), to every operation of `operations` (the service's table,
+    handlers.core.table, unless given); what the operations share."""
 
     def __init__(
         self,
@@ -140,7 +104,12 @@ class Core:
                 code="internal_error",
             ) from None
 
-    def _model(self, model: str, *capabilities: str) -> ModelInfo:
+    def model(self, model: str, *capabilities: str) -> ModelInfo:
+        """The served model `model`, which must have `capabilities`.
+
+        Raises:
+            ServiceError: NOT_FOUND when it is not served; INVALID when it lacks one.
+        """
         infos = self.backend.models()
         info = infos.get(model)
         if info is None:
@@ -162,7 +131,7 @@ class Core:
                 )
         return info
 
-    def _check_size(self, param: str, count: int, texts: list[str]) -> None:
+    def check_size(self, param: str, count: int, texts: list[str]) -> None:
         """413 past MAX_CLIENT_BATCH_SIZE items or MAX_TOTAL_CHARS characters of text."""
         limit = self.settings.max_client_batch_size
         if count > limit:
@@ -183,152 +152,7 @@ class Core:
                 code="too_many_characters",
             )
 
-    async def models(self, _body: Any = None) -> dict[str, Any]:
-        infos = self.backend.models().values()
-        return {"object": "list", "data": [card(i, self.backend.stats(i.id)) for i in infos]}
-
-    async def _check_lengths(
-        self, info: ModelInfo, texts: list[tuple[int, str]]
-    ) -> tuple[list[Any], list[int]]:
-        """truncate=false: a 413 naming the first text past the context length, counted
-        untruncated with special tokens (off the event loop), before any admission. Returns
-        the texts as the model reads them (its Tokens: not tokenised again) and their
-        counts, which the scheduler then batches by.
-
-        Raises:
-            ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
-        """
-        limit = info.max_input_tokens
-        if limit is None:
-            raise ServiceError(
-                ErrorKind.INVALID,
-                f"Model '{info.id}' does not report its context length: truncate=false is "
-                "not available for it.",
-                param="truncate",
-            )
-        if not texts:
-            return [], []
-        read, counts = await self.backend.count_tokens(info.id, [text for _, text in texts])
-        for (index, _), count in zip(texts, counts, strict=True):
-            if count > limit:
-                raise ServiceError(
-                    ErrorKind.TOO_LARGE,
-                    f"input[{index}] has {count} tokens; the model's context length is "
-                    f"{limit} tokens and truncate is false.",
-                    param="input",
-                    code="input_too_long",
-                )
-        return read, counts
-
-    def _is_image(self, req: EmbeddingsRequest) -> list[bool]:
-        """Each input's modality: its object's, else the request's (auto: by its form)."""
-        flags = []
-        for item, kind in zip(req.input, req.kinds, strict=True):
-            if kind is not None:
-                flags.append(kind == "image")
-            elif req.modality == "auto":
-                flags.append(self.images.looks_like_image(item))
-            else:
-                flags.append(req.modality == "image")
-        return flags
-
-    async def embeddings(self, body: Any) -> dict[str, Any]:
-        req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body, self.context)
-        info, vectors, tokens = await self._embed(req)
-        return self._embeddings_body(req, info, vectors, tokens)
-
-    async def _embed(self, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.ndarray], int]:
-        """The model's vectors of a validated request, in input order, and its tokens."""
-        is_image = self._is_image(req)
-        texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
-        self._check_size("input", len(req.input), texts)
-        needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
-        info = self._model(req.model, *sorted(needed))
-        if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
-            raise ServiceError(
-                ErrorKind.INVALID,
-                f"dimensions={req.dimensions} exceeds the model's embedding size "
-                f"{info.dimensions}.",
-                param="dimensions",
-            )
-        prompt, adapter = prompt_for(req, info)
-        items: list[Any] = [
-            item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
-        ]
-        if not items:
-            return info, [], 0
-        lengths = None
-        if not req.truncate:
-            flagged = zip(items, is_image, strict=True)
-            texts_at = [(i, t) for i, (t, f) in enumerate(flagged) if not f]
-            read, counts = await self._check_lengths(info, texts_at)
-            for (i, _), tokens in zip(texts_at, read, strict=True):
-                items[i] = tokens
-            counted = iter(counts)
-            lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
-        key = EmbedKey(req.truncation_direction, req.normalize, adapter)
-        async with self.backend.admit(req.model, len(items)):
-            image_idx = [i for i, flag in enumerate(is_image) if flag]
-            if image_idx:
-                images = await self.images.load([(i, items[i]) for i in image_idx])
-                for i, image in zip(image_idx, images, strict=True):
-                    items[i] = image
-            vectors, tokens = await self.backend.embed(req.model, items, key, lengths)
-        return info, vectors, tokens
-
-    @staticmethod
-    def _embeddings_body(
-        req: EmbeddingsRequest, info: ModelInfo, vectors: list[np.ndarray], tokens: int
-    ) -> dict[str, Any]:
-        data = []
-        if vectors:
-            data = encode(
-                vectors,
-                encoding=req.encoding_format,
-                dimensions=req.dimensions,
-                normalize=req.normalize,
-                embedding_type=req.embedding_type,
-            )
-        return {
-            "object": "list",
-            "model": req.model,
-            "data": [
-                {"object": "embedding", "embedding": emb, "index": i} for i, emb in enumerate(data)
-            ],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            **_meta(),
-            "fingerprint": info.fingerprint,
-        }
-
-    async def embed_v1(self, body: Any) -> dict[str, Any]:
-        return await self._cohere_embed(body, "1")
-
-    async def embed_v2(self, body: Any) -> dict[str, Any]:
-        return await self._cohere_embed(body, "2")
-
-    async def _cohere_embed(self, body: Any, version: str) -> dict[str, Any]:
-        if isinstance(body, dict) and body.get("model") is None:  # Cohere's SDK may omit it
-            body = {**body, "model": self._only("embed")}
-        req: CohereEmbedRequest = parse_body(CohereEmbedRequest, body, self.context)
-        try:
-            _, vectors, tokens = await self._embed(req.embeddings)
-        except ServiceError as error:  # named as the client sent them: texts[3], not input[3]
-            raise cohere_names(error, req.items_field) from None
-        return cohere.embed_reply(req, vectors, tokens, version, _meta()["id"])
-
-    def _reranker(self, model: str | None) -> str:
-        """The reranker a request names; when it names none, the only one served.
-
-        Raises:
-            ServiceError: as _model; INVALID when no model is named and the server does
-                not serve exactly one reranker (the message lists them).
-        """
-        if model is not None:
-            self._model(model, "rerank")
-            return model
-        return self._only("rerank")
-
-    def _only(self, capability: str) -> str:
+    def only(self, capability: str) -> str:
         """The one served model with `capability`, for a request that names none.
 
         Raises:
@@ -345,155 +169,3 @@ class Core:
             f"{', '.join(ids) or 'none'}).",
             param="model",
         )
-
-    async def _rank(self, body: Any) -> tuple[RerankRequest, str, list[float], int]:
-        """Validate a rerank body and score its documents, each by its best window."""
-        req: RerankRequest = parse_body(RerankRequest, body)
-        texts = req.texts
-        self._check_size("documents", len(texts), [req.query, *texts])
-        model = self._reranker(req.model)
-        if not texts:
-            return req, model, [], 0
-        windows = await asyncio.to_thread(
-            rerank.plan_windows,
-            self.backend.tokenizer(model),
-            req.query,
-            texts,
-            req.max_tokens_per_doc,
-            req.max_chunks_per_doc,
-        )
-        async with self.backend.admit(model, len(windows.items)):
-            scores, tokens = await self.backend.rerank(
-                model, windows.query, windows.items, windows.lengths
-            )
-        return req, model, windows.best(scores, len(texts)), tokens
-
-    async def rerank(self, body: Any) -> dict[str, Any]:
-        """Cohere v1's, Jina's and vLLM's reply: a string document as {"text": ...}."""
-        req, model, scores, tokens = await self._rank(body)
-        return self._rerank_body(req, model, scores, tokens, _documents(req))
-
-    async def rerank_as_sent(self, body: Any) -> dict[str, Any]:
-        """Infinity's reply (its /rerank; RunPod's native jobs): documents as sent."""
-        req, model, scores, tokens = await self._rank(body)
-        return self._rerank_body(req, model, scores, tokens, _documents(req, as_sent=True))
-
-    @staticmethod
-    def _rerank_body(
-        req: RerankRequest, model: str, scores: list[float], tokens: int, docs: list[Any] | None
-    ) -> dict[str, Any]:
-        """The rerank reply; the same results also as `data`, for Voyage's client."""
-        results = rerank.ranked_results(scores, req.raw_scores, req.top_n, docs)
-        return {
-            "object": "rerank",
-            "model": model,
-            "results": results,
-            "data": results,
-            "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
-            **_meta(),
-        }
-
-    async def rerank_v2(self, body: Any) -> dict[str, Any]:
-        """Cohere v2's reply: tokens in `meta` and `usage`."""
-        req, model, scores, tokens = await self._rank(body)
-        return {
-            "id": _meta()["id"],
-            "model": model,
-            "results": rerank.ranked_results(scores, req.raw_scores, req.top_n, _documents(req)),
-            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
-            "usage": {"prompt_tokens": int(tokens), "total_tokens": int(tokens)},
-        }
-
-    async def tokenize(self, body: Any) -> dict[str, Any]:
-        req: TokenizeRequest = parse_body(TokenizeRequest, body, self.context)
-        self._check_size("input", len(req.input), req.input)
-        self._model(req.model)
-        tokenizer = self.backend.tokenizer(req.model)
-        if tokenizer is None:
-            raise ServiceError(
-                ErrorKind.INVALID,
-                f"Model '{req.model}' has no fast tokenizer; /v1/tokenize is not available for it.",
-                param="model",
-                code="model_capability",
-            )
-        encodings = await asyncio.to_thread(tokenizer.encode, req.input, req.add_special_tokens)
-        return {"object": "list", "model": req.model, "data": tokenize_data(encodings)}
-
-
-OPERATIONS = (
-    Operation(
-        "/v1/models",
-        "GET",
-        Core.models,
-        "List served models with their capabilities.",
-        ModelList,
-        aliases=("/models",),
-    ),
-    Operation(
-        "/v1/embeddings",
-        "POST",
-        Core.embeddings,
-        "Create embeddings for texts or images (OpenAI-compatible; Cohere's, Voyage's and "
-        "Jina's fields too).",
-        EmbeddingsResponse,
-        EmbeddingsRequest,
-        "embed",
-        aliases=("/embeddings",),
-    ),
-    Operation(
-        "/v1/rerank",
-        "POST",
-        Core.rerank,
-        "Score documents against a query, highest first (Cohere v1's, Jina's and vLLM's reply: "
-        "a string document as {'text': ...}).",
-        RerankResponse,
-        RerankRequest,
-        "rerank",
-    ),
-    Operation(
-        "/rerank",
-        "POST",
-        Core.rerank_as_sent,
-        "Score documents against a query, highest first (Infinity's reply: documents as sent).",
-        RerankResponse,
-        RerankRequest,
-        "rerank",
-    ),
-    Operation(
-        "/v1/tokenize",
-        "POST",
-        Core.tokenize,
-        "Token ids, token strings and character offsets of texts, with their counts "
-        "(never truncated).",
-        TokenizeResponse,
-        TokenizeRequest,
-    ),
-    Operation(
-        "/v1/embed",
-        "POST",
-        Core.embed_v1,
-        "Create embeddings in Cohere v1's shape (cohere.Client().embed).",
-        CohereEmbedResponse,
-        CohereEmbedRequest,
-        "embed",
-    ),
-    Operation(
-        "/v2/embed",
-        "POST",
-        Core.embed_v2,
-        "Create embeddings in Cohere v2's shape (cohere.ClientV2().embed): texts, images or "
-        "inputs; several embedding types at once.",
-        CohereEmbedResponse,
-        CohereEmbedRequest,
-        "embed",
-    ),
-    Operation(
-        "/v2/rerank",
-        "POST",
-        Core.rerank_v2,
-        "Score documents against a query, highest first (Cohere v2's reply shape).",
-        RerankV2Response,
-        RerankRequest,
-        "rerank",
-    ),
-)

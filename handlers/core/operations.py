@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Operation", "mount_prefixes", "root_paths"]
@@ -24,6 +24,9 @@ class Operation:
     request: type | None = None  # the pydantic model of the request body (POST)
     capability: str | None = None  # the OpenAPI `model` enum lists models with it; None: all
     aliases: tuple[str, ...] = ()  # more paths answering as `path` (e.g. /embeddings)
+    # a request body that runs (POST), without `model`: the OpenAPI document adds a served
+    # model that can run it, and the API page's form starts from it
+    example: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def paths(self) -> tuple[str, ...]:

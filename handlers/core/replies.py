@@ -1,7 +1,10 @@
-"""Reply schemas (pydantic v2) of every operation: what the OpenAPI document says they return."""
+"""Reply schemas (pydantic v2) of every operation: what the OpenAPI document says they return,
+and the id and time every reply carries."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -14,7 +17,13 @@ __all__ = [
     "RerankResponse",
     "RerankV2Response",
     "TokenizeResponse",
+    "reply_meta",
 ]
+
+
+def reply_meta() -> dict[str, Any]:
+    """A reply's `id` and `created` (Unix seconds)."""
+    return {"id": f"infinity-{uuid.uuid4()}", "created": int(time.time())}
 
 
 class Usage(BaseModel):

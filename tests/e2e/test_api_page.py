@@ -1,6 +1,7 @@
 """The API page at / in a real headless Chromium (Debian's package), driven over the DevTools
 protocol: every operation listed, nothing fetched from elsewhere, one embeddings request sent
-through its form and checked against the model's own output."""
+through its form and checked against the model's own output, every form's example sent as
+the page fills it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from handlers.core.dispatch import OPERATIONS
+from handlers.core.table import OPERATIONS
 from tests.conftest import EMBED_ID
 from tests.oracles import embed_oracle
 from tests.servers import free_port
@@ -138,6 +139,23 @@ def test_the_api_page_lists_every_operation_and_its_form_sends_a_request(
     reply = json.loads(shown.split("\n", 1)[1])
     vector = np.array(reply["data"][0]["embedding"], dtype=np.float32)
     assert float(vector @ embed_oracle(tiny_models[EMBED_ID], [text])[0]) > 0.9999
+
+    # every other form as the page fills it: a served model that can run it, a 2xx
+    statuses = browser.eval(
+        """(async () => {
+          const out = {};
+          for (const section of document.querySelectorAll('section.op')) {
+            const reply = section.querySelector('pre.reply');
+            reply.dataset.status = '';
+            section.querySelector('button.send').click();
+            while (!reply.dataset.status) await new Promise(r => setTimeout(r, 50));
+            out[section.querySelector('h2').textContent] = reply.dataset.status;
+          }
+          return out;
+        })()"""
+    )
+    assert len(statuses) == len(listed)
+    assert {op: status for op, status in statuses.items() if not status.startswith("2")} == {}
 
     fetched = [
         e["params"]["request"]["url"]

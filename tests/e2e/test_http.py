@@ -11,7 +11,7 @@ import numpy as np
 import openai
 import pytest
 
-from handlers.core.dispatch import OPERATIONS
+from handlers.core.table import OPERATIONS
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.oracles import assert_rerank_matches, embed_oracle, usage_tokens
 

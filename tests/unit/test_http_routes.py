@@ -11,9 +11,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from handlers.api.http import OPENAPI_PATH, RootRoutes, V1App
-from handlers.core.dispatch import OPERATIONS, Core
+from handlers.api.http import OPENAPI_PATH, RootRoutes, V1App, mounted_path
+from handlers.core.dispatch import Core
 from handlers.core.operations import Operation, mount_prefixes, root_paths
+from handlers.core.table import OPERATIONS
 from runpod_adapter.handler import ACCEPTED_SHAPES, accepted_shapes, handle
 from tests.fakes import FakeBackend, FakeImages
 
@@ -96,6 +97,49 @@ async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
         for op in item.values()
     ]
     assert all(ref.rsplit("/", 1)[1] in spec["components"]["schemas"] for ref in refs)
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "below"),
+    [
+        ("/v1/embeddings", "/v1", "/embeddings"),
+        ("/v1", "/v1", ""),
+        ("/v10/embeddings", "/v1", "/v10/embeddings"),  # another mount, not below /v1
+        ("/embeddings", "", "/embeddings"),
+    ],
+)
+def test_the_path_below_the_mount(path, root, below):
+    assert mounted_path({"path": path, "root_path": root}) == below
+
+
+async def test_every_example_body_names_a_served_model_and_runs(make_settings):
+    """The OpenAPI examples (the API page's forms) run as they are: 2xx on every route."""
+    app = mounted(make_settings)
+    spec = (await send(app, "GET", "/v1/openapi.json")).json()
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if "requestBody" not in op:
+                continue
+            example = op["requestBody"]["content"]["application/json"]["example"]
+            assert example["model"] in op["requestBody"]["content"]["application/json"]["schema"][
+                "properties"
+            ]["model"].get("enum", [example["model"]])
+            reply = await send(app, method.upper(), path, json=example)
+            assert reply.status_code == 200, (path, reply.text)
+
+
+async def test_without_a_reranker_the_rerank_routes_say_none_is_served(make_settings):
+    backend = FakeBackend()
+    backend._models.pop("reranker")
+    spec = (await send(mounted(make_settings, backend), "GET", "/v1/openapi.json")).json()
+    for path in ("/v1/rerank", "/rerank", "/v2/rerank"):
+        op = spec["paths"][path]["post"]
+        assert "example" not in op["requestBody"]["content"]["application/json"]
+        assert op["description"] == (
+            "No model served here can run this operation (none has the rerank capability)."
+        )
+    embed = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]
+    assert embed["application/json"]["example"]["model"] == "embedder"
 
 
 class SlowBackend(FakeBackend):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers.core.dispatch import OPERATIONS
+from handlers.core.table import OPERATIONS
 from runpod_adapter.engine_loop import EngineLoop
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers.core.dispatch import OPERATIONS
+from handlers.core.table import OPERATIONS
 from handlers.errors import ErrorKind, ServiceError
 from runpod_adapter.handler import ACCEPTED_SHAPES, error_output, handle, normalize
 

@@ -1,0 +1,147 @@
+"""POST /v1/embeddings (OpenAI's, with Cohere's, Voyage's and Jina's fields): vectors of texts
+and images; `embed` is the routine every embeddings dialect runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from handlers.core.operations import Operation
+from handlers.core.parsing import parse_body
+from handlers.core.prompts import prompt_for
+from handlers.core.replies import EmbeddingsResponse, reply_meta
+from handlers.core.schemas import EmbeddingsRequest
+from handlers.core.vectors import encode
+from handlers.engine.stages import EmbedKey
+from handlers.errors import ErrorKind, ServiceError
+from handlers.model_info import ModelInfo
+
+if TYPE_CHECKING:
+    from handlers.core.dispatch import Core
+
+__all__ = ["EMBEDDINGS", "embed"]
+
+
+async def embeddings(core: Core, body: Any) -> dict[str, Any]:
+    req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body, core.context)
+    info, vectors, tokens = await embed(core, req)
+    data = []
+    if vectors:
+        data = encode(
+            vectors,
+            encoding=req.encoding_format,
+            dimensions=req.dimensions,
+            normalize=req.normalize,
+            embedding_type=req.embedding_type,
+        )
+    return {
+        "object": "list",
+        "model": req.model,
+        "data": [
+            {"object": "embedding", "embedding": emb, "index": i} for i, emb in enumerate(data)
+        ],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        **reply_meta(),
+        "fingerprint": info.fingerprint,
+    }
+
+
+async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.ndarray], int]:
+    """The model's vectors of a validated request, in input order, and its tokens."""
+    is_image = _is_image(core, req)
+    texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
+    core.check_size("input", len(req.input), texts)
+    needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
+    info = core.model(req.model, *sorted(needed))
+    if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
+        raise ServiceError(
+            ErrorKind.INVALID,
+            f"dimensions={req.dimensions} exceeds the model's embedding size {info.dimensions}.",
+            param="dimensions",
+        )
+    prompt, adapter = prompt_for(req, info)
+    items: list[Any] = [
+        item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
+    ]
+    if not items:
+        return info, [], 0
+    lengths = None
+    if not req.truncate:
+        flagged = zip(items, is_image, strict=True)
+        texts_at = [(i, t) for i, (t, f) in enumerate(flagged) if not f]
+        read, counts = await _check_lengths(core, info, texts_at)
+        for (i, _), tokens in zip(texts_at, read, strict=True):
+            items[i] = tokens
+        counted = iter(counts)
+        lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
+    key = EmbedKey(req.truncation_direction, req.normalize, adapter)
+    async with core.backend.admit(req.model, len(items)):
+        image_idx = [i for i, flag in enumerate(is_image) if flag]
+        if image_idx:
+            images = await core.images.load([(i, items[i]) for i in image_idx])
+            for i, image in zip(image_idx, images, strict=True):
+                items[i] = image
+        vectors, tokens = await core.backend.embed(req.model, items, key, lengths)
+    return info, vectors, tokens
+
+
+def _is_image(core: Core, req: EmbeddingsRequest) -> list[bool]:
+    """Each input's modality: its object's, else the request's (auto: by its form)."""
+    flags = []
+    for item, kind in zip(req.input, req.kinds, strict=True):
+        if kind is not None:
+            flags.append(kind == "image")
+        elif req.modality == "auto":
+            flags.append(core.images.looks_like_image(item))
+        else:
+            flags.append(req.modality == "image")
+    return flags
+
+
+async def _check_lengths(
+    core: Core, info: ModelInfo, texts: list[tuple[int, str]]
+) -> tuple[list[Any], list[int]]:
+    """truncate=false: a 413 naming the first text past the context length, counted
+    untruncated with special tokens (off the event loop), before any admission. Returns the
+    texts as the model reads them (its Tokens: not tokenised again) and their counts, which
+    the scheduler then batches by.
+
+    Raises:
+        ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
+    """
+    limit = info.max_input_tokens
+    if limit is None:
+        raise ServiceError(
+            ErrorKind.INVALID,
+            f"Model '{info.id}' does not report its context length: truncate=false is not "
+            "available for it.",
+            param="truncate",
+        )
+    if not texts:
+        return [], []
+    read, counts = await core.backend.count_tokens(info.id, [text for _, text in texts])
+    for (index, _), count in zip(texts, counts, strict=True):
+        if count > limit:
+            raise ServiceError(
+                ErrorKind.TOO_LARGE,
+                f"input[{index}] has {count} tokens; the model's context length is {limit} "
+                "tokens and truncate is false.",
+                param="input",
+                code="input_too_long",
+            )
+    return read, counts
+
+
+EMBEDDINGS = Operation(
+    "/v1/embeddings",
+    "POST",
+    embeddings,
+    "Create embeddings for texts or images (OpenAI-compatible; Cohere's, Voyage's and "
+    "Jina's fields too).",
+    EmbeddingsResponse,
+    EmbeddingsRequest,
+    "embed",
+    aliases=("/embeddings",),
+    example={"input": ["The food was delicious.", "The waiter was friendly."]},
+)
