@@ -11,8 +11,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# openapi-python-client (tests/e2e/test_openapi_client.py generates a client with it, as a
+# user does) pins typer below ours: it gets a folder of its own, installed here, not in a test.
+GENERATOR := openapi-python-client==0.29.1
+GENERATOR_DIR := $(VENV)/openapi-generator
+
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	rm -rf $(GENERATOR_DIR)
+	$(BIN)/pip install --quiet --target $(GENERATOR_DIR) '$(GENERATOR)'
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -18,7 +18,7 @@ from handlers.compose import build_core
 from handlers.core.dispatch import Core
 from handlers.core.operations import mount_prefixes, root_paths
 from handlers.core.table import OPERATIONS
-from handlers.engine.backend import ModelLoadError
+from handlers.engine.loading import ModelLoadError
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
 from handlers.settings import Settings, SettingsError, load_settings, settings_or_exit
 from handlers.startup import exit_nonzero_after_a_worker_failed, failure_line, stop_server

@@ -36,7 +36,7 @@ def main() -> None:
     core = build_core(settings)  # starts importing Infinity while the SDK is imported
     import runpod
 
-    from handlers.engine.backend import ModelLoadError
+    from handlers.engine.loading import ModelLoadError
     from handlers.settings import SettingsError
     from handlers.startup import EXIT_START_FAILED, failure_line
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from handlers.engine.backend import Ticket
 from handlers.engine.text_tokenizer import Tokens
 from handlers.media.fetcher import looks_like_image
 from handlers.model_info import ModelInfo
@@ -86,6 +87,7 @@ class FakeBackend:
         self.lengths: list[list[int] | None] = []  # what each embed/rerank handed on
         self.calls: list[tuple[str, Any]] = []
         self.keys: list[Any] = []
+        self.tickets: list[Ticket] = []  # every admission's, in order
         self.fail_with = fail_with
         self._models = {
             info.id: info
@@ -125,19 +127,23 @@ class FakeBackend:
             raise self.fail_with
 
     @contextlib.asynccontextmanager
-    async def admit(self, model: str, items: int) -> AsyncIterator[None]:
+    async def admit(self, model: str, items: int) -> AsyncIterator[Ticket]:
         self.admissions.append(items)
+        ticket = Ticket(model, items)
+        self.tickets.append(ticket)
         try:
-            yield
+            yield ticket
         finally:
+            ticket.open = False
             self.releases.append(items)  # as the real seam releases: on return, error, cancel
 
     def close_admission(self) -> None:
         pass
 
     async def embed(
-        self, model: str, items: list[Any], key: Any = None, lengths: list[int] | None = None
+        self, ticket: Ticket, items: list[Any], key: Any = None, lengths: list[int] | None = None
     ) -> tuple[list[np.ndarray], int]:
+        ticket.covers(len(items))
         self.calls.append(("embed", items))
         self.lengths.append(lengths)
         self.keys.append(key)
@@ -154,11 +160,12 @@ class FakeBackend:
 
     async def rerank(
         self,
-        model: str,
+        ticket: Ticket,
         query: str | Tokens,
         docs: list[str | Tokens],
         lengths: list[int] | None = None,
     ) -> tuple[list[float], int]:
+        ticket.covers(len(docs))
         query, docs = text_of(query), list(map(text_of, docs))
         self.calls.append(("rerank", (query, docs)))
         self.lengths.append(lengths)

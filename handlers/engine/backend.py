@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import AsyncIterator, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
 
-from handlers.engine import adapters, ct2, identity, pipeline, st_runner
-from handlers.engine import onnx_export as onnx
-from handlers.engine.infinity import Loaded, load_infinity
+from handlers.engine import loading
+from handlers.engine.infinity import Loaded
 from handlers.engine.scheduler import Scheduler
 from handlers.engine.stages import Limits
 from handlers.engine.text_tokenizer import (
@@ -29,15 +29,35 @@ from handlers.engine.text_tokenizer import (
 )
 from handlers.errors import model_dead
 from handlers.model_info import ModelInfo
-from handlers.settings import ModelSpec, Settings, SettingsError
+from handlers.settings import ModelSpec, Settings
 
-__all__ = ["Backend", "EngineBackend", "ModelLoadError"]
+__all__ = ["Backend", "EngineBackend", "Served", "Ticket"]
 
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(Exception):
-    """A configured model could not be loaded; the message names it and says why."""
+@dataclass
+class Ticket:
+    """Capacity admitted for one request: `items` inputs of `model`, held while the
+    admission that issued it is open. The run call takes it and checks it covers its
+    inputs, so no input runs unadmitted."""
+
+    model: str
+    items: int
+    open: bool = True
+
+    def covers(self, count: int) -> str:
+        """The model, for a run of `count` inputs on this ticket.
+
+        Raises:
+            RuntimeError: the admission is closed, or admitted fewer inputs (a bug).
+        """
+        if not self.open or count > self.items:
+            state = "an open" if self.open else "a closed"
+            raise RuntimeError(
+                f"model {self.model}: {count} inputs run on {state} ticket for {self.items}"
+            )
+        return self.model
 
 
 class Backend(Protocol):
@@ -57,13 +77,14 @@ class Backend(Protocol):
         """The model's own tokenizer (never truncating), or None when it has no fast one."""
         ...
 
-    def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
-        """Hold `items` of the model's capacity (waiting in line if needed) while inside."""
+    def admit(self, model: str, items: int) -> AbstractAsyncContextManager[Ticket]:
+        """Hold `items` of the model's capacity (waiting in line if needed) while inside;
+        the ticket it gives is what embed and rerank take."""
         ...
 
     async def embed(
         self,
-        model: str,
+        ticket: Ticket,
         items: list[Any],
         key: Hashable = None,
         lengths: list[int] | None = None,
@@ -83,7 +104,7 @@ class Backend(Protocol):
 
     async def rerank(
         self,
-        model: str,
+        ticket: Ticket,
         query: str | Tokens,
         docs: list[str | Tokens],
         lengths: list[int] | None = None,
@@ -100,16 +121,25 @@ class Backend(Protocol):
     async def stop(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Served:
+    """One served model: what it is, its scheduler, and how it reads texts."""
+
+    info: ModelInfo
+    scheduler: Scheduler
+    tokenizer: TextTokenizer | None  # /v1/tokenize and rerank windows (None: no fast one)
+    counter: Counter | None  # counts untruncated texts (None: it cannot)
+    collates: bool  # its runners take Tokens (counted texts are not tokenised again)
+
+
 class EngineBackend:
     """One Scheduler per configured model, addressed by served id only (never a fallback)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._schedulers: dict[str, Scheduler] = {}
-        self._info: dict[str, ModelInfo] = {}
-        self._tokenizers: dict[str, TextTokenizer | None] = {}
-        self._counters: dict[str, Counter | None] = {}
-        self._collating: set[str] = set()  # models whose runners take Tokens
+        self._served: dict[str, Served] = {}
+        self._info: dict[str, ModelInfo] = {}  # models(): fixed once started
+        self._schedulers: dict[str, Scheduler] = {}  # schedulers: the live view /metrics reads
         self._started = False
 
     @property
@@ -127,7 +157,7 @@ class EngineBackend:
         return self._info
 
     def stats(self, model: str) -> dict[str, Any]:
-        return self._schedulers[model].stats()
+        return self._served[model].scheduler.stats()
 
     @property
     def schedulers(self) -> Mapping[str, Scheduler]:
@@ -135,10 +165,16 @@ class EngineBackend:
         return MappingProxyType(self._schedulers)
 
     def tokenizer(self, model: str) -> TextTokenizer | None:
-        return self._tokenizers[model]
+        return self._served[model].tokenizer
 
-    def admit(self, model: str, items: int) -> AbstractAsyncContextManager[None]:
-        return self._schedulers[model].admit(items)
+    @contextlib.asynccontextmanager
+    async def admit(self, model: str, items: int) -> AsyncIterator[Ticket]:
+        async with self._served[model].scheduler.admit(items):
+            ticket = Ticket(model, items)
+            try:
+                yield ticket
+            finally:
+                ticket.open = False
 
     def close_admission(self) -> None:
         for scheduler in self._schedulers.values():
@@ -153,9 +189,11 @@ class EngineBackend:
         loads in two threads corrupt each other ("Cannot copy out of meta tensor").
         """
         began = time.perf_counter()
-        specs = self._settings.models
-        loaded = await asyncio.to_thread(lambda: [self._load_or_raise(spec) for spec in specs])
-        infos = await asyncio.to_thread(lambda: list(map(self._describe, specs, loaded)))
+        specs, settings = self._settings.models, self._settings
+        loaded = await asyncio.to_thread(lambda: [loading.load(spec, settings) for spec in specs])
+        infos = await asyncio.to_thread(
+            lambda: [loading.describe(*pair, settings) for pair in zip(specs, loaded, strict=True)]
+        )
         try:
             await self._start_schedulers(specs, loaded, infos)
         except BaseException:  # no model thread may outlive a failed start (it holds exit)
@@ -177,14 +215,13 @@ class EngineBackend:
             scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec), measure)
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
-            self._tokenizers[spec.served_id] = model.tokenizer
-            self._counters[spec.served_id] = model.counter
-            if model.collates:
-                self._collating.add(spec.served_id)
             if "embed" in model.capabilities:
                 vectors, _ = await scheduler.run(["dimension probe"])
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
             self._info[spec.served_id] = info
+            self._served[spec.served_id] = Served(
+                info, scheduler, model.tokenizer, model.counter, model.collates
+            )
 
     async def stop(self) -> None:
         self._started = False
@@ -209,151 +246,36 @@ class EngineBackend:
             stall_seconds=s.watchdog_seconds,
         )
 
-    def _load_or_raise(self, spec: ModelSpec) -> Loaded:
-        """Load one model (see _load).
-
-        Raises:
-            ModelLoadError: anything failed, as one line naming the model and why.
-        """
-        try:
-            return self._load(spec)
-        except Exception as exc:
-            why = " ".join(str(exc).split()) or type(exc).__name__
-            raise ModelLoadError(
-                f"model {spec.served_id} ({spec.path}) could not be loaded with "
-                f"BACKEND={self._settings.backend}: {type(exc).__name__}: {why}"
-            ) from exc
-
-    def _load(self, spec: ModelSpec) -> Loaded:
-        """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
-        onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
-        converted once by Infinity, under a cross-process lock. Other models, those with
-        task adapters and those whose conversion fails, run on torch, with a log line."""
-        backend = self._settings.backend
-        names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
-        if backend != "torch" and names:
-            reason = f"its task adapters ({', '.join(names)}) are applied on torch only"
-        elif backend == "optimum":
-            root = onnx.cache_root(self._settings.hf_home)
-            decision = onnx.plan(spec.path, spec.served_id, spec.dtype, root)
-            if isinstance(decision, onnx.OnnxPlan):
-                log.info(
-                    "model %s: ONNX %s from %s, %s pooling, %d Dense layers",
-                    spec.served_id,
-                    decision.precision,
-                    decision.folder,
-                    decision.pooling,
-                    len(decision.dense),
-                )
-                from handlers.engine.onnx_runner import OnnxEmbedder
-
-                runner = OnnxEmbedder(decision)
-                dtype = {"fp32": "float32"}.get(decision.precision, decision.precision)
-                embeds = frozenset({"embed"})
-                return Loaded([runner], embeds, backend, runner.tokenizer, dtype, collates=True)
-            reason = decision
-        elif backend == "ctranslate2":
-            reason = ct2.unsupported(spec.path, spec.revision)
-            if reason is None:
-                try:
-                    with ct2.conversion_lock(spec.path, spec.revision):
-                        return load_infinity(spec, self._settings, backend)
-                except Exception as exc:  # CTranslate2's converter refused this checkpoint
-                    log.debug("CTranslate2 load of %s failed", spec.served_id, exc_info=True)
-                    why = " ".join(str(exc).split()) or type(exc).__name__
-                    reason = f"the CTranslate2 conversion failed: {type(exc).__name__}: {why}"
-        else:
-            return self._load_torch(spec)
-        log.warning("model %s: %s; serving it with BACKEND=torch", spec.served_id, reason)
-        return self._load_torch(spec)
-
-    def _load_torch(self, spec: ModelSpec) -> Loaded:
-        """On torch: a multimodal sentence-transformers pipeline (images as tokens of its
-        encoder) by sentence-transformers 6 itself; every other model by Infinity's loader."""
-        if st_runner.is_multimodal_pipeline(spec.path, spec.revision):
-            log.info("model %s: run by sentence-transformers (multimodal)", spec.served_id)
-            return st_runner.load(spec, self._settings)
-        return load_infinity(spec, self._settings, "torch")
-
-    def _describe(self, spec: ModelSpec, model: Loaded) -> ModelInfo:
-        """The model's identity (blocking: may hash its weights once).
-
-        Raises:
-            SettingsError: DEFAULT_PROMPT_NAMES names a prompt the model does not define.
-        """
-        source, commit = identity.source_folder(spec.path, spec.revision)
-        prompts = identity.prompts(source)
-        default = spec.default_prompt
-        if default is None:  # DEFAULT_PROMPT_NAMES unset: the model's own, if it names one
-            default = identity.default_prompt_name(source)
-        elif default and default not in prompts:
-            raise SettingsError(
-                f"DEFAULT_PROMPT_NAMES: model {spec.served_id} has no prompt "
-                f"{spec.default_prompt!r}; its prompts: {', '.join(prompts) or 'none'}"
-            )
-        default = default if default in prompts else None
-        digest = None
-        if source is not None:
-            digest = identity.weights_digest(source, onnx.cache_root(self._settings.hf_home).parent)
-        embeds_text = model.capabilities == frozenset({"embed"})
-        modules = pipeline.describe(source) if source is not None and embeds_text else None
-        pooling = pipeline.pooling(source) if modules else None
-        info = ModelInfo(
-            spec.served_id,
-            model.capabilities,
-            model.backend,
-            None,
-            int(time.time()),
-            max_input_tokens=model.max_length,
-            dtype=model.dtype,
-            revision=commit or (f"sha256:{digest[:16]}" if digest else spec.revision),
-            pooling=pooling,
-            prompts=prompts,
-            default_prompt_name=default,
-            adapters=model.adapters,
-        )
-        if "embed" not in model.capabilities:
-            return info
-        space = identity.fingerprint(
-            weights=digest or f"{spec.path}@{spec.revision}",
-            pooling=pooling,
-            modules=modules,
-            normalized=True,
-            max_length=model.max_length,
-            default_prompt=prompts.get(default or ""),
-            dtype=identity.dtype_class(spec.dtype),
-        )
-        return replace(info, fingerprint=space)
-
     def _scheduler(self, model: str) -> Scheduler:
-        scheduler = self._schedulers[model]
+        scheduler = self._served[model].scheduler
         if scheduler.health() == "dead":
             raise model_dead()
         return scheduler
 
     async def embed(
         self,
-        model: str,
+        ticket: Ticket,
         items: list[Any],
         key: Hashable = None,
         lengths: list[int] | None = None,
     ) -> tuple[list[np.ndarray], int]:
-        return await self._scheduler(model).run(items, key, lengths)
+        return await self._scheduler(ticket.covers(len(items))).run(items, key, lengths)
 
     async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
-        counter = self._counters[model]
-        if counter is None:
+        served = self._served[model]
+        if served.counter is None:
             raise RuntimeError(f"model {model} cannot count tokens")
-        read = await asyncio.to_thread(counter.tokens, texts)
-        return (read if model in self._collating else texts), [t.count for t in read]
+        read = await asyncio.to_thread(served.counter.tokens, texts)
+        return (read if served.collates else texts), [t.count for t in read]
 
     async def rerank(
         self,
-        model: str,
+        ticket: Ticket,
         query: str | Tokens,
         docs: list[str | Tokens],
         lengths: list[int] | None = None,
     ) -> tuple[list[float], int]:
         pairs = [(query, doc) for doc in docs]
-        scores, tokens = await self._scheduler(model).run(pairs, None, lengths)
+        scheduler = self._scheduler(ticket.covers(len(pairs)))
+        scores, tokens = await scheduler.run(pairs, None, lengths)
         return [float(score) for score in scores], tokens

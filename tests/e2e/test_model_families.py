@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from handlers.core.dispatch import Core
-from handlers.engine.backend import EngineBackend, ModelLoadError
+from handlers.engine.backend import EngineBackend
+from handlers.engine.loading import ModelLoadError
 from handlers.errors import ServiceError
 from handlers.media.fetcher import ImageFetcher
 from handlers.settings import load_settings

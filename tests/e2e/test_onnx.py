@@ -153,7 +153,8 @@ async def test_int8_is_close_to_torch(make_settings, tiny_models, tmp_path):
         await engine.start()
         try:
             assert engine.models()[EMBED_ID].backend == backend
-            found, _ = await engine.embed(EMBED_ID, TEXTS)
+            async with engine.admit(EMBED_ID, len(TEXTS)) as ticket:
+                found, _ = await engine.embed(ticket, TEXTS)
             vectors[backend] = np.stack(found)
         finally:
             await engine.stop()
@@ -189,16 +190,17 @@ async def test_an_export_the_probe_refuses_is_served_on_torch_with_its_reason(
         hf_home=str(tmp_path),
     )
     records = _Records()
-    backend_log = logging.getLogger("handlers.engine.backend")
-    backend_log.addHandler(records)
+    loading_log = logging.getLogger("handlers.engine.loading")
+    loading_log.addHandler(records)
     engine = EngineBackend(settings)
     try:
         await engine.start()
         assert engine.models()[EMBED_ID].backend == "torch"
-        found, _ = await engine.embed(EMBED_ID, TEXTS)
+        async with engine.admit(EMBED_ID, len(TEXTS)) as ticket:
+            found, _ = await engine.embed(ticket, TEXTS)
         assert len(found) == len(TEXTS)
     finally:
-        backend_log.removeHandler(records)
+        loading_log.removeHandler(records)
         await engine.stop()
     reason = "the ONNX export of bert differs from torch: cosine 1.000000 on the probe"
     assert f"model {EMBED_ID}: {reason}; serving it with BACKEND=torch" in records.messages

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from handlers.engine.admission import Admission
+from handlers.engine.backend import Ticket
 from handlers.errors import ErrorKind, ServiceError
 
 
@@ -104,3 +105,28 @@ async def test_close_answers_waiters_503_and_admitted_ones_keep_their_items():
         await admission.acquire(1)
     admission.release(1)
     await admission.acquire(1)  # fits: still served while the server drains
+
+
+def test_a_ticket_covers_the_inputs_it_admitted_while_its_admission_is_open():
+    """The run calls take the admission's ticket: a run of more inputs than were admitted,
+    or after the admission closed, is a bug that fails loudly, never runs unadmitted."""
+    ticket = Ticket("embedder", 3)
+    assert ticket.covers(3) == "embedder" and ticket.covers(1) == "embedder"
+    with pytest.raises(RuntimeError, match="4 inputs run on an open ticket for 3"):
+        ticket.covers(4)
+    ticket.open = False
+    with pytest.raises(RuntimeError, match="1 inputs run on a closed ticket for 3"):
+        ticket.covers(1)
+
+
+async def test_the_core_runs_each_request_on_its_own_open_ticket(core, backend):
+    """Through the core: every embed and rerank call carried an open ticket of its model,
+    closed once the request is answered."""
+    await core.dispatch("/v1/embeddings", {"model": "embedder", "input": ["a", "b"]})
+    body = {"model": "reranker", "query": "q", "documents": ["a", "b", "c"]}
+    await core.dispatch("/v1/rerank", body)
+    assert backend.admissions == backend.releases == [2, 3]
+    assert [(t.model, t.items, t.open) for t in backend.tickets] == [
+        ("embedder", 2, False),
+        ("reranker", 3, False),
+    ]

@@ -8,20 +8,15 @@ import numpy as np
 import pytest
 
 from handlers.core.dispatch import Core
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import ErrorKind
 from tests.fakes import FakeBackend, FakeImages, fake_vector
+from tests.helpers import error_of
 
 
 @pytest.fixture
 def core(make_settings, backend):
     """The unit core with at most 4 items per request."""
     return Core(make_settings(max_client_batch_size=4), backend, FakeImages())
-
-
-async def error_of(core, route, body) -> ServiceError:
-    with pytest.raises(ServiceError) as info:
-        await core.dispatch(route, body)
-    return info.value
 
 
 async def test_models_lists_capabilities(core):

@@ -8,18 +8,9 @@ import pytest
 from handlers.api.http import V1App
 from handlers.core.dispatch import Core
 from handlers.engine.stages import EmbedKey
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import ErrorKind
 from tests.fakes import FakeBackend, FakeImages
-
-
-async def embed(core, **body):
-    return await core.dispatch("/v1/embeddings", {"model": "embedder", "input": ["a b"], **body})
-
-
-async def error_of(core, **body) -> ServiceError:
-    with pytest.raises(ServiceError) as info:
-        await embed(core, **body)
-    return info.value
+from tests.helpers import embed_error, embed_reply
 
 
 @pytest.mark.parametrize(
@@ -36,19 +27,19 @@ async def error_of(core, **body) -> ServiceError:
     ],
 )
 async def test_prompts_prefix_the_texts(core, backend, body, text):
-    await embed(core, **body)
+    await embed_reply(core, **body)
     assert backend.calls == [("embed", [text])]
 
 
 async def test_prompt_errors(core, backend):
-    both = await error_of(core, prompt_name="query", input_type="query")
+    both = await embed_error(core, prompt_name="query", input_type="query")
     assert (both.kind, both.param) == (ErrorKind.INVALID, "prompt_name")
-    unknown = await error_of(core, prompt_name="passage")
+    unknown = await embed_error(core, prompt_name="passage")
     assert unknown.kind is ErrorKind.INVALID
     assert (
         unknown.message == "Model 'embedder' has no prompt 'passage'. Its prompts: query, document."
     )
-    bad_type = await error_of(core, input_type="search")
+    bad_type = await embed_error(core, input_type="search")
     assert bad_type.param == "input_type"
     assert backend.calls == []
 
@@ -57,22 +48,22 @@ async def test_truncate_false_refuses_the_first_long_input_by_index(core, backen
     body = {
         "input": ["short", "one two three four five six seven eight nine ten eleven twelve " * 2]
     }
-    error = await error_of(core, truncate=False, **body)
+    error = await embed_error(core, truncate=False, **body)
     assert error.kind is ErrorKind.TOO_LARGE and error.param == "input"
     assert error.message == (
         "input[1] has 26 tokens; the model's context length is 16 tokens and truncate is false."
     )
     assert [name for name, _ in backend.calls] == ["count"] and backend.admissions == []
-    await embed(core, truncate=False, input=["short", "a b c"])  # within the limit: embedded
+    await embed_reply(core, truncate=False, input=["short", "a b c"])  # within the limit: embedded
     assert backend.calls[-2:] == [("count", ["short", "a b c"]), ("embed", ["short", "a b c"])]
     assert backend.lengths[-1] == [3, 5]  # the counts handed on: the scheduler needs no other
 
 
 async def test_truncation_side_and_normalize_are_the_batch_key(core, backend):
-    await embed(core)
-    await embed(core, truncation_direction="left", normalize=False)
+    await embed_reply(core)
+    await embed_reply(core, truncation_direction="left", normalize=False)
     assert backend.keys == [EmbedKey("right", True), EmbedKey("left", False)]
-    assert (await error_of(core, truncation_direction="middle")).param == "truncation_direction"
+    assert (await embed_error(core, truncation_direction="middle")).param == "truncation_direction"
 
 
 async def test_models_describe_prompts_and_identity(core):

@@ -150,14 +150,14 @@ class SlowBackend(FakeBackend):
         self.started = asyncio.Event()
         self.cancelled = False
 
-    async def embed(self, model, items, key=None, lengths=None):
+    async def embed(self, ticket, items, key=None, lengths=None):
         self.started.set()
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             self.cancelled = True
             raise
-        return await super().embed(model, items)
+        return await super().embed(ticket, items)
 
 
 async def test_a_client_that_disconnects_cancels_its_request(make_settings):

@@ -6,19 +6,9 @@ from __future__ import annotations
 import pytest
 
 from handlers.core.dispatch import Core
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import ErrorKind
 from tests.fakes import FakeBackend, FakeImage, FakeImages
-
-
-async def embed(core, **body):
-    reply = await core.dispatch("/v1/embeddings", {"model": "embedder", "input": ["a b"], **body})
-    return [item["embedding"] for item in reply["data"]]
-
-
-async def error_of(core, route="/v1/embeddings", **body) -> ServiceError:
-    with pytest.raises(ServiceError) as info:
-        await core.dispatch(route, {"model": "embedder", "input": ["a b"], **body})
-    return info.value
+from tests.helpers import embed_error, vectors_of
 
 
 def same(left, right) -> bool:
@@ -42,8 +32,8 @@ def same(left, right) -> bool:
     ],
 )
 async def test_other_apis_fields_give_what_ours_give(core, theirs, ours):
-    assert same(await embed(core, **theirs), await embed(core, **ours))
-    assert not same(await embed(core, **ours), await embed(core)) or not ours
+    assert same(await vectors_of(core, **theirs), await vectors_of(core, **ours))
+    assert not same(await vectors_of(core, **ours), await vectors_of(core)) or not ours
 
 
 @pytest.mark.parametrize(
@@ -62,7 +52,7 @@ async def test_other_apis_fields_reach_the_model_as_ours(make_settings, theirs, 
     for body in (theirs, ours):
         backend = FakeBackend()
         core = Core(make_settings(), backend, FakeImages())
-        await embed(core, **body)
+        await vectors_of(core, **body)
         seen.append((backend.calls, backend.keys, backend.lengths))
     assert seen[0] == seen[1]
 
@@ -103,14 +93,14 @@ async def test_other_apis_fields_reach_the_model_as_ours(make_settings, theirs, 
 async def test_fields_that_cannot_be_honoured_are_refused_by_name(
     core, backend, body, param, message
 ):
-    error = await error_of(core, **body)
+    error = await embed_error(core, **body)
     assert error.kind is ErrorKind.INVALID and error.param == param
     assert message in error.message
     assert backend.calls == []
 
 
 async def test_an_unknown_task_names_the_models_prompts(core):
-    error = await error_of(core, task="retrieval.query")
+    error = await embed_error(core, task="retrieval.query")
     assert (error.param, error.code) == ("task", "unknown_prompt")
     assert error.message == (
         "Model 'embedder' has no prompt 'retrieval.query'. Its prompts: query, document."
@@ -146,12 +136,12 @@ async def test_input_objects_are_embedded_by_their_own_modality(make_settings):
     ],
 )
 async def test_bad_input_objects_are_400_by_index(core, item, message):
-    error = await error_of(core, input=["ok", item])
+    error = await embed_error(core, input=["ok", item])
     assert error.kind is ErrorKind.INVALID and error.message.startswith(message)
 
 
 async def test_an_image_object_needs_an_image_model(core, backend):
-    error = await error_of(core, input=[{"image": "https://example.com/a.png"}])
+    error = await embed_error(core, input=[{"image": "https://example.com/a.png"}])
     assert error.code == "model_capability" and backend.calls == []
 
 
@@ -160,7 +150,7 @@ TEXTS = ["The quick brown fox jumps over the lazy dog.", "naïve café — 東�
 
 async def test_token_arrays_are_refused_naming_both_fixes(core, cl100k):
     ids = cl100k.encode(TEXTS[0])
-    error = await error_of(core, input=[ids])
+    error = await embed_error(core, input=[ids])
     assert "check_embedding_ctx_length=False" in error.message
     assert "TOKEN_ARRAYS=cl100k" in error.message
 
@@ -172,17 +162,20 @@ def cl100k_core(make_settings, backend) -> Core:
 
 async def test_cl100k_token_arrays_embed_as_the_texts_they_encode(cl100k_core, backend, cl100k):
     arrays = [cl100k.encode(text) for text in TEXTS]
-    assert same(await embed(cl100k_core, input=arrays), await embed(cl100k_core, input=TEXTS))
     assert same(
-        await embed(cl100k_core, input=arrays[0]), await embed(cl100k_core, input=TEXTS[:1])
+        await vectors_of(cl100k_core, input=arrays), await vectors_of(cl100k_core, input=TEXTS)
+    )
+    assert same(
+        await vectors_of(cl100k_core, input=arrays[0]),
+        await vectors_of(cl100k_core, input=TEXTS[:1]),
     )
     assert backend.calls[0] == ("embed", TEXTS)
 
 
 async def test_cl100k_refuses_ids_outside_the_vocabulary(cl100k_core):
-    error = await error_of(cl100k_core, input=[[1, 2], [3, 100256]])
+    error = await embed_error(cl100k_core, input=[[1, 2], [3, 100256]])
     assert error.message == "input[1]: 100256 is not a cl100k_base token id"
-    mixed = await error_of(cl100k_core, input=[[1, "a"]])
+    mixed = await embed_error(cl100k_core, input=[[1, "a"]])
     assert mixed.message == "input[0]: a token-id array holds integers only"
 
 
@@ -190,7 +183,7 @@ async def test_cl100k_refuses_ids_outside_the_vocabulary(cl100k_core):
 async def test_cohere_v1_embed_defaults_to_floats_and_v2_to_a_float_key(core):
     body = {"model": "embedder", "texts": ["a b", "c"], "input_type": "search_query"}
     v1 = await core.dispatch("/v1/embed", body)
-    expected = await embed(core, input=["a b", "c"], input_type="search_query")
+    expected = await vectors_of(core, input=["a b", "c"], input_type="search_query")
     assert v1["response_type"] == "embeddings_floats" and same(v1["embeddings"], expected)
     assert v1["texts"] == ["a b", "c"] and v1["meta"]["api_version"] == {"version": "1"}
     # the fake counts words + 2: "query: a b" and "query: c", the prompt counted
@@ -206,8 +199,10 @@ async def test_cohere_embedding_types_come_from_one_pass(core, backend):
     reply = await core.dispatch("/v2/embed", {**body, "embedding_types": types})
     assert [name for name, _ in backend.calls] == ["embed"]
     for kind in ("int8", "ubinary"):
-        assert same(reply["embeddings"][kind], await embed(core, dimensions=4, embedding_type=kind))
-    floats = await embed(core, dimensions=4, encoding_format="base64")
+        assert same(
+            reply["embeddings"][kind], await vectors_of(core, dimensions=4, embedding_type=kind)
+        )
+    floats = await vectors_of(core, dimensions=4, encoding_format="base64")
     assert reply["embeddings"]["base64"] == floats
 
 
@@ -248,7 +243,7 @@ async def test_cohere_inputs_and_images_are_embedded_as_images(core, backend):
     ],
 )
 async def test_cohere_embed_errors_name_the_field(core, backend, body, param, message):
-    error = await error_of(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
+    error = await embed_error(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
     assert error.kind is ErrorKind.INVALID and error.param == param
     assert message in error.message
     assert backend.calls == []
@@ -265,7 +260,7 @@ async def test_cohere_embed_errors_name_the_field(core, backend, body, param, me
     ],
 )
 async def test_null_and_agreeing_fields_are_accepted(core, theirs, ours):
-    assert same(await embed(core, **theirs), await embed(core, **ours))
+    assert same(await vectors_of(core, **theirs), await vectors_of(core, **ours))
 
 
 @pytest.mark.parametrize(
@@ -278,14 +273,14 @@ async def test_null_and_agreeing_fields_are_accepted(core, theirs, ours):
     ],
 )
 async def test_values_that_are_on_or_disagree_are_refused(core, body, param):
-    assert (await error_of(core, **body)).param == param
+    assert (await embed_error(core, **body)).param == param
 
 
 async def test_token_ids_past_the_character_limit_are_413_before_decoding(make_settings):
     core = Core(
         make_settings(TOKEN_ARRAYS="cl100k", MAX_TOTAL_CHARS="10"), FakeBackend(), FakeImages()
     )
-    error = await error_of(core, input=[[1] * 6, [2] * 6])
+    error = await embed_error(core, input=[[1] * 6, [2] * 6])
     assert error.kind is ErrorKind.TOO_LARGE and error.code == "too_many_characters"
     assert error.message == (
         "The request holds 12 token ids; at most 10 are allowed (MAX_TOTAL_CHARS)."
@@ -305,12 +300,12 @@ async def test_token_ids_past_the_character_limit_are_413_before_decoding(make_s
     ],
 )
 async def test_cohere_errors_use_cohere_names(core, body, param, message):
-    error = await error_of(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
+    error = await embed_error(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
     assert error.param == param and message in error.message
 
 
 async def test_cohere_embed_without_a_model_needs_one_embedder(core, make_settings):
-    error = await error_of(core, "/v1/embed", **{"model": None, "texts": ["a"]})
+    error = await embed_error(core, "/v1/embed", **{"model": None, "texts": ["a"]})
     assert error.message == (
         "model: Field required (this server serves 2 embedding models: embedder, clip)."
     )

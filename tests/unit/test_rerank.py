@@ -6,18 +6,13 @@ import pytest
 
 from handlers.core.dispatch import Core
 from handlers.core.rerank import DEFAULT_MAX_TOKENS_PER_DOC, document_texts
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import ErrorKind
 from tests.fakes import FakeBackend, FakeImages
+from tests.helpers import error_of
 
 # FakeTokenizer: 16 tokens of context, 3 pair specials, one token per word; with a
 # one-word query a window holds 12 words and neighbours share 6.
 FILLER = [f"w{i}" for i in range(30)]
-
-
-async def error_of(core, route, body) -> ServiceError:
-    with pytest.raises(ServiceError) as info:
-        await core.dispatch(route, body)
-    return info.value
 
 
 def scored_texts(backend: FakeBackend) -> list[str]:

@@ -76,13 +76,13 @@ async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.
         counted = iter(counts)
         lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
     key = EmbedKey(req.truncation_direction, req.normalize, adapter)
-    async with core.backend.admit(req.model, len(items)):
+    async with core.backend.admit(req.model, len(items)) as ticket:
         image_idx = [i for i, flag in enumerate(is_image) if flag]
         if image_idx:
             images = await core.images.load([(i, items[i]) for i in image_idx])
             for i, image in zip(image_idx, images, strict=True):
                 items[i] = image
-        vectors, tokens = await core.backend.embed(req.model, items, key, lengths)
+        vectors, tokens = await core.backend.embed(ticket, items, key, lengths)
     return info, vectors, tokens
 
 

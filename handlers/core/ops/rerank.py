@@ -53,9 +53,9 @@ async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float],
         req.max_tokens_per_doc,
         req.max_chunks_per_doc,
     )
-    async with core.backend.admit(model, len(windows.items)):
+    async with core.backend.admit(model, len(windows.items)) as ticket:
         scores, tokens = await core.backend.rerank(
-            model, windows.query, windows.items, windows.lengths
+            ticket, windows.query, windows.items, windows.lengths
         )
     return req, model, windows.best(scores, len(texts)), tokens
 
