@@ -182,15 +182,16 @@ class EmbeddingService:
         return await self.core.dispatch("/v1/models")
 
 
+# @bentoml.service makes the class a bentoml Service, whose methods the type checker does not
+# see on the class it decorates.
+SERVICE: Any = EmbeddingService
 for _app in APPS:
-    EmbeddingService.mount_asgi_app(_app, path=_app.prefix)
+    SERVICE.mount_asgi_app(_app, path=_app.prefix)
 # Outermost first: every error body OpenAI-shaped, the page at /, auth, drain, root paths.
-EmbeddingService.add_asgi_middleware(
-    OpenAIErrorBodies, prefixes=OWN_PREFIXES, paths=frozenset(ROOT_PATHS)
-)
-EmbeddingService.add_asgi_middleware(ApiPage)
-EmbeddingService.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
-EmbeddingService.add_asgi_middleware(DrainMiddleware, draining=_draining)
-EmbeddingService.add_asgi_middleware(RootRoutes, root=ROOT, paths=frozenset(ROOT_PATHS))
+SERVICE.add_asgi_middleware(OpenAIErrorBodies, prefixes=OWN_PREFIXES, paths=frozenset(ROOT_PATHS))
+SERVICE.add_asgi_middleware(ApiPage)
+SERVICE.add_asgi_middleware(BearerAuthMiddleware, key=_api_key)
+SERVICE.add_asgi_middleware(DrainMiddleware, draining=_draining)
+SERVICE.add_asgi_middleware(RootRoutes, root=ROOT, paths=frozenset(ROOT_PATHS))
 if not SERVER.prometheus_metrics:  # BentoML then has no /metrics route: ours stays
-    EmbeddingService.add_asgi_middleware(MetricsRoute, metrics=_metrics_text)
+    SERVICE.add_asgi_middleware(MetricsRoute, metrics=_metrics_text)

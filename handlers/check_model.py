@@ -185,8 +185,8 @@ def check(path: str, backend: str, trust: bool) -> bool:
             ok &= abs(got - want) <= SCORE_TOLERANCE * max(1.0, abs(want))
         return ok
     if "image" in served:
-        reference = _reference_image_text(path, texts, images, trust)
-        return all([_report(kind, served[kind], reference[kind]) for kind in reference])
+        towers = _reference_image_text(path, texts, images, trust)
+        return all([_report(kind, served[kind], towers[kind]) for kind in towers])
     return _report("text", served["text"], _reference_embeddings(path, texts, trust))
 
 

@@ -6,7 +6,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal, NamedTuple, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
@@ -347,7 +347,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if environ is None and _from_process_env is not None:
         return _from_process_env
     env = dict(os.environ if environ is None else environ)
-    values = {
+    values: dict[str, Any] = {
         key.lower(): value for key, value in env.items() if key.lower() in Settings.model_fields
     }
     try:

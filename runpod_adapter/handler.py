@@ -28,8 +28,8 @@ DEFAULT_ROUTES = {op.path: op.method for op in OPERATIONS}
 def accepted_shapes(routes: Mapping[str, str]) -> str:
     """The job inputs accepted, in words, for routes (path -> method) of the core."""
 
-    def quoted(method: str, join: str) -> str:
-        return join.join(f'"{path}"' for path, m in routes.items() if (m == "GET") == method)
+    def quoted(get: bool, join: str) -> str:
+        return join.join(f'"{path}"' for path, m in routes.items() if (m == "GET") == get)
 
     return (
         f'Accepted job inputs: {{"openai_route": {quoted(True, " or ")}}}; '
@@ -160,7 +160,7 @@ async def handle(job: Any, core: Dispatcher) -> dict[str, Any] | list[dict[str, 
         routes = {op.path: op.method for op in core.routes.values()}  # no aliases
         route, body = normalize(job_input, routes)
         result = plain(await core.dispatch(route, body))  # what the SDK can serialise
-        if "openai_route" in job_input and routes[route] != "GET":
+        if isinstance(job_input, dict) and "openai_route" in job_input and routes[route] != "GET":
             return [result]
         return result
     except ServiceError as error:

@@ -7,11 +7,12 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from handlers.engine.backend import Ticket
+from handlers.core.dispatch import ImageLoader
+from handlers.engine.backend import Backend, Ticket
 from handlers.engine.text_tokenizer import Tokens
 from handlers.media.fetcher import looks_like_image
 from handlers.model_info import ModelInfo
@@ -38,7 +39,8 @@ class FakeTokenizer:
     specials = 2
     pair_specials = 3
 
-    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[FakeEncoding]:
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Any]:
+        """FakeEncodings, in the shape of tokenizers' Encoding."""
         encodings = []
         for text in texts:
             out = FakeEncoding()
@@ -110,6 +112,10 @@ class FakeBackend:
     def models(self) -> dict[str, ModelInfo]:
         return self._models if self.loaded else {}
 
+    @property
+    def schedulers(self) -> dict[str, Any]:
+        return {}  # no scheduler: /metrics has no per-model series
+
     def stats(self, model: str) -> dict[str, Any]:
         return {"queue_absolute": 0}
 
@@ -166,14 +172,13 @@ class FakeBackend:
         lengths: list[int] | None = None,
     ) -> tuple[list[float], int]:
         ticket.covers(len(docs))
-        query, docs = text_of(query), list(map(text_of, docs))
-        self.calls.append(("rerank", (query, docs)))
+        question, texts = text_of(query), [text_of(doc) for doc in docs]
+        self.calls.append(("rerank", (question, texts)))
         self.lengths.append(lengths)
         self._maybe_fail()
-        words = set(query.lower().split())
-        return [len(words & set(d.lower().split())) / (len(words) or 1) for d in docs], len(
-            docs
-        ) * 3
+        words = set(question.lower().split())
+        scores = [len(words & set(text.lower().split())) / (len(words) or 1) for text in texts]
+        return scores, len(texts) * 3
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,9 @@ class FakeImage:
 class FakeImages:
     """Image loader stand-in: 'decodes' an item to a FakeImage; items containing 'bad' fail."""
 
-    looks_like_image = staticmethod(looks_like_image)
+    @staticmethod
+    def looks_like_image(item: str) -> bool:
+        return looks_like_image(item)
 
     async def load(self, items: list[tuple[int, str]]) -> list[Any]:
         from handlers.errors import ErrorKind, ServiceError
@@ -201,3 +208,8 @@ class FakeImages:
 
     async def stop(self) -> None:
         pass
+
+
+if TYPE_CHECKING:  # the type checker (make test) holds each fake to the seam it stands in for
+    _backend: Backend = FakeBackend()
+    _images: ImageLoader = FakeImages()

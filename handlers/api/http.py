@@ -203,12 +203,12 @@ class BearerAuthMiddleware:
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             expected = b"Bearer " + key.encode()
             if not hmac.compare_digest(given, expected):
-                error = ServiceError(
+                refused = ServiceError(
                     ErrorKind.UNAUTHORIZED,
                     "Missing or invalid API key: send 'Authorization: Bearer <API_KEY>'.",
                     code="invalid_api_key",
                 )
-                return await error_response(error, {"WWW-Authenticate": "Bearer"})(send)
+                return await error_response(refused, {"WWW-Authenticate": "Bearer"})(send)
         return await self.app(scope, receive, send)
 
 

@@ -97,8 +97,9 @@ class SchedulerMetrics(Collector):
 
 def _histogram(by_size: list[int]) -> tuple[list[tuple[str, float]], float]:
     """Cumulative buckets and the sum from counts indexed by batch size."""
-    buckets = [
-        (floatToGoString(bound), sum(by_size[: bound + 1])) for bound in _bounds(len(by_size) - 1)
+    buckets: list[tuple[str, float]] = [
+        (str(floatToGoString(bound)), float(sum(by_size[: bound + 1])))
+        for bound in _bounds(len(by_size) - 1)
     ]
     buckets.append(("+Inf", sum(by_size)))
     return buckets, float(sum(size * count for size, count in enumerate(by_size)))

@@ -119,7 +119,8 @@ def input_objects(items: list[Any]) -> tuple[list[Any], list[str | None] | None]
     """
     if not any(isinstance(item, dict) for item in items):
         return items, None
-    values, kinds = [], []
+    values: list[Any] = []
+    kinds: list[str | None] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             values.append(item)

@@ -73,6 +73,11 @@ class Backend(Protocol):
 
     def stats(self, model: str) -> dict[str, Any]: ...
 
+    @property
+    def schedulers(self) -> Mapping[str, Scheduler]:
+        """Each loaded model's scheduler by served id (a live view, for /metrics)."""
+        ...
+
     def tokenizer(self, model: str) -> Tokenizer | None:
         """The model's own tokenizer (never truncating), or None when it has no fast one."""
         ...

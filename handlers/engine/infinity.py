@@ -374,16 +374,18 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
 
     replicas, _, _ = select_model(_engine_args(infinity, spec, settings, engine))
     first = replicas[0]
+    head: Any = first  # Infinity's classes declare few of their attributes
+    heads: list[Any] = list(replicas)
+    collators: list[Any]
     dtype = _dtype(first)
     if isinstance(first, BaseTIMM):
         length = _text_tower_length(first)
-        fixed = getattr(first.model.config, "model_type", None) in FIXED_LENGTH_TEXT
-        hf_tokenizer = first.processor.tokenizer
+        fixed = getattr(head.model.config, "model_type", None) in FIXED_LENGTH_TEXT
+        hf_tokenizer = head.processor.tokenizer
         tokenizer = _tokenizer(hf_tokenizer, length)
         slow = None if tokenizer else SlowTokenizer(hf_tokenizer, length)
-        collators: list[Collator | SlowCollator | None]
         if slow is not None:  # each replica's own tokenizer, its prepare thread's
-            collators = [SlowCollator(r.processor.tokenizer, slow, fixed) for r in replicas]
+            collators = [SlowCollator(r.processor.tokenizer, slow, fixed) for r in heads]
         else:
             collators = _collators(tokenizer, hf_tokenizer, replicas, fixed)
         runners: list[Runner] = [
@@ -393,8 +395,8 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         collates = all(collators)
         return Loaded(runners, capabilities, engine, tokenizer, dtype, slow, collates)
     if isinstance(first, BaseCrossEncoder):
-        tokenizer = _tokenizer(first.tokenizer, _cross_encoder_limit(first))
-        collators = _collators(tokenizer, first.tokenizer, replicas)
+        tokenizer = _tokenizer(head.tokenizer, _cross_encoder_limit(head))
+        collators = _collators(tokenizer, head.tokenizer, replicas)
         runners = [_RerankStages(r, c) for r, c in zip(replicas, collators, strict=True)]
         collates = all(collators)
         return Loaded(runners, frozenset({"rerank"}), engine, tokenizer, dtype, None, collates)
@@ -413,7 +415,7 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
             collators = [None] * len(replicas)
         folder, _ = identity.source_folder(spec.path, spec.revision)
         names = adapters.find(folder) if engine == "torch" else ()
-        switches = [adapters.load(r, folder, names) if names else None for r in replicas]
+        switches = [adapters.load(r, folder, names) if folder and names else None for r in replicas]
         runners = [
             _EmbedStages(r, c, s) for r, c, s in zip(replicas, collators, switches, strict=True)
         ]
@@ -421,7 +423,7 @@ def load_infinity(spec: ModelSpec, settings: Settings, engine: str) -> Loaded:
         embeds = frozenset({"embed"})
         return Loaded(runners, embeds, engine, tokenizer, dtype, None, collates, names)
     if isinstance(first, BaseEmbedder):
-        tokenizer = _tokenizer(first.tokenizer, _seq_limit(first))
+        tokenizer = _tokenizer(head.tokenizer, _seq_limit(head))
         return Loaded(
             [_Stages(r) for r in replicas], frozenset({"embed"}), engine, tokenizer, dtype
         )

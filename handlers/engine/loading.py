@@ -44,6 +44,7 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
     converted once by Infinity, under a cross-process lock. Other models, those with
     task adapters and those whose conversion fails, run on torch, with a log line."""
     backend = settings.backend
+    reason: str | None
     names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
     if backend != "torch" and names:
         reason = f"its task adapters ({', '.join(names)}) are applied on torch only"
@@ -62,7 +63,7 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
             from handlers.engine.onnx_runner import OnnxEmbedder
 
             runner = OnnxEmbedder(decision)
-            dtype = {"fp32": "float32"}.get(decision.precision, decision.precision)
+            dtype = "float32" if decision.precision == "fp32" else decision.precision
             embeds = frozenset({"embed"})
             return Loaded([runner], embeds, backend, runner.tokenizer, dtype, collates=True)
         reason = decision
@@ -113,7 +114,7 @@ def describe(spec: ModelSpec, model: Loaded, settings: Settings) -> ModelInfo:
         digest = identity.weights_digest(source, onnx.cache_root(settings.hf_home).parent)
     embeds_text = model.capabilities == frozenset({"embed"})
     modules = pipeline.describe(source) if source is not None and embeds_text else None
-    pooling = pipeline.pooling(source) if modules else None
+    pooling = pipeline.pooling(source) if modules and source is not None else None
     info = ModelInfo(
         spec.served_id,
         model.capabilities,

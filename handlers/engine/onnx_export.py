@@ -247,7 +247,7 @@ def _inputs(model: Any, tokenizer: Any) -> tuple[str, ...]:
     tokenizer makes them and the model takes them (as the torch engine feeds it)."""
     import inspect
 
-    names = ("input_ids", "attention_mask")
+    names: tuple[str, ...] = ("input_ids", "attention_mask")
     takes = "token_type_ids" in inspect.signature(model.forward).parameters
     if takes and "token_type_ids" in tokenizer.model_input_names:
         names += ("token_type_ids",)

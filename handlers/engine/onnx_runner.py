@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from handlers.engine.text_tokenizer import TextTokenizer
 __all__ = ["Dense", "OnnxEmbedder"]
 
 FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda x: x,
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0),
@@ -72,9 +72,9 @@ def _lower_case(tokenizer: Any) -> None:
     from tokenizers.normalizers import Lowercase, Sequence
 
     normalizer = tokenizer.normalizer
-    steps = [] if normalizer is None else [normalizer]
+    steps: list[Any] = [] if normalizer is None else [normalizer]
     if isinstance(normalizer, Sequence):
-        steps = list(normalizer)
+        steps = list(cast(Any, normalizer))  # a Sequence iterates over its steps
     tokenizer.normalizer = Sequence([Lowercase(), *steps])
 
 
@@ -108,11 +108,11 @@ class OnnxEmbedder:
         if plan.lower_case:
             _lower_case(rust)
         self.tokenizer = TextTokenizer(rust, _max_length(folder))
-        names = ("input_ids", "attention_mask", "token_type_ids")
+        names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
         if not self._wants_types:
             names = names[:2]
         pad_id = rust.token_to_id(self._pad_token(folder, rust))
-        self.collator = Collator(self.tokenizer, pad_id, names=names)
+        self.collator = Collator(self.tokenizer, pad_id or 0, names=names)  # masked anyway
 
     @staticmethod
     def _pad_token(folder: Path, tokenizer: Any) -> str:
@@ -135,7 +135,7 @@ class OnnxEmbedder:
         hidden = self.session.run([OUTPUT], feeds)[0]
         return hidden, feeds["attention_mask"], normalize
 
-    def finish(self, output: tuple[np.ndarray, np.ndarray, bool]) -> np.ndarray:
+    def finish(self, output: tuple[np.ndarray, np.ndarray, bool]) -> Any:  # rows: one each
         hidden, mask, normalize = output
         if self.pooling == "cls":
             pooled = hidden[:, 0]

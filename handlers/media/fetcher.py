@@ -80,7 +80,9 @@ async def _each(items: list[tuple[int, T]], step: Callable[[T], Awaitable[R]]) -
 class ImageFetcher:
     """One shared httpx.AsyncClient per process; turns image items into PIL images."""
 
-    looks_like_image = staticmethod(looks_like_image)
+    @staticmethod
+    def looks_like_image(item: str) -> bool:
+        return looks_like_image(item)
 
     def __init__(
         self,
