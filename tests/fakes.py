@@ -105,7 +105,14 @@ class FakeBackend:
                     fingerprint="0123456789abcdef",
                 ),
                 ModelInfo("reranker", frozenset({"rerank"}), "fake", None, 1),
-                ModelInfo("clip", frozenset({"embed", "image_embed"}), "fake", 8, 1),
+                ModelInfo(  # every embedder has a fingerprint (engine.loading.describe)
+                    "clip",
+                    frozenset({"embed", "image_embed"}),
+                    "fake",
+                    8,
+                    1,
+                    fingerprint="fedcba9876543210",
+                ),
             )
         }
 
