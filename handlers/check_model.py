@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from handlers.engine.infinity import FIXED_LENGTH_TEXT
 from handlers.engine.st_runner import is_multimodal_pipeline
@@ -78,7 +79,7 @@ async def _served(env: dict[str, str], texts: list[str], images: list[str]) -> d
         await core.stop()
 
 
-def _reference_embeddings(path: str, texts: list[str], trust: bool) -> np.ndarray:
+def _reference_embeddings(path: str, texts: list[str], trust: bool) -> NDArray[Any]:
     """sentence-transformers 6's own encode, one text at a time."""
     from sentence_transformers import SentenceTransformer
 
@@ -106,14 +107,14 @@ def _picture(uri: str) -> Any:
 
 def _reference_pipeline(
     path: str, texts: list[str], images: list[str], trust: bool
-) -> dict[str, np.ndarray]:
+) -> dict[str, NDArray[Any]]:
     """A multimodal sentence-transformers pipeline (images as tokens of its encoder):
     sentence-transformers 6's own encode, one input at a time."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(path, device="cpu", trust_remote_code=trust)
 
-    def encode(inputs: list[Any]) -> np.ndarray:
+    def encode(inputs: list[Any]) -> NDArray[Any]:
         return np.stack(
             [model.encode([x], batch_size=1, normalize_embeddings=True)[0] for x in inputs]
         )
@@ -123,7 +124,7 @@ def _reference_pipeline(
 
 def _reference_image_text(
     path: str, texts: list[str], images: list[str], trust: bool
-) -> dict[str, np.ndarray]:
+) -> dict[str, NDArray[Any]]:
     """The model's processor as its card uses it (SigLIP pads to max_length), one input at a
     time, through get_text_features / get_image_features, L2-normalised."""
     import torch
@@ -132,7 +133,8 @@ def _reference_image_text(
     if is_multimodal_pipeline(path, None):
         return _reference_pipeline(path, texts, images, trust)
 
-    processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust)
+    load_processor: Any = AutoProcessor.from_pretrained  # untyped in transformers
+    processor = load_processor(path, trust_remote_code=trust)
     model = AutoModel.from_pretrained(path, trust_remote_code=trust).eval()
     text_config = getattr(model.config, "text_config", model.config)
     fixed = model.config.model_type in FIXED_LENGTH_TEXT
@@ -141,7 +143,7 @@ def _reference_image_text(
         "truncation": True,
         "max_length": text_config.max_position_embeddings,
     }
-    vectors: dict[str, list[np.ndarray]] = {"text": [], "image": []}
+    vectors: dict[str, list[NDArray[Any]]] = {"text": [], "image": []}
     with torch.no_grad():
         for text in texts:
             features = processor(text=[text], return_tensors="pt", **options)
@@ -156,7 +158,7 @@ def _reference_image_text(
     }
 
 
-def _report(label: str, served: np.ndarray, reference: np.ndarray) -> bool:
+def _report(label: str, served: NDArray[Any], reference: NDArray[Any]) -> bool:
     cosines = (served * reference).sum(1) / (
         np.linalg.norm(served, axis=1) * np.linalg.norm(reference, axis=1)
     )

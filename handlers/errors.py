@@ -3,9 +3,51 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["ErrorKind", "ServiceError", "batch_failed", "model_dead", "openai_error_body"]
+__all__ = [
+    "At",
+    "ErrorKind",
+    "Loc",
+    "ServiceError",
+    "batch_failed",
+    "format_loc",
+    "model_dead",
+    "openai_error_body",
+]
+
+Loc = tuple[str | int, ...]
+"""Where in a request body: field names and list indexes, outermost first (("input", 3))."""
+
+
+def format_loc(loc: Loc) -> str:
+    """A location as clients read it: `input[3]`, `inputs[0].content`, `body` for the whole."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+@dataclass(frozen=True)
+class At:
+    """A part of an error message about one place in the request: its location, then what is
+    wrong there (`At(("input", 3), " has 32 tokens; ...")` reads `input[3] has 32 tokens; ...`).
+    Kept apart so that another API's dialect can name the place its own way."""
+
+    loc: Loc
+    text: str
+
+    def renamed(self, names: Mapping[str, str]) -> At:
+        """The same part with the location's first field named by `names` where it has one."""
+        head = self.loc[0] if self.loc else None
+        if not isinstance(head, str) or head not in names:
+            return self
+        return replace(self, loc=(names[head], *self.loc[1:]))
+
+    def __str__(self) -> str:
+        return format_loc(self.loc) + self.text
 
 
 class ErrorKind(enum.Enum):
@@ -30,23 +72,42 @@ class ErrorKind(enum.Enum):
 
 
 class ServiceError(Exception):
-    """An error a client can act on; `message` is safe to show (no internals)."""
+    """An error a client can act on; `message` is safe to show (no internals). A message
+    about places in the request is given as `At` parts (joined by '; '), which `renamed`
+    names in another API's fields."""
 
     def __init__(
         self,
         kind: ErrorKind,
-        message: str,
+        message: str | At | Sequence[At | str],
         *,
         param: str | None = None,
         code: str | None = None,
         retry_after: int | None = None,
     ) -> None:
-        super().__init__(message)
+        self.parts: tuple[At | str, ...] = (
+            (message,) if isinstance(message, (str, At)) else tuple(message)
+        )
+        super().__init__(self.message)
         self.kind = kind
-        self.message = message
         self.param = param
         self.code = code
         self.retry_after = retry_after
+
+    @property
+    def message(self) -> str:
+        return "; ".join(map(str, self.parts))
+
+    def renamed(self, names: Mapping[str, str]) -> ServiceError:
+        """The same error in another API's field names (`names`: ours -> theirs): each
+        located part's first field and `param`; the text around them is left as it is."""
+        return ServiceError(
+            self.kind,
+            [part.renamed(names) if isinstance(part, At) else part for part in self.parts],
+            param=names.get(self.param or "", self.param),
+            code=self.code,
+            retry_after=self.retry_after,
+        )
 
     @property
     def status(self) -> int:

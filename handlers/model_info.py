@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,3 +26,12 @@ class ModelInfo:
     default_prompt_name: str | None = None
     adapters: tuple[str, ...] = ()  # task adapters a prompt (task) name picks
     fingerprint: str | None = None  # embedders: what decides their vector space
+
+    def adapter_for(self, task: str) -> str | None:
+        """The task adapter a task (prompt) name picks: the one of that name, with '.' and
+        '-' read as '_' (jina-embeddings-v3's task `retrieval.query` is its `retrieval_query`
+        adapter); None when it has none of that name."""
+        for name in (task, re.sub(r"[.-]", "_", task)):
+            if name in self.adapters:
+                return name
+        return None

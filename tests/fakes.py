@@ -10,15 +10,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from handlers.core.dispatch import ImageLoader
-from handlers.engine.backend import Backend, Ticket
-from handlers.engine.text_tokenizer import Tokens
+from handlers.engine.seam import Backend, Prepared, Ticket, Windows
+from handlers.engine.text_tokenizer import Tokens, tokenize_data
+from handlers.engine.windows import plan_windows
 from handlers.media.fetcher import looks_like_image
 from handlers.model_info import ModelInfo
 
 
-def fake_vector(text: str, dims: int = 8) -> np.ndarray:
+def fake_vector(text: str, dims: int = 8) -> NDArray[Any]:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
     vec = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
     return vec / np.linalg.norm(vec)
@@ -91,6 +93,7 @@ class FakeBackend:
         self.keys: list[Any] = []
         self.tickets: list[Ticket] = []  # every admission's, in order
         self.fail_with = fail_with
+        self.without_fast_tokenizer: set[str] = set()  # models tokenize answers None for
         self._models = {
             info.id: info
             for info in (
@@ -126,9 +129,6 @@ class FakeBackend:
     def stats(self, model: str) -> dict[str, Any]:
         return {"queue_absolute": 0}
 
-    def tokenizer(self, model: str) -> FakeTokenizer:
-        return FakeTokenizer()
-
     async def start(self) -> None:
         self.ready = True
 
@@ -155,7 +155,7 @@ class FakeBackend:
 
     async def embed(
         self, ticket: Ticket, items: list[Any], key: Any = None, lengths: list[int] | None = None
-    ) -> tuple[list[np.ndarray], int]:
+    ) -> tuple[list[NDArray[Any]], int]:
         ticket.covers(len(items))
         self.calls.append(("embed", items))
         self.lengths.append(lengths)
@@ -167,21 +167,33 @@ class FakeBackend:
         ]
         return vectors, sum(len(item.split()) + 2 for item in items if isinstance(item, str))
 
-    async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
+    async def count(self, model: str, texts: list[str]) -> Prepared:
         self.calls.append(("count", texts))
-        return texts, [len(text.split()) + 2 for text in texts]
+        return Prepared(list(texts), [len(text.split()) + 2 for text in texts])
 
-    async def rerank(
+    async def windows(
         self,
-        ticket: Ticket,
-        query: str | Tokens,
-        docs: list[str | Tokens],
-        lengths: list[int] | None = None,
-    ) -> tuple[list[float], int]:
-        ticket.covers(len(docs))
-        question, texts = text_of(query), [text_of(doc) for doc in docs]
+        model: str,
+        query: str,
+        docs: list[str],
+        max_tokens: int | None,
+        max_chunks: int | None,
+    ) -> Windows:
+        """The engine's own window planner, on FakeTokenizer."""
+        return plan_windows(FakeTokenizer(), query, docs, max_tokens, max_chunks)
+
+    async def tokenize(
+        self, model: str, texts: list[str], add_special_tokens: bool
+    ) -> list[dict[str, Any]] | None:
+        if model in self.without_fast_tokenizer:
+            return None
+        return tokenize_data(FakeTokenizer().encode(texts, add_special_tokens))
+
+    async def rerank(self, ticket: Ticket, windows: Windows) -> tuple[list[float], int]:
+        ticket.covers(len(windows.items))
+        question, texts = text_of(windows.query), [text_of(doc) for doc in windows.items]
         self.calls.append(("rerank", (question, texts)))
-        self.lengths.append(lengths)
+        self.lengths.append(windows.lengths)
         self._maybe_fail()
         words = set(question.lower().split())
         scores = [len(words & set(text.lower().split())) / (len(words) or 1) for text in texts]
@@ -203,11 +215,13 @@ class FakeImages:
         return looks_like_image(item)
 
     async def load(self, items: list[tuple[int, str]]) -> list[Any]:
-        from handlers.errors import ErrorKind, ServiceError
+        from handlers.errors import At, ErrorKind, ServiceError
 
-        for index, item in items:
+        for index, item in items:  # named as ImageFetcher names a failing item
             if "bad" in item:
-                raise ServiceError(ErrorKind.INVALID, f"input[{index}]: bad image", param="input")
+                raise ServiceError(
+                    ErrorKind.INVALID, At(("input", index), f": bad image {item!r}"), param="input"
+                )
         return [FakeImage(item) for _, item in items]
 
     async def start(self) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import numpy as np
+from numpy.typing import NDArray
 from pydantic import BeforeValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
-from handlers.core.other_apis import cohere_inputs, cohere_names
+from handlers.core.other_apis import cohere_inputs
 from handlers.core.parsing import parse_body
 from handlers.core.schemas import (
     EMBEDDING_TYPES,
@@ -19,9 +19,16 @@ from handlers.core.schemas import (
 from handlers.core.vectors import encode
 from handlers.errors import ErrorKind, ServiceError
 
-__all__ = ["COHERE_TYPES", "CohereEmbedRequest", "embed_reply"]
+__all__ = ["COHERE_TYPES", "CohereEmbedRequest", "cohere_names", "embed_reply"]
 
 COHERE_TYPES = (*EMBEDDING_TYPES, "base64")  # base64: float32 bytes, as a string
+
+
+def cohere_names(error: ServiceError, items: str) -> ServiceError:
+    """An /v1/embeddings error in the names of Cohere's embed body: `items` (texts, images
+    or inputs) for input, output_dimension for dimensions (`input[3]` -> `texts[3]`), by the
+    error's located parts (a text a client sent is never rewritten)."""
+    return error.renamed({"input": items, "dimensions": "output_dimension"})
 
 
 def _upper(value: Any) -> Any:
@@ -97,7 +104,7 @@ class CohereEmbedRequest(RequestBody):
         return self._embeddings
 
 
-def _rows(vectors: list[np.ndarray], kind: str, dimensions: int | None) -> list[Any]:
+def _rows(vectors: list[NDArray[Any]], kind: str, dimensions: int | None) -> list[Any]:
     """One embedding type's rows: `base64` is float32 bytes; the others as /v1/embeddings."""
     if not vectors:
         return []
@@ -111,7 +118,7 @@ def _rows(vectors: list[np.ndarray], kind: str, dimensions: int | None) -> list[
 
 
 def embed_reply(
-    req: CohereEmbedRequest, vectors: list[np.ndarray], tokens: int, version: str, reply_id: str
+    req: CohereEmbedRequest, vectors: list[NDArray[Any]], tokens: int, version: str, reply_id: str
 ) -> dict[str, Any]:
     """Without embedding_types, v1 replies `embeddings_floats` (a list of vectors) and v2
     `{"float": [...]}`; with them, one list per type. `texts` are the text inputs as sent."""

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from handlers.core.operations import Operation
 from handlers.core.table import OPERATIONS
 from handlers.core.token_arrays import cl100k_decoder
-from handlers.engine.backend import Backend
-from handlers.errors import ErrorKind, ServiceError
+from handlers.engine.seam import Backend
+from handlers.errors import At, ErrorKind, ServiceError
 from handlers.model_info import ModelInfo
 from handlers.settings import Settings
 
@@ -137,8 +137,11 @@ class Core:
         if count > limit:
             raise ServiceError(
                 ErrorKind.TOO_LARGE,
-                f"{param} has {count} items; at most {limit} are allowed per request "
-                "(MAX_CLIENT_BATCH_SIZE).",
+                At(
+                    (param,),
+                    f" has {count} items; at most {limit} are allowed per request "
+                    "(MAX_CLIENT_BATCH_SIZE).",
+                ),
                 param=param,
                 code="too_many_items",
             )

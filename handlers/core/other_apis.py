@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import At, ErrorKind, ServiceError
 
 __all__ = [
     "SYNONYMS",
     "UNHONOURED",
     "cohere_inputs",
-    "cohere_names",
     "input_objects",
     "our_fields",
 ]
@@ -130,13 +128,18 @@ def input_objects(items: list[Any]) -> tuple[list[Any], list[str | None] | None]
         if len(fields) != 1 or fields[0] not in ("text", "image"):
             raise ServiceError(
                 ErrorKind.INVALID,
-                f"input[{index}]: an input object has one field, 'text' or 'image' "
-                f"(got {', '.join(map(repr, fields)) or 'none'}).",
+                At(
+                    ("input", index),
+                    ": an input object has one field, 'text' or 'image' "
+                    f"(got {', '.join(map(repr, fields)) or 'none'}).",
+                ),
                 param="input",
             )
         if not isinstance(item[fields[0]], str):
             raise ServiceError(
-                ErrorKind.INVALID, f"input[{index}].{fields[0]}: should be a string.", param="input"
+                ErrorKind.INVALID,
+                At(("input", index, fields[0]), ": should be a string."),
+                param="input",
             )
         values.append(item[fields[0]])
         kinds.append(fields[0])
@@ -180,17 +183,3 @@ def cohere_inputs(inputs: list[dict[str, Any]]) -> list[dict[str, str]]:
             )
         items.append(_part(index, content[0]))
     return items
-
-
-def cohere_names(error: ServiceError, items: str) -> ServiceError:
-    """An /v1/embeddings error in the names of Cohere's embed body: `items` (texts, images
-    or inputs) for input, output_dimension for dimensions (`input[3]` -> `texts[3]`)."""
-    names = {"input": items, "dimensions": "output_dimension"}
-    message = re.sub(r"\b(input|dimensions)\b", lambda m: names[m.group(1)], error.message)
-    return ServiceError(
-        error.kind,
-        message,
-        param=names.get(error.param or "", error.param),
-        code=error.code,
-        retry_after=error.retry_after,
-    )

@@ -6,16 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import At, ErrorKind, ServiceError
 
 __all__ = ["parse_body"]
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
 
 
 def parse_body(model: type[BaseModel], body: Any, context: dict[str, Any] | None = None) -> Any:
@@ -32,9 +25,9 @@ def parse_body(model: type[BaseModel], body: Any, context: dict[str, Any] | None
         return model.model_validate(body, context=context)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        messages = [
-            err["msg"] if err["type"] == "modality" else f"{_format_loc(err['loc'])}: {err['msg']}"
+        parts = [
+            err["msg"] if err["type"] == "modality" else At(tuple(err["loc"]), f": {err['msg']}")
             for err in errors[:5]
         ]
         param = str(errors[0]["loc"][0]) if errors[0]["loc"] else None
-        raise ServiceError(ErrorKind.INVALID, "; ".join(messages), param=param) from None
+        raise ServiceError(ErrorKind.INVALID, parts, param=param) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from handlers.core.schemas import INPUT_TYPES, EmbeddingsRequest
-from handlers.engine.adapters import adapter_name
 from handlers.errors import ErrorKind, ServiceError
 from handlers.model_info import ModelInfo
 
@@ -29,7 +28,7 @@ def prompt_for(req: EmbeddingsRequest, info: ModelInfo) -> tuple[str, str | None
         name = getattr(req, param)
         if name is None:
             continue
-        adapter = adapter_name(name, info.adapters)
+        adapter = info.adapter_for(name)
         if name not in info.prompts and adapter is None:
             adapters = f" Its task adapters: {', '.join(info.adapters)}." if info.adapters else ""
             raise ServiceError(
@@ -43,4 +42,4 @@ def prompt_for(req: EmbeddingsRequest, info: ModelInfo) -> tuple[str, str | None
     if req.input_type is not None:
         return info.prompts.get(INPUT_TYPES[req.input_type] or "", ""), None
     default = info.default_prompt_name or ""
-    return info.prompts.get(default, ""), adapter_name(default, info.adapters)
+    return info.prompts.get(default, ""), info.adapter_for(default)

@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from handlers.core.other_apis import input_objects, our_fields
 from handlers.core.rerank import document_texts
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import At, ErrorKind, ServiceError
 
 __all__ = [
     "EMBEDDING_TYPES",
@@ -89,7 +89,7 @@ def _input_as_list(value: Any, info: ValidationInfo) -> Any:
         if isinstance(item, list) and not _is_token_ids(item):
             raise ServiceError(
                 ErrorKind.INVALID,
-                f"input[{index}]: a token-id array holds integers only",
+                At(("input", index), ": a token-id array holds integers only"),
                 param="input",
             )
         texts.append(decode(index, item) if isinstance(item, list) else item)
@@ -283,7 +283,7 @@ class EmbeddingsRequest(RequestBody):
             data = our_fields(data)
             if isinstance(data.get("input"), list):
                 data["input"], kinds = input_objects(data["input"])
-        req = handler(data)
+        req: EmbeddingsRequest = handler(data)
         req._kinds = kinds or [None] * len(req.input)
         return req
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import At, ErrorKind, ServiceError
 
 __all__ = ["Decoder", "cl100k_decoder"]
 
@@ -23,11 +23,12 @@ def cl100k_decoder() -> Decoder:
 
     def decode(index: int, ids: list[int]) -> str:
         try:
-            return encoding.decode(ids)
+            text: str = encoding.decode(ids)
+            return text
         except KeyError as exc:
             raise ServiceError(
                 ErrorKind.INVALID,
-                f"input[{index}]: {exc.args[0]} is not a cl100k_base token id",
+                At(("input", index), f": {exc.args[0]} is not a cl100k_base token id"),
                 param="input",
             ) from None
 

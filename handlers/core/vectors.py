@@ -6,16 +6,18 @@ import base64
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["encode", "quantize"]
 
 
-def _unit(matrix: np.ndarray) -> np.ndarray:
+def _unit(matrix: NDArray[Any]) -> NDArray[Any]:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
+    unit: NDArray[Any] = matrix / np.where(norms == 0, 1.0, norms)
+    return unit
 
 
-def quantize(matrix: np.ndarray, embedding_type: str) -> np.ndarray:
+def quantize(matrix: NDArray[Any], embedding_type: str) -> NDArray[Any]:
     """Fixed definitions (no calibration), on rows of normalised vectors:
     int8 = round(127 v) clipped to [-127, 127]; uint8 = int8 + 128;
     ubinary = numpy.packbits(v > 0) per row, zero-padded to a multiple of 8 dimensions;
@@ -23,7 +25,7 @@ def quantize(matrix: np.ndarray, embedding_type: str) -> np.ndarray:
     if embedding_type == "float":
         return matrix
     if embedding_type in ("int8", "uint8"):
-        int8 = np.clip(np.rint(matrix * 127.0), -127, 127).astype(np.int8)
+        int8: NDArray[np.int8] = np.clip(np.rint(matrix * 127.0), -127, 127).astype(np.int8)
         return int8 if embedding_type == "int8" else (int8.astype(np.int16) + 128).astype(np.uint8)
     packed = np.packbits(matrix > 0, axis=1)
     return (
@@ -32,7 +34,7 @@ def quantize(matrix: np.ndarray, embedding_type: str) -> np.ndarray:
 
 
 def encode(
-    vectors: list[np.ndarray],
+    vectors: list[NDArray[Any]],
     *,
     encoding: str,
     dimensions: int | None,

@@ -4,12 +4,11 @@ transformers' `load_adapter` and switched per batch."""
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AdapterSwitch", "adapter_name", "find", "load"]
+__all__ = ["AdapterSwitch", "find", "load"]
 
 
 def find(folder: Path | None) -> tuple[str, ...]:
@@ -26,15 +25,6 @@ def find(folder: Path | None) -> tuple[str, ...]:
         if isinstance(config, dict) and config.get("peft_type") == "LORA":
             names.append(config_file.parent.name)
     return tuple(sorted(names))
-
-
-def adapter_name(task: str, adapters: tuple[str, ...]) -> str | None:
-    """The adapter a task (prompt) name picks: the one of that name, with '.' and '-' read as
-    '_' (jina-embeddings-v3's task `retrieval.query` is its `retrieval_query` adapter)."""
-    for name in (task, re.sub(r"[.-]", "_", task)):
-        if name in adapters:
-            return name
-    return None
 
 
 def load(model: Any, folder: Path, names: tuple[str, ...]) -> AdapterSwitch:

@@ -1,4 +1,5 @@
-"""The Backend seam of the core, and EngineBackend: loaded models, each behind its own Scheduler."""
+"""EngineBackend, the engine's side of the Backend seam: loaded models, each behind its own
+Scheduler, and their tokenizers."""
 
 from __future__ import annotations
 
@@ -7,123 +8,33 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Hashable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
+from numpy.typing import NDArray
 
 from handlers.engine import loading
 from handlers.engine.infinity import Loaded
 from handlers.engine.scheduler import Scheduler
+from handlers.engine.seam import Prepared, Ticket, Windows
 from handlers.engine.stages import Limits
 from handlers.engine.text_tokenizer import (
     Counter,
     Measure,
     TextTokenizer,
-    Tokenizer,
-    Tokens,
     input_lengths,
     input_tokens,
+    tokenize_data,
 )
+from handlers.engine.windows import plan_windows
 from handlers.errors import model_dead
 from handlers.model_info import ModelInfo
 from handlers.settings import ModelSpec, Settings
 
-__all__ = ["Backend", "EngineBackend", "Served", "Ticket"]
+__all__ = ["EngineBackend", "Served"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Ticket:
-    """Capacity admitted for one request: `items` inputs of `model`, held while the
-    admission that issued it is open. The run call takes it and checks it covers its
-    inputs, so no input runs unadmitted."""
-
-    model: str
-    items: int
-    open: bool = True
-
-    def covers(self, count: int) -> str:
-        """The model, for a run of `count` inputs on this ticket.
-
-        Raises:
-            RuntimeError: the admission is closed, or admitted fewer inputs (a bug).
-        """
-        if not self.open or count > self.items:
-            state = "an open" if self.open else "a closed"
-            raise RuntimeError(
-                f"model {self.model}: {count} inputs run on {state} ticket for {self.items}"
-            )
-        return self.model
-
-
-class Backend(Protocol):
-    """The seam between the request core and the models."""
-
-    @property
-    def ready(self) -> bool: ...
-
-    @property
-    def alive(self) -> bool: ...
-
-    def models(self) -> dict[str, ModelInfo]: ...
-
-    def stats(self, model: str) -> dict[str, Any]: ...
-
-    @property
-    def schedulers(self) -> Mapping[str, Scheduler]:
-        """Each loaded model's scheduler by served id (a live view, for /metrics)."""
-        ...
-
-    def tokenizer(self, model: str) -> Tokenizer | None:
-        """The model's own tokenizer (never truncating), or None when it has no fast one."""
-        ...
-
-    def admit(self, model: str, items: int) -> AbstractAsyncContextManager[Ticket]:
-        """Hold `items` of the model's capacity (waiting in line if needed) while inside;
-        the ticket it gives is what embed and rerank take."""
-        ...
-
-    async def embed(
-        self,
-        ticket: Ticket,
-        items: list[Any],
-        key: Hashable = None,
-        lengths: list[int] | None = None,
-    ) -> tuple[list[np.ndarray], int]:
-        """Vectors for texts (str, or Tokens from count_tokens) and, on CLIP-like models,
-        decoded images; and tokens. `key` (a scheduler.EmbedKey) holds the request's
-        truncation side and normalisation; `lengths` the items' tokens where the caller
-        counted them."""
-        ...
-
-    async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
-        """Each text as the model's stages take it (its Tokens where the model builds its
-        inputs from them: hand these to embed, and the text is not tokenised again; else
-        the text) and its tokens as the model would see it untruncated (off the event
-        loop)."""
-        ...
-
-    async def rerank(
-        self,
-        ticket: Ticket,
-        query: str | Tokens,
-        docs: list[str | Tokens],
-        lengths: list[int] | None = None,
-    ) -> tuple[list[float], int]:
-        """Raw relevance logits of (query, doc) pairs in `docs` order, and tokens; texts
-        or their Tokens from the model's tokenizer (rerank windows); `lengths`: each
-        pair's tokens where the caller counted them."""
-        ...
-
-    def close_admission(self) -> None: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -168,9 +79,6 @@ class EngineBackend:
     def schedulers(self) -> Mapping[str, Scheduler]:
         """Each loaded model's scheduler by served id (a live view, for /metrics)."""
         return MappingProxyType(self._schedulers)
-
-    def tokenizer(self, model: str) -> TextTokenizer | None:
-        return self._served[model].tokenizer
 
     @contextlib.asynccontextmanager
     async def admit(self, model: str, items: int) -> AsyncIterator[Ticket]:
@@ -263,24 +171,38 @@ class EngineBackend:
         items: list[Any],
         key: Hashable = None,
         lengths: list[int] | None = None,
-    ) -> tuple[list[np.ndarray], int]:
+    ) -> tuple[list[NDArray[Any]], int]:
         return await self._scheduler(ticket.covers(len(items))).run(items, key, lengths)
 
-    async def count_tokens(self, model: str, texts: list[str]) -> tuple[list[Any], list[int]]:
+    async def count(self, model: str, texts: list[str]) -> Prepared:
         served = self._served[model]
         if served.counter is None:
             raise RuntimeError(f"model {model} cannot count tokens")
         read = await asyncio.to_thread(served.counter.tokens, texts)
-        return (read if served.collates else texts), [t.count for t in read]
+        return Prepared(read if served.collates else list(texts), [t.count for t in read])
 
-    async def rerank(
+    async def windows(
         self,
-        ticket: Ticket,
-        query: str | Tokens,
-        docs: list[str | Tokens],
-        lengths: list[int] | None = None,
-    ) -> tuple[list[float], int]:
-        pairs = [(query, doc) for doc in docs]
+        model: str,
+        query: str,
+        docs: list[str],
+        max_tokens: int | None,
+        max_chunks: int | None,
+    ) -> Windows:
+        tokenizer = self._served[model].tokenizer
+        return await asyncio.to_thread(plan_windows, tokenizer, query, docs, max_tokens, max_chunks)
+
+    async def tokenize(
+        self, model: str, texts: list[str], add_special_tokens: bool
+    ) -> list[dict[str, Any]] | None:
+        tokenizer = self._served[model].tokenizer
+        if tokenizer is None:
+            return None
+        encodings = await asyncio.to_thread(tokenizer.encode, texts, add_special_tokens)
+        return tokenize_data(encodings)
+
+    async def rerank(self, ticket: Ticket, windows: Windows) -> tuple[list[float], int]:
+        pairs = [(windows.query, doc) for doc in windows.items]
         scheduler = self._scheduler(ticket.covers(len(pairs)))
-        scores, tokens = await scheduler.run(pairs, None, lengths)
+        scores, tokens = await scheduler.run(pairs, None, windows.lengths)
         return [float(score) for score in scores], tokens

@@ -75,7 +75,9 @@ class Collator:
             return self._tokenizer.post_process(query.encoding, doc.encoding, True)
         return self._tokenizer.post_process(_tokens(self.source, item).encoding, None, True)
 
-    def __call__(self, items: list[Any], direction: str = "right") -> tuple[dict, list[int]]:
+    def __call__(
+        self, items: list[Any], direction: str = "right"
+    ) -> tuple[dict[str, Any], list[int]]:
         """(features as int64 arrays, tokens per input) of `items`: texts (str or Tokens)
         or (query, document) pairs of them."""
         limit = self.source.max_length
@@ -113,7 +115,9 @@ class SlowCollator:
         self.fixed_length = fixed_length
         self.names = tuple(n for n in FEATURES if n in tokenizer.model_input_names)
 
-    def __call__(self, items: list[Any], direction: str = "right") -> tuple[dict, list[int]]:
+    def __call__(
+        self, items: list[Any], direction: str = "right"
+    ) -> tuple[dict[str, Any], list[int]]:
         """(features as int64 arrays, tokens per input) of texts (str or Tokens)."""
         tokenizer, limit = self.tokenizer, self.source.max_length
         tokenizer.truncation_side = direction

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -33,12 +34,13 @@ def resolve(path: str, revision: str | None = None) -> Path:
     return folder
 
 
-def read_config(source: Path) -> dict:
+def read_config(source: Path) -> dict[str, Any]:
     """The model's config.json."""
-    return json.loads((source / "config.json").read_text())
+    config: dict[str, Any] = json.loads((source / "config.json").read_text())
+    return config
 
 
-def non_text_kind(config: dict) -> str | None:
+def non_text_kind(config: dict[str, Any]) -> str | None:
     """ "image-text models" (any config with a `vision_config`: CLIP, SigLIP, ...) or
     "rerankers" when config.json says the model is one; None for a text model."""
     architectures = " ".join(config.get("architectures") or [])

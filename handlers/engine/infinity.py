@@ -12,7 +12,8 @@ from typing import Any
 from handlers.engine import adapters, identity
 from handlers.engine.adapters import AdapterSwitch
 from handlers.engine.collate import Collator, SlowCollator, reproduces
-from handlers.engine.stages import EmbedKey, Runner
+from handlers.engine.seam import EmbedKey
+from handlers.engine.stages import Runner
 from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer, Tokens
 from handlers.settings import ModelSpec, Settings
 

@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from handlers.engine.collate import Collator
 from handlers.engine.onnx_export import ACTIVATIONS, FP32_FILE, INT8_FILE, OUTPUT, OnnxPlan
-from handlers.engine.stages import EmbedKey
+from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer
 
 __all__ = ["Dense", "OnnxEmbedder"]
 
 FILES = {"fp32": FP32_FILE, "int8": INT8_FILE}
-FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+FUNCTIONS: dict[str, Callable[[NDArray[Any]], NDArray[Any]]] = {
     "identity": lambda x: x,
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0),
@@ -38,7 +39,7 @@ class Dense:
         self.activation = FUNCTIONS[ACTIVATIONS[config["activation_function"]]]
 
     @staticmethod
-    def _weights(folder: Path) -> dict[str, np.ndarray]:
+    def _weights(folder: Path) -> dict[str, NDArray[Any]]:
         if (folder / "model.safetensors").is_file():
             from safetensors.numpy import load_file
 
@@ -48,7 +49,7 @@ class Dense:
         state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
         return {name: tensor.float().numpy() for name, tensor in state.items()}
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: NDArray[Any]) -> NDArray[Any]:
         y = x.astype(np.float32) @ self.weight
         return self.activation(y if self.bias is None else y + self.bias)
 
@@ -130,12 +131,12 @@ class OnnxEmbedder:
         feeds, tokens = self.collator(inputs, options.truncation_direction)
         return (feeds, options.normalize), tokens
 
-    def forward(self, prepared: tuple[dict[str, np.ndarray], bool]) -> tuple[Any, ...]:
+    def forward(self, prepared: tuple[dict[str, NDArray[Any]], bool]) -> tuple[Any, ...]:
         feeds, normalize = prepared
         hidden = self.session.run([OUTPUT], feeds)[0]
         return hidden, feeds["attention_mask"], normalize
 
-    def finish(self, output: tuple[np.ndarray, np.ndarray, bool]) -> Any:  # rows: one each
+    def finish(self, output: tuple[NDArray[Any], NDArray[Any], bool]) -> Any:  # rows: one each
         hidden, mask, normalize = output
         if self.pooling == "cls":
             pooled = hidden[:, 0]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.engine.infinity import Loaded
-from handlers.engine.stages import EmbedKey
+from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer, Tokens
 from handlers.settings import ModelSpec, Settings
 
@@ -104,7 +104,7 @@ class SentenceTransformerStages:
             parts.append((images, self.model.preprocess([inputs[i] for i in images])))
         return (parts, len(inputs), options.normalize), counts
 
-    def forward(self, prepared: tuple[list, int, bool]) -> tuple[list, int, bool]:
+    def forward(self, prepared: tuple[list[Any], int, bool]) -> tuple[list[Any], int, bool]:
         import torch
         from sentence_transformers.sentence_transformer.modules import Normalize
         from sentence_transformers.util import batch_to_device
@@ -120,7 +120,7 @@ class SentenceTransformerStages:
                 done.append((indices, features["sentence_embedding"].float().cpu().numpy()))
         return done, size, normalize
 
-    def finish(self, output: tuple[list, int, bool]) -> list[Any]:
+    def finish(self, output: tuple[list[Any], int, bool]) -> list[Any]:
         done, size, _ = output
         vectors: list[Any] = [None] * size
         for indices, found in done:
@@ -134,7 +134,7 @@ def _plain(item: Any) -> str:
     is not kept, so such models measure counts only)."""
     if isinstance(item, Tokens):
         raise TypeError("a multimodal pipeline takes texts, not Tokens")
-    return item
+    return str(item)
 
 
 def _text_tokenizer(model: Any) -> Any:

@@ -1,4 +1,5 @@
-"""The contract between a model's scheduler and its loaded model: stages, batch keys, limits."""
+"""The contract between a model's scheduler and its loaded model: stages and limits (batch
+keys are the seam's EmbedKey)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["EmbedKey", "Limits", "Runner"]
-
-
-@dataclass(frozen=True)
-class EmbedKey:
-    """The per-request options an embedder's batch shares (its scheduler key)."""
-
-    truncation_direction: str = "right"  # which end a too-long input is cut from
-    normalize: bool = True  # False: the pooling output, before any normalisation
-    adapter: str | None = None  # the task adapter applied (engine.adapters); None: base weights
+__all__ = ["Limits", "Runner"]
 
 
 class Runner(Protocol):

@@ -99,7 +99,10 @@ class TextTokenizer:
 
     def encode(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
         """Texts tokenised as they are, untruncated."""
-        return self._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        encodings: list[Encoding] = self._tokenizer.encode_batch(
+            texts, add_special_tokens=add_special_tokens
+        )
+        return encodings
 
     def tokens(self, texts: list[str]) -> list[Tokens]:
         """Each text as the model's pre-process reads it, tokenised once."""

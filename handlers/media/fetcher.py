@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-from handlers.errors import ErrorKind, ServiceError
+from handlers.errors import At, ErrorKind, ServiceError
 from handlers.media.addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
 from handlers.media.decode import ItemError, decode_image, open_image
 from handlers.media.transport import PoolTransport
@@ -70,7 +70,7 @@ async def _each(items: list[tuple[int, T]], step: Callable[[T], Awaitable[R]]) -
     more = f" ({len(failures) - 1} more item(s) failed)" if len(failures) > 1 else ""
     raise ServiceError(
         error.kind,
-        f"input[{index}]: {error}{more}",
+        At(("input", index), f": {error}{more}"),
         param="input",
         code=error.code,
         retry_after=error.retry_after,
@@ -169,8 +169,11 @@ class ImageFetcher:
             if total > budget:
                 raise ServiceError(
                     ErrorKind.TOO_LARGE,
-                    f"input[{index}]: the request's images reach {total} decoded pixels here, "
-                    f"over the {budget} allowed per request (MAX_REQUEST_PIXELS)",
+                    At(
+                        ("input", index),
+                        f": the request's images reach {total} decoded pixels here, "
+                        f"over the {budget} allowed per request (MAX_REQUEST_PIXELS)",
+                    ),
                     param="input",
                     code="image_too_large",
                 )

@@ -7,7 +7,7 @@ import cohere
 import httpx
 import pytest
 
-from handlers.core.rerank import WINDOW_OVERLAP
+from handlers.engine.windows import WINDOW_OVERLAP
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.oracles import TOLERANCE, assert_rerank_matches, rerank_scores
 

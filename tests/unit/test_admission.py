@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from handlers.engine.admission import Admission
-from handlers.engine.backend import Ticket
+from handlers.engine.seam import Ticket
 from handlers.errors import ErrorKind, ServiceError
 
 

@@ -17,6 +17,8 @@ from tests.families import FAMILIES
 LONG = " ".join(f"word{i} ünïcode, déjà-vu; 東京 {i}" for i in range(200))  # past every limit
 TEXTS = ["  Hello there, General Kenobi!  ", "", "a", "UPPER lower MiXeD", LONG, "tab\tnew\nline"]
 QUERY = "what is the capital of france?"
+pytestmark = pytest.mark.slow  # builds each family's tiny model (family_models)
+
 FAST = [name for name, f in FAMILIES.items() if f.tokenizer != "SiglipTokenizer"]
 
 

@@ -151,7 +151,7 @@ async def test_image_errors_stop_before_inference(core, backend):
     error = await error_of(
         core, "/v1/embeddings", {"model": "clip", "input": ["ok", "bad"], "modality": "image"}
     )
-    assert error.message == "input[1]: bad image"
+    assert error.message == "input[1]: bad image 'bad'"
     assert backend.calls == []
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from handlers.api.http import V1App
 from handlers.core.dispatch import Core
-from handlers.engine.stages import EmbedKey
+from handlers.engine.seam import EmbedKey
 from handlers.errors import ErrorKind
 from tests.fakes import FakeBackend, FakeImages
 from tests.helpers import embed_error, embed_reply

@@ -304,6 +304,32 @@ async def test_cohere_errors_use_cohere_names(core, body, param, message):
     assert error.param == param and message in error.message
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (  # the first item of a pydantic error list is renamed, the text around it is not
+            {"texts": ["a", 7], "output_dimension": 0},
+            "texts[1]: Input should be a valid string; output_dimension: Input should be "
+            "greater than 0",
+        ),
+        (  # a word of the client's own in the message stays as it was sent
+            {"model": "clip", "images": ["bad input", "bad dimensions"]},
+            "images[0]: bad image 'bad input'",
+        ),
+        (
+            {
+                "model": "clip",
+                "inputs": [{"content": [{"type": "image_url", "image_url": "bad-dimensions"}]}],
+            },
+            "inputs[0]: bad image 'bad-dimensions'",
+        ),
+    ],
+)
+async def test_cohere_names_rename_locations_only(core, body, message):
+    error = await embed_error(core, "/v2/embed", **{"model": "embedder", "input": None, **body})
+    assert error.message == message
+
+
 async def test_cohere_embed_without_a_model_needs_one_embedder(core, make_settings):
     error = await embed_error(core, "/v1/embed", **{"model": None, "texts": ["a"]})
     assert error.message == (

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from handlers.core.dispatch import Core
-from handlers.core.rerank import DEFAULT_MAX_TOKENS_PER_DOC, document_texts
+from handlers.core.rerank import document_texts
+from handlers.engine.windows import DEFAULT_MAX_TOKENS_PER_DOC
 from handlers.errors import ErrorKind
 from tests.fakes import FakeBackend, FakeImages
 from tests.helpers import error_of
@@ -154,6 +155,6 @@ async def test_tokenize_errors(core, backend):
     )
     error = await error_of(core, "/v1/tokenize", {"model": "embedder", "input": [[1, 2]]})
     assert "send the text itself" in error.message
-    backend.tokenizer = lambda model: None
+    backend.without_fast_tokenizer.add("clip")
     error = await error_of(core, "/v1/tokenize", {"model": "clip", "input": "a"})
     assert error.kind is ErrorKind.INVALID and "no fast tokenizer" in error.message

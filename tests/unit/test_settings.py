@@ -204,6 +204,7 @@ def test_settings_are_never_written_back_to_the_environment(monkeypatch):
     assert load_settings({"HF_HOME": "/cache"}).hf_home == "/cache"
 
 
+@pytest.mark.slow  # a subprocess per entry point
 @pytest.mark.parametrize(
     "command", [("-m", "handlers.serve"), ("-m", "runpod_adapter"), ("-m", "bentoml", "serve", ".")]
 )

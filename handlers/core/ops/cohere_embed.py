@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from handlers.core import cohere
-from handlers.core.cohere import CohereEmbedRequest
+from handlers.core.cohere import CohereEmbedRequest, cohere_names
 from handlers.core.operations import Operation
 from handlers.core.ops.embeddings import embed
-from handlers.core.other_apis import cohere_names
 from handlers.core.parsing import parse_body
 from handlers.core.replies import CohereEmbedResponse, reply_meta
 from handlers.errors import ServiceError

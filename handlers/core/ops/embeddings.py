@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from numpy.typing import NDArray
 
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
@@ -13,8 +13,8 @@ from handlers.core.prompts import prompt_for
 from handlers.core.replies import EmbeddingsResponse, reply_meta
 from handlers.core.schemas import EmbeddingsRequest
 from handlers.core.vectors import encode
-from handlers.engine.stages import EmbedKey
-from handlers.errors import ErrorKind, ServiceError
+from handlers.engine.seam import EmbedKey, Prepared
+from handlers.errors import At, ErrorKind, ServiceError
 from handlers.model_info import ModelInfo
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ async def embeddings(core: Core, body: Any) -> dict[str, Any]:
     }
 
 
-async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.ndarray], int]:
+async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[NDArray[Any]], int]:
     """The model's vectors of a validated request, in input order, and its tokens."""
     is_image = _is_image(core, req)
     texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
@@ -57,7 +57,10 @@ async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.
     if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
         raise ServiceError(
             ErrorKind.INVALID,
-            f"dimensions={req.dimensions} exceeds the model's embedding size {info.dimensions}.",
+            At(
+                ("dimensions",),
+                f"={req.dimensions} exceeds the model's embedding size {info.dimensions}.",
+            ),
             param="dimensions",
         )
     prompt, adapter = prompt_for(req, info)
@@ -70,10 +73,10 @@ async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[np.
     if not req.truncate:
         flagged = zip(items, is_image, strict=True)
         texts_at = [(i, t) for i, (t, f) in enumerate(flagged) if not f]
-        read, counts = await _check_lengths(core, info, texts_at)
-        for (i, _), tokens in zip(texts_at, read, strict=True):
-            items[i] = tokens
-        counted = iter(counts)
+        prepared = await _check_lengths(core, info, texts_at)
+        for (i, _), read in zip(texts_at, prepared.items, strict=True):
+            items[i] = read
+        counted = iter(prepared.counts)
         lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
     key = EmbedKey(req.truncation_direction, req.normalize, adapter)
     async with core.backend.admit(req.model, len(items)) as ticket:
@@ -99,13 +102,11 @@ def _is_image(core: Core, req: EmbeddingsRequest) -> list[bool]:
     return flags
 
 
-async def _check_lengths(
-    core: Core, info: ModelInfo, texts: list[tuple[int, str]]
-) -> tuple[list[Any], list[int]]:
+async def _check_lengths(core: Core, info: ModelInfo, texts: list[tuple[int, str]]) -> Prepared:
     """truncate=false: a 413 naming the first text past the context length, counted
-    untruncated with special tokens (off the event loop), before any admission. Returns the
-    texts as the model reads them (its Tokens: not tokenised again) and their counts, which
-    the scheduler then batches by.
+    untruncated with special tokens (by the engine, off the event loop), before any
+    admission. Returns the texts as the model reads them (not tokenised again) and their
+    counts, which the scheduler then batches by.
 
     Raises:
         ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
@@ -119,18 +120,21 @@ async def _check_lengths(
             param="truncate",
         )
     if not texts:
-        return [], []
-    read, counts = await core.backend.count_tokens(info.id, [text for _, text in texts])
-    for (index, _), count in zip(texts, counts, strict=True):
+        return Prepared([], [])
+    prepared = await core.backend.count(info.id, [text for _, text in texts])
+    for (index, _), count in zip(texts, prepared.counts, strict=True):
         if count > limit:
             raise ServiceError(
                 ErrorKind.TOO_LARGE,
-                f"input[{index}] has {count} tokens; the model's context length is {limit} "
-                "tokens and truncate is false.",
+                At(
+                    ("input", index),
+                    f" has {count} tokens; the model's context length is {limit} "
+                    "tokens and truncate is false.",
+                ),
                 param="input",
                 code="input_too_long",
             )
-    return read, counts
+    return prepared
 
 
 EMBEDDINGS = Operation(

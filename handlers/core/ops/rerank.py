@@ -3,7 +3,6 @@ against a query, each by its best window, highest first."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from handlers.core import rerank as ranking
@@ -45,18 +44,11 @@ async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float],
     model = req.model if req.model is not None else core.only("rerank")
     if not texts:
         return req, model, [], 0
-    windows = await asyncio.to_thread(
-        ranking.plan_windows,
-        core.backend.tokenizer(model),
-        req.query,
-        texts,
-        req.max_tokens_per_doc,
-        req.max_chunks_per_doc,
+    windows = await core.backend.windows(
+        model, req.query, texts, req.max_tokens_per_doc, req.max_chunks_per_doc
     )
     async with core.backend.admit(model, len(windows.items)) as ticket:
-        scores, tokens = await core.backend.rerank(
-            ticket, windows.query, windows.items, windows.lengths
-        )
+        scores, tokens = await core.backend.rerank(ticket, windows)
     return req, model, windows.best(scores, len(texts)), tokens
 
 

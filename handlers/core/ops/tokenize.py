@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.replies import TokenizeResponse
 from handlers.core.schemas import TokenizeRequest
-from handlers.engine.text_tokenizer import tokenize_data
 from handlers.errors import ErrorKind, ServiceError
 
 if TYPE_CHECKING:
@@ -22,16 +20,15 @@ async def tokenize(core: Core, body: Any) -> dict[str, Any]:
     req: TokenizeRequest = parse_body(TokenizeRequest, body, core.context)
     core.check_size("input", len(req.input), req.input)
     core.model(req.model)
-    tokenizer = core.backend.tokenizer(req.model)
-    if tokenizer is None:
+    data = await core.backend.tokenize(req.model, req.input, req.add_special_tokens)
+    if data is None:
         raise ServiceError(
             ErrorKind.INVALID,
             f"Model '{req.model}' has no fast tokenizer; /v1/tokenize is not available for it.",
             param="model",
             code="model_capability",
         )
-    encodings = await asyncio.to_thread(tokenizer.encode, req.input, req.add_special_tokens)
-    return {"object": "list", "model": req.model, "data": tokenize_data(encodings)}
+    return {"object": "list", "model": req.model, "data": data}
 
 
 TOKENIZE = Operation(
