@@ -1,5 +1,6 @@
-"""Request schemas (pydantic v2) of every operation but Cohere's embed (handlers.core.cohere);
-the replies are in handlers.core.replies.
+"""Request schemas (pydantic v2) of embeddings and tokenize, and what every request body shares
+(rerank's is in handlers.core.rerank, Cohere's embed in handlers.core.cohere; the replies are in
+handlers.core.replies).
 
 Every rule about one request body lives here, as validators: types and bounds (400), and
 rules across fields, which raise the ServiceError every transport shows as it is."""
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,15 +22,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from handlers.core.other_apis import input_objects, our_fields
-from handlers.core.rerank import document_texts
 from handlers.errors import At, ErrorKind, ServiceError
 
 __all__ = [
     "EMBEDDING_TYPES",
     "INPUT_TYPES",
     "MODALITIES",
+    "PositiveInt",
+    "RequestBody",
     "EmbeddingsRequest",
-    "RerankRequest",
     "TokenizeRequest",
 ]
 
@@ -112,41 +112,6 @@ def _integral(value: Any) -> Any:
         return int(value)
     return value
 
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise PydanticCustomError("string_type", "Input should be a valid string")
-    return value
-
-
-def _document(value: Any) -> Any:
-    if not isinstance(value, str | dict):
-        raise PydanticCustomError(
-            "document", "a document is a string or an object (with a 'text' field)"
-        )
-    if isinstance(value, dict) and not isinstance(value.get("text", ""), str):
-        raise PydanticCustomError("document", "a document's 'text' field is a string")
-    return value
-
-
-Document = Annotated[
-    Any,
-    BeforeValidator(_document),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string"},
-                {
-                    "type": "object",
-                    "properties": {"text": {"type": "string"}},
-                    "additionalProperties": True,
-                },
-            ],
-            "description": "A text, or an object read through its 'text' field or the "
-            "fields named by rank_fields (Cohere v1, Jina).",
-        }
-    ),
-]
 
 PositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_integral)]
 
@@ -307,64 +272,6 @@ class EmbeddingsRequest(RequestBody):
         """Each input's modality as its object names it ('text', 'image'), or None (a
         string: the request's modality applies)."""
         return self._kinds
-
-
-class RerankRequest(RequestBody):
-    # may be left out (None), but not sent as null: the schema says string
-    model: Annotated[
-        str | None,
-        BeforeValidator(_not_null),
-        WithJsonSchema(
-            {
-                "type": "string",
-                "description": "A served reranker; may be left out when only one is served.",
-            }
-        ),
-    ] = None
-    query: str
-    documents: list[Document] = Field(validation_alias=AliasChoices("documents", "docs"))
-    top_n: PositiveInt | None = Field(
-        None,
-        validation_alias=AliasChoices("top_n", "top_k"),
-        description="How many results to return (alias top_k, as Voyage sends it).",
-    )
-    return_documents: bool = Field(
-        False,
-        validation_alias=AliasChoices("return_documents", "return_docs"),
-        description="Include each result's document: a string one as {'text': ...} (on /rerank, "
-        "Infinity's path, as the string), an object one as sent.",
-    )
-    raw_scores: bool = False
-    rank_fields: list[str] | None = Field(
-        None,
-        description="Object documents are read as one 'name: value' line per named field, "
-        "in this order (Cohere v1).",
-    )
-    max_tokens_per_doc: PositiveInt | None = Field(
-        None,
-        description="Read at most this many tokens of each document, in overlapping windows "
-        "(default 4096).",
-    )
-    max_chunks_per_doc: PositiveInt | None = Field(
-        None, description="Cohere v1: read at most this many windows of each document."
-    )
-    _texts: list[str] = PrivateAttr(default_factory=list)
-
-    @model_validator(mode="after")
-    def _across_fields(self) -> RerankRequest:
-        if self.max_tokens_per_doc is not None and self.max_chunks_per_doc is not None:
-            raise ServiceError(
-                ErrorKind.INVALID,
-                "Give max_tokens_per_doc or max_chunks_per_doc, not both.",
-                param="max_chunks_per_doc",
-            )
-        self._texts = document_texts(self.documents, self.rank_fields)
-        return self
-
-    @property
-    def texts(self) -> list[str]:
-        """What the model reads of each document (rerank.document_texts)."""
-        return self._texts
 
 
 class TokenizeRequest(RequestBody):

@@ -9,7 +9,7 @@ from handlers.core import rerank as ranking
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.replies import RerankResponse, RerankV2Response, reply_meta
-from handlers.core.schemas import RerankRequest
+from handlers.core.rerank import RerankRequest
 
 if TYPE_CHECKING:
     from handlers.core.dispatch import Core
