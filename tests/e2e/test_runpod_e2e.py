@@ -20,8 +20,6 @@ from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.oracles import assert_rerank_matches, usage_tokens
 from tests.runpod_procs import LocalApi, assert_error, worker_env
 
-DEPLOYED = f"{EMBED_ID}, {RERANK_ID}, {CLIP_ID}"
-
 
 @pytest.fixture(scope="module")
 def worker(model_env: dict[str, str]) -> Iterator[LocalApi]:
@@ -123,8 +121,8 @@ def test_run_then_status_completes_a_job(worker):
         (
             {"model": "x", "input": "hi"},
             404,
-            f"Model 'x' is not deployed. Available deployments: {DEPLOYED}.",
-            "",
+            None,
+            "'x'",
         ),
         (
             {"model": RERANK_ID, "input": "hi"},
@@ -173,7 +171,7 @@ def test_errors_are_job_output_not_failures(worker, job_input, code, message, fr
 def test_openai_route_errors_are_not_wrapped(worker):
     body = {"model": "x", "input": "hi"}
     output = worker.runsync({"openai_route": "/v1/embeddings", "openai_input": body})
-    assert_error(output, 404, f"Model 'x' is not deployed. Available deployments: {DEPLOYED}.")
+    assert_error(output, 404, fragment="'x'")  # as it is, not wrapped
 
 
 @pytest.mark.parametrize("job_input", [[1, 2], "hello", None])

@@ -92,4 +92,4 @@ def test_real_worker_loop_takes_jobs_concurrently_and_stops_on_sigterm(model_env
         atol=1e-5,
     )
     assert "error" not in results["bad"]
-    assert_error(results["bad"]["output"], 404, fragment="Model 'x' is not deployed")
+    assert_error(results["bad"]["output"], 404, fragment="'x'")
