@@ -8,6 +8,7 @@ from typing import Any
 
 import bentoml
 
+from handlers.api.bentoml_server import exit_nonzero_after_a_worker_failed, stop_server
 from handlers.api.drain import Drain, DrainMiddleware
 from handlers.api.error_bodies import OpenAIErrorBodies
 from handlers.api.http import BearerAuthMiddleware, RootRoutes, V1App
@@ -20,8 +21,9 @@ from handlers.core.operations import mount_prefixes, root_paths
 from handlers.core.table import OPERATIONS
 from handlers.engine.loading import ModelLoadError
 from handlers.errors import ErrorKind, ServiceError, openai_error_body
-from handlers.settings import Settings, SettingsError, load_settings, settings_or_exit
-from handlers.startup import exit_nonzero_after_a_worker_failed, failure_line, stop_server
+from handlers.settings import Settings, load_settings, settings_or_exit
+from handlers.settings_error import SettingsError
+from handlers.startup import failure_line
 
 log = logging.getLogger("embedding_service")
 # The class decorator needs the server options at import: where to listen
@@ -124,7 +126,7 @@ class EmbeddingService:
     @bentoml.on_startup
     async def start(self) -> None:
         """Load the models. One that cannot load (or a setting only checkable then) stops
-        the whole server with one line and a non-zero exit (handlers.startup).
+        the whole server with one line and a non-zero exit (handlers.api.bentoml_server).
 
         Raises:
             ModelLoadError, SettingsError: outside a BentoML worker (in-process use).

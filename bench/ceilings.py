@@ -3,7 +3,7 @@
     python -m bench.ceilings --model PATH --served-id ID --cache DIR   # one JSON object
 
 Each is measured at batch sizes 1..128 and reported at its best; the ONNX sessions run the
-files BACKEND=optimum serves (handlers.engine.onnx_export), and their embeddings are compared
+files BACKEND=optimum serves (handlers.engine.onnx_plan), and their embeddings are compared
 with torch's (cosine) on varied sentences.
 """
 
@@ -80,7 +80,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> dict:
 def measure(model: str, served_id: str, cache: Path, seconds: float) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from handlers.engine import onnx_export as onnx
+    from handlers.engine import onnx_plan as onnx
 
     st = SentenceTransformer(model, device="cpu")
     torch_encode = lambda texts: st.encode(texts, batch_size=len(texts))  # noqa: E731

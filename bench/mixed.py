@@ -175,7 +175,7 @@ def ceilings(model: str, reranker: str, cache: Path, batch: int, seconds: float)
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
     from bench.ceilings import onnx_encoder
-    from handlers.engine import onnx_export as onnx
+    from handlers.engine import onnx_plan as onnx
 
     texts = chunks()
     st = SentenceTransformer(model, device="cpu")

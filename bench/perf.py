@@ -214,19 +214,9 @@ def main() -> None:
         print("ceilings (in-process)", flush=True)
         results["ceilings"] = json.loads(
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.ceilings",
-                    "--model",
-                    spec.path,
-                    "--served-id",
-                    spec.served_id,
-                    "--cache",
-                    str(cache / "onnx"),
-                    "--seconds",
-                    "1" if args.quick else "3",
-                ],
+                [sys.executable, "-m", "bench.ceilings", "--model", spec.path]
+                + ["--served-id", spec.served_id, "--cache", str(cache / "onnx")]
+                + ["--seconds", "1" if args.quick else "3"],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from handlers.engine.infinity import FIXED_LENGTH_TEXT
+from handlers.engine.infinity_runners import FIXED_LENGTH_TEXT
 from handlers.engine.st_runner import is_multimodal_pipeline
 
 __all__ = ["main", "probe_texts"]

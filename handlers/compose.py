@@ -8,7 +8,8 @@ from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
 from handlers.engine.infinity import preload_infinity
 from handlers.media.fetcher import ImageFetcher
-from handlers.settings import BUNDLED_MODEL_ID, Settings
+from handlers.model_specs import BUNDLED_MODEL_ID
+from handlers.settings import Settings
 
 __all__ = ["build_core"]
 

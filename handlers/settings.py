@@ -1,87 +1,37 @@
-"""Service configuration: every environment variable parsed once into a frozen Settings."""
+"""The process's settings: every environment variable parsed once into a frozen Settings."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = [
-    "BUNDLED_MODEL_ID",
-    "DEFAULT_USER_AGENT",
-    "ModelSpec",
-    "Settings",
-    "SettingsError",
-    "load_settings",
-    "settings_or_exit",
-]
+from handlers import model_specs
+from handlers.model_specs import MODEL_ALLOWED, ModelSpec, SemiList
+from handlers.settings_error import SettingsError, invalid
 
-BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+__all__ = ["DEFAULT_USER_AGENT", "Settings", "load_settings", "settings_or_exit"]
+
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
-DTYPE_ALIASES = {"fp16": "float16", "fp32": "float32", "bf16": "bfloat16"}
-DTYPES = ("auto", "float32", "float16", "bfloat16", "fp8", "int8")
-ONNX_DTYPES = ("auto", "float32", "int8")  # what BACKEND=optimum can serve on CPU
 SECRET_FIELDS = ("api_key",)
 # What each field allows, where its type and bounds alone do not say it (see _allowed).
 ALLOWED = {
-    "model_names": "';'-separated Hugging Face ids or local folders, no empty entries",
-    "model_name": "a Hugging Face id or a local folder",
-    "served_model_names": "';'-separated model ids, one per model, no empty entries",
-    "batch_sizes": "';'-separated integers >= 1, one value or one per model",
-    "max_batch_tokens": "';'-separated integers >= 1, one value or one per model",
-    "dtypes": f"';'-separated {', '.join(DTYPES)} (aliases: {', '.join(DTYPE_ALIASES)}), "
-    "one value or one per model",
+    **MODEL_ALLOWED,
     "http_client_user_agent": "a non-blank header value",
     "api_key": "a non-blank key without leading or trailing whitespace, or empty for no auth",
     "infinity_host": "an IP address, e.g. 0.0.0.0 or ::",
     "hf_home": "a folder path",
-    "default_prompt_names": "';'-separated prompt names of the models' sentence-transformers "
-    "config, or none, one value or one per model",
 }
 
 BOUNDS = ((Gt, ">", "gt"), (Ge, ">=", "ge"), (Lt, "<", "lt"), (Le, "<=", "le"))
-
-SemiList = Annotated[tuple[str, ...], NoDecode]
-
-
-class SettingsError(ValueError):
-    """A configuration value is invalid; the message is one line naming variable and value."""
-
-
-def _invalid(
-    variable: str, values: tuple[object, ...], problem: str, allowed: str
-) -> SettingsError:
-    """A SettingsError for a value already parsed into `values` (a `;`-list joined back)."""
-    value = ";".join(map(str, values))
-    return SettingsError(f"{variable}={value!r}: {problem}; allowed: {allowed}")
-
-
-def _split(value: object) -> object:
-    """`a; b` -> ("a", "b"); an empty value or an empty entry is an error."""
-    if not isinstance(value, str):
-        return value
-    if not value.strip():
-        raise ValueError("is empty")
-    parts = tuple(part.strip() for part in value.split(";"))
-    if not all(parts):
-        raise ValueError("has an empty entry")
-    return parts
 
 
 def _not_blank(value: object) -> object:
@@ -91,38 +41,6 @@ def _not_blank(value: object) -> object:
         if not value:
             raise ValueError("is empty")
     return value
-
-
-def _dtype(name: str) -> str:
-    """A DTYPES entry in its canonical spelling (aliases resolved, lower case)."""
-    return DTYPE_ALIASES.get(name.lower(), name.lower())
-
-
-def _prompt(name: str) -> str:
-    """A DEFAULT_PROMPT_NAMES entry: `none` (any case) means no default prompt ('')."""
-    return "" if name.lower() == "none" else name
-
-
-class ModelSpec(NamedTuple):
-    """One configured model."""
-
-    path: str
-    served_id: str
-    batch_size: int
-    dtype: str
-    revision: str | None = None
-    # The prompt name applied when a request names none: None when DEFAULT_PROMPT_NAMES is
-    # unset (the model's own default_prompt_name, as sentence-transformers applies it),
-    # '' for `none` (no default prompt).
-    default_prompt: str | None = None
-    # A batch's padded tokens (longest input x size): MAX_BATCH_TOKENS, by default
-    # batch_size x TOKENS_PER_ITEM.
-    max_batch_tokens: int = 0
-
-
-# The typical input length MAX_BATCH_TOKENS defaults to per BATCH_SIZES item: a batch of
-# one-sentence queries is bounded by its size, one of long chunks by its tokens.
-TOKENS_PER_ITEM = 128
 
 
 class Settings(BaseSettings):
@@ -179,10 +97,12 @@ class Settings(BaseSettings):
         "model_revisions",
         "default_prompt_names",
         mode="before",
-    )(_split)
+    )(model_specs.split)
     _strip_text = field_validator(
         "model_name", "http_client_user_agent", "infinity_host", "hf_home", mode="before"
     )(_not_blank)
+    _positive_ints = field_validator("batch_sizes", "max_batch_tokens")(model_specs.positive_ints)
+    _known_dtypes = field_validator("dtypes")(model_specs.known_dtypes)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -191,25 +111,6 @@ class Settings(BaseSettings):
             return None
         if isinstance(value, str) and value != value.strip():
             raise ValueError("has leading or trailing whitespace")
-        return value
-
-    @field_validator("batch_sizes", "max_batch_tokens")
-    @classmethod
-    def _positive_ints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            if not re.fullmatch(r"[0-9]+", item) or int(item) == 0:
-                raise ValueError(f"entry {item!r} is not an integer >= 1")
-        return value
-
-    @field_validator("dtypes")
-    @classmethod
-    def _known_dtypes(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        for item in value:
-            if _dtype(item) not in DTYPES:
-                raise ValueError(f"unknown dtype {item!r}")
-            if info.data.get("backend") == "optimum" and _dtype(item) not in ONNX_DTYPES:
-                problem = f"{item!r} is not available with BACKEND=optimum"
-                raise _invalid("DTYPES", value, problem, ", ".join(ONNX_DTYPES))
         return value
 
     @field_validator("infinity_host")
@@ -223,37 +124,27 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        n = len(self.model_paths)
-        checks = (
-            ("SERVED_MODEL_NAMES", self.served_model_names, {n}),
-            ("BATCH_SIZES", self.batch_sizes, {1, n}),
-            ("MAX_BATCH_TOKENS", self.max_batch_tokens, {1, n}),
-            ("DTYPES", self.dtypes, {1, n}),
-            ("MODEL_REVISIONS", self.model_revisions, {1, n}),
-            ("DEFAULT_PROMPT_NAMES", self.default_prompt_names, {1, n}),
-        )
-        for name, values, counts in checks:
-            if values and len(values) not in counts:
-                problem = f"{len(values)} entries for {n} configured model(s)"
-                allowed = " or ".join(map(str, sorted(counts))) + " entries"
-                raise _invalid(name, values, problem, allowed)
-        served = tuple(spec.served_id for spec in self.models)
-        if len(set(served)) != len(served):
-            name = "SERVED_MODEL_NAMES" if self.served_model_names else "MODEL_NAMES"
-            raise _invalid(name, served, "served model ids repeat", "unique ids")
+        model_specs.check(self)
         keepalive, most = (
             self.http_client_max_keepalive_connections,
             self.http_client_max_connections,
         )
         if keepalive > most:
             problem = f"more than HTTP_CLIENT_MAX_CONNECTIONS={most}"
-            raise _invalid(
+            raise invalid(
                 "HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS", (keepalive,), problem, f"0 to {most}"
             )
         return self
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings() is the one reader of the environment; it passes values in.
         return (init_settings,)
 
@@ -274,31 +165,7 @@ class Settings(BaseSettings):
     @property
     def models(self) -> tuple[ModelSpec, ...]:
         """The configured models with per-model values expanded."""
-        paths = self.model_paths
-        if self.served_model_names:
-            served = self.served_model_names
-        elif self.uses_bundled_model:
-            served = (BUNDLED_MODEL_ID,)
-        else:
-            served = paths
-
-        def pick(values: tuple[str, ...], i: int) -> str:
-            return values[i] if len(values) > 1 else values[0]
-
-        def spec(i: int, path: str) -> ModelSpec:
-            batch = int(pick(self.batch_sizes, i))
-            tokens = self.max_batch_tokens
-            return ModelSpec(
-                path,
-                served[i],
-                batch,
-                _dtype(pick(self.dtypes, i)),
-                pick(self.model_revisions, i) if self.model_revisions else None,
-                _prompt(pick(self.default_prompt_names, i)) if self.default_prompt_names else None,
-                int(pick(tokens, i)) if tokens else batch * TOKENS_PER_ITEM,
-            )
-
-        return tuple(spec(i, path) for i, path in enumerate(paths))
+        return model_specs.expand(self)
 
 
 def _allowed(field: str) -> str:

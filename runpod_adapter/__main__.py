@@ -37,7 +37,7 @@ def main() -> None:
     import runpod
 
     from handlers.engine.loading import ModelLoadError
-    from handlers.settings import SettingsError
+    from handlers.settings_error import SettingsError
     from handlers.startup import EXIT_START_FAILED, failure_line
 
     from .engine_loop import EngineLoop

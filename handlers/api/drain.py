@@ -8,6 +8,8 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from handlers.api.asgi import ASGIApp
+
 __all__ = ["Drain", "DrainMiddleware"]
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ class DrainMiddleware:
     """ASGI middleware: while `draining()` (the running service's Drain), every HTTP
     response carries `Connection: close`."""
 
-    def __init__(self, app: Any, draining: Callable[[], bool]) -> None:
+    def __init__(self, app: ASGIApp, draining: Callable[[], bool]) -> None:
         self.app = app
         self._draining = draining
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from handlers.api.asgi import ASGIApp, Receive, Scope, Send
 from handlers.errors import ErrorKind
 
 __all__ = ["OpenAIErrorBodies", "openai_shaped"]
@@ -73,13 +74,13 @@ class OpenAIErrorBodies:
     watched, so the API's own requests pay nothing for it."""
 
     def __init__(
-        self, app: Any, prefixes: tuple[str, ...] = (), paths: frozenset[str] = frozenset()
+        self, app: ASGIApp, prefixes: tuple[str, ...] = (), paths: frozenset[str] = frozenset()
     ) -> None:
         self.app = app
         self.prefixes = prefixes
         self.paths = paths
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path in self.paths or path.startswith(self.prefixes):
             return await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from handlers.api.asgi import ASGIApp, Receive, Send
 from handlers.api.openapi import openapi_document
 from handlers.api.wire import dumps
 from handlers.core.dispatch import REPLY_HEADERS, Core
@@ -25,8 +26,6 @@ __all__ = [
 
 OPENAPI_PATH = "/v1/openapi.json"  # the document of every operation, /v2 ones included
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
-Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
-Receive = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 
 class Reply:
@@ -108,7 +107,8 @@ async def _unless_client_leaves(receive: Receive, work: Coroutine[Any, Any, Any]
 def mounted_path(scope: dict[str, Any]) -> str:
     """The request's path below the mount it reached (ASGI: `path` holds the mount's
     `root_path` in front; an app not mounted has none)."""
-    path, root = scope["path"], scope.get("root_path", "")
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
     if root and path == root:
         return ""
     if root and path.startswith(root + "/"):
@@ -166,7 +166,8 @@ class V1App:
                 raise ServiceError(
                     ErrorKind.INVALID, f"The request body is not valid JSON: {exc.msg}."
                 ) from None
-        return await _unless_client_leaves(receive, core.dispatch(route, body))
+        reply: dict[str, Any] = await _unless_client_leaves(receive, core.dispatch(route, body))
+        return reply
 
     def openapi(self, core: Core) -> dict[str, Any]:
         """The document of `core`'s routes, built from the wire schemas; each route's `model`
@@ -188,7 +189,7 @@ class BearerAuthMiddleware:
     is not known (the service is not running), and that error is the answer: fail closed.
     """
 
-    def __init__(self, app: Any, key: Callable[[], str | None]) -> None:
+    def __init__(self, app: ASGIApp, key: Callable[[], str | None]) -> None:
         self.app = app
         self._key = key
 
@@ -217,7 +218,7 @@ class RootRoutes:
     where Infinity and vLLM serve them) go to `root` (a V1App with prefix ""), the rest on
     to the app. A mount cannot serve them: a mount at /embeddings matches /embeddings/..."""
 
-    def __init__(self, app: Any, root: V1App, paths: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, root: V1App, paths: frozenset[str]) -> None:
         self.app = app
         self.root = root
         self.paths = paths

@@ -15,6 +15,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from handlers.api.asgi import ASGIApp
+
 if TYPE_CHECKING:
     from handlers.engine.scheduler import Scheduler
 
@@ -95,11 +97,16 @@ class SchedulerMetrics(Collector):
         yield from (waiting, inflight, admitted, rejected, processed, dropped, failed, batches)
 
 
+def go_float(value: float) -> str:
+    """A bucket bound as Prometheus's text format writes it (prometheus_client's own)."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
 def _histogram(by_size: list[int]) -> tuple[list[tuple[str, float]], float]:
     """Cumulative buckets and the sum from counts indexed by batch size."""
     buckets: list[tuple[str, float]] = [
-        (str(floatToGoString(bound)), float(sum(by_size[: bound + 1])))
-        for bound in _bounds(len(by_size) - 1)
+        (go_float(bound), float(sum(by_size[: bound + 1]))) for bound in _bounds(len(by_size) - 1)
     ]
     buckets.append(("+Inf", sum(by_size)))
     return buckets, float(sum(size * count for size, count in enumerate(by_size)))
@@ -109,7 +116,7 @@ class MetricsRoute:
     """ASGI middleware that answers GET /metrics with our series alone: used when
     PROMETHEUS_METRICS=false removes BentoML's own route."""
 
-    def __init__(self, app: Any, metrics: Callable[[], bytes]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Callable[[], bytes]) -> None:
         self.app = app
         self._metrics = metrics  # the running service's series, in Prometheus text
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.api.asgi import ASGIApp
+
 __all__ = ["PAGE_PATHS", "ApiPage"]
 
 PAGE_PATHS = frozenset({"/", "/docs"})
@@ -134,7 +136,7 @@ class ApiPage:
     """ASGI middleware answering GET / and /docs with PAGE, in place of BentoML's page
     (which lists only its batchable APIs); everything else goes to the app."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -23,6 +23,7 @@ class Admission:
 
     def __init__(
         self,
+        *,
         model: str,
         capacity: int,
         max_waiting: int,

@@ -30,7 +30,8 @@ from handlers.engine.text_tokenizer import (
 from handlers.engine.windows import plan_windows
 from handlers.errors import model_dead
 from handlers.model_info import ModelInfo
-from handlers.settings import ModelSpec, Settings
+from handlers.model_specs import ModelSpec
+from handlers.settings import Settings
 
 __all__ = ["EngineBackend", "Served"]
 
@@ -125,7 +126,12 @@ class EngineBackend:
         """Start each model's scheduler and probe an embedder's dimension with it."""
         for spec, model, info in zip(specs, loaded, infos, strict=True):
             measure = self._measure(model)
-            scheduler = Scheduler(spec.served_id, model.runners, self._limits(spec), measure)
+            scheduler = Scheduler(
+                name=spec.served_id,
+                runners=model.runners,
+                limits=self._limits(spec),
+                measure=measure,
+            )
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
             if "embed" in model.capabilities:

@@ -60,10 +60,10 @@ class BatchQueue:
     queued inputs nearest below it in length. So batches are length-homogeneous across
     requests, and no request waits more than FAIR_PASSES batches behind later ones.
 
-    Not thread-safe: its owner (the Scheduler) calls it under its lock.
+    Not thread-safe: its one owner (the scheduler's Feed) calls it under its lock.
     """
 
-    def __init__(self, batch_size: int, max_batch_tokens: int) -> None:
+    def __init__(self, *, batch_size: int, max_batch_tokens: int) -> None:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.queued = 0  # inputs not yet in a batch

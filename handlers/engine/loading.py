@@ -8,10 +8,12 @@ import time
 from dataclasses import replace
 
 from handlers.engine import adapters, ct2, identity, pipeline, st_runner
-from handlers.engine import onnx_export as onnx
+from handlers.engine import onnx_plan as onnx
 from handlers.engine.infinity import Loaded, load_infinity
 from handlers.model_info import ModelInfo
-from handlers.settings import ModelSpec, Settings, SettingsError
+from handlers.model_specs import ModelSpec
+from handlers.settings import Settings
+from handlers.settings_error import SettingsError
 
 __all__ = ["ModelLoadError", "describe", "load"]
 

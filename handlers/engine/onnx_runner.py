@@ -11,7 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from handlers.engine.collate import Collator
-from handlers.engine.onnx_export import ACTIVATIONS, FP32_FILE, INT8_FILE, OUTPUT, OnnxPlan
+from handlers.engine.onnx_export import FP32_FILE, INT8_FILE
+from handlers.engine.onnx_graph import OUTPUT
+from handlers.engine.onnx_plan import ACTIVATIONS, OnnxPlan
 from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer
 

@@ -12,7 +12,8 @@ from typing import Any
 from handlers.engine.infinity import Loaded
 from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer, Tokens
-from handlers.settings import ModelSpec, Settings
+from handlers.model_specs import ModelSpec
+from handlers.settings import Settings
 
 __all__ = ["SentenceTransformerStages", "is_multimodal_pipeline", "load"]
 

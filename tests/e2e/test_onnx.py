@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from handlers.engine import onnx_export
+from handlers.engine import onnx_graph
 from handlers.engine.backend import EngineBackend
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.imagehost import png_bytes
@@ -98,7 +98,7 @@ WORKER = """
 import json, logging, sys, time
 from pathlib import Path
 import onnxruntime, onnxscript, torch, transformers
-from handlers.engine import onnx_export as onnx
+from handlers.engine import onnx_plan as onnx
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 model, root, gate, me, workers = sys.argv[1:]
 Path(gate, me).touch()
@@ -181,7 +181,7 @@ async def test_an_export_the_probe_refuses_is_served_on_torch_with_its_reason(
 ):
     """Through the real engine in-process: with a threshold no graph reaches, the export is
     refused after its check, left out of the cache, and the model served on torch."""
-    monkeypatch.setattr(onnx_export, "MIN_COSINE", 1.5)
+    monkeypatch.setattr(onnx_graph, "MIN_COSINE", 1.5)
     settings = make_settings(
         model_names=str(tiny_models[EMBED_ID]),
         served_model_names=EMBED_ID,

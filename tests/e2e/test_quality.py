@@ -6,7 +6,7 @@ import numpy as np
 
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
-from handlers.settings import BUNDLED_MODEL_ID
+from handlers.model_specs import BUNDLED_MODEL_ID
 from tests.fakes import FakeImages
 
 

@@ -1,9 +1,14 @@
 """The scheduler through real engines (tiny models): admission, waiting line, cancellation,
-failures, watchdog, liveness, exact usage, remote code, and the RunPod worker's reaction."""
+failures, watchdog, liveness, exact usage, remote code, and the RunPod worker's reaction.
+
+Driven by handshakes, not by time: a Gate holds a real forward pass (and says when one
+started), tests wait for a state the service reaches (a request admitted, waiting), and the
+watchdog reads a FakeClock."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import threading
@@ -12,6 +17,8 @@ import numpy as np
 import pytest
 
 from handlers.core.dispatch import Core
+from handlers.engine import backend
+from handlers.engine.scheduler import Scheduler
 from handlers.errors import ErrorKind, ServiceError
 from runpod_adapter.engine_loop import EngineLoop
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
@@ -57,8 +64,29 @@ class Gate:
         self.open.set()
 
 
+class FakeClock:
+    """Monotonic seconds that pass only when a test advances them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """The clock of every scheduler the cores made after it build."""
+    fake = FakeClock()
+    monkeypatch.setattr(backend, "Scheduler", functools.partial(Scheduler, clock=fake))
+    return fake
+
+
 async def eventually(condition, seconds: float = 10.0) -> None:
-    """Wait for a state the batching threads reach on their own (not a timing check)."""
+    """Wait for a state the service reaches on its own (not a timing check)."""
     for _ in range(int(seconds * 50)):
         if condition():
             return
@@ -80,14 +108,14 @@ async def open_gates(make_core):
 
 
 def gate(core: Core, model: str = EMBED_ID) -> Gate:
-    made = Gate(core.backend._schedulers[model]._workers[0].runner)
+    made = Gate(core.backend.schedulers[model].runners[0])
     Gate.made.append(made)
     return made
 
 
 async def test_a_concurrent_burst_never_admits_more_than_the_cap(make_core):
     core = await make_core(infinity_queue_size="8", max_waiting_items="1000")
-    admission = core.backend._schedulers[EMBED_ID].admission
+    admission = core.backend.schedulers[EMBED_ID].admission
     peak = 0
 
     async def watch() -> None:
@@ -114,7 +142,8 @@ async def test_batches_across_requests_keep_the_token_budget_and_exact_vectors(
     texts = [" ".join(vocab[i : i + n]) for i, n in enumerate((2, 40, 3, 30, 1, 45, 4, 25, 2))]
     requests = [texts[0::2], texts[1::2]]  # each request mixes short and long texts
     tasks = [asyncio.ensure_future(embed(core, inputs)) for inputs in requests]
-    await asyncio.sleep(0.1)
+    admission = core.backend.schedulers[EMBED_ID].admission
+    await eventually(lambda: admission.admitted == 1 + len(texts))  # admitted: queued
     held.release()
     await first
     replies = await asyncio.gather(*tasks)
@@ -128,8 +157,9 @@ async def test_batches_across_requests_keep_the_token_budget_and_exact_vectors(
         assert reply["usage"]["prompt_tokens"] == usage_tokens(folder, inputs)
 
 
-async def test_the_waiting_line_is_fifo_with_a_deadline(make_core):
-    core = await make_core(infinity_queue_size="2", queue_timeout_seconds="1")
+async def test_the_waiting_line_is_fifo(make_core):
+    core = await make_core(infinity_queue_size="2")
+    admission = core.backend.schedulers[EMBED_ID].admission
     held = gate(core)
     first = await held.hold(core)  # 1 of 2 items admitted, forward pass held
     order: list[str] = []
@@ -139,22 +169,26 @@ async def test_the_waiting_line_is_fifo_with_a_deadline(make_core):
         order.append(name)
 
     big = asyncio.ensure_future(call("big", 2))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: admission.waiting == 2)
     small = asyncio.ensure_future(call("small", 1))  # would fit, but waits behind `big`
-    await asyncio.sleep(0.05)
+    await eventually(lambda: admission.waiting == 3)
     stats = (await core.dispatch("/v1/models"))["data"][0]["stats"]
     assert (stats["admitted_items"], stats["waiting_items"]) == (1, 3)
     held.release()
     await asyncio.gather(first, big, small)
     assert order == ["big", "small"]
 
-    again = await held.hold(core)
+
+async def test_a_wait_past_the_deadline_is_429(make_core):
+    core = await make_core(infinity_queue_size="2", queue_timeout_seconds="0.001")
+    held = gate(core)
+    first = await held.hold(core)  # 1 of 2 items admitted until release()
     with pytest.raises(ServiceError) as info:  # the deadline passes while the gate is shut
         await embed(core, ["late"] * 2)
     assert info.value.kind is ErrorKind.OVERLOADED and info.value.retry_after >= 1
     assert "QUEUE_TIMEOUT_SECONDS" in info.value.message
     held.release()
-    await again
+    await first
 
 
 async def test_a_request_over_the_cap_is_413_naming_both_numbers(make_core):
@@ -169,10 +203,12 @@ async def test_a_request_whose_caller_left_is_never_computed(make_core):
     core = await make_core()
     held = gate(core)
     first = await held.hold(core)
+    admission = core.backend.schedulers[EMBED_ID].admission
     gone = asyncio.ensure_future(embed(core, ["never"] * 5))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: admission.admitted == 6)  # admitted: queued
     gone.cancel()
-    await asyncio.sleep(0.05)
+    with pytest.raises(asyncio.CancelledError):
+        await gone
     stats = core.backend.stats(EMBED_ID)
     assert stats["admitted_items"] == 1  # the cancelled request gave its items back
     held.release()
@@ -193,13 +229,13 @@ async def test_one_failing_batch_leaves_the_next_one_fine(make_core, caplog):
     assert core.ready and core.alive
 
 
-async def test_the_watchdog_flips_readiness_then_liveness_on_a_stalled_batch(make_core):
-    core = await make_core(watchdog_seconds="0.3")
+async def test_the_watchdog_flips_readiness_then_liveness_on_a_stalled_batch(make_core, clock):
+    core = await make_core(watchdog_seconds="10")
     held = gate(core)
     first = await held.hold(core)
-    await asyncio.sleep(0.5)
+    clock.advance(11)
     assert not core.ready and core.alive  # stalled: out of rotation, not yet replaced
-    await asyncio.sleep(1.2)  # past 5 x WATCHDOG_SECONDS
+    clock.advance(40)  # past 5 x WATCHDOG_SECONDS
     assert not core.alive
     held.release()
     await first
@@ -220,8 +256,8 @@ async def test_a_dead_model_fails_liveness_and_its_requests(make_core):
     assert again.value.kind is ErrorKind.NOT_READY and again.value.code == "model_dead"
 
 
-async def test_the_runpod_worker_fails_jobs_in_flight_and_exits_when_a_model_dies(make_core):
-    core = await make_core(watchdog_seconds="0.05")  # held 5 x 0.05 s: dead
+async def test_the_runpod_worker_fails_jobs_in_flight_and_exits_when_a_model_dies(make_core, clock):
+    core = await make_core(watchdog_seconds="10")
     held = gate(core)
     exits: list[bool] = []
 
@@ -232,6 +268,7 @@ async def test_the_runpod_worker_fails_jobs_in_flight_and_exits_when_a_model_die
     held.open.clear()
     job = asyncio.ensure_future(engine_loop._tracked({"input": {"model": EMBED_ID, "input": "a"}}))
     await asyncio.to_thread(held.entered.wait, 10)
+    clock.advance(51)  # held past 5 x WATCHDOG_SECONDS: dead
     output = await asyncio.wait_for(job, 10)
     assert output["code"] == 503 and output["object"] == "error"
     assert exits == [True]

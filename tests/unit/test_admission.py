@@ -12,7 +12,13 @@ from handlers.errors import ErrorKind, ServiceError
 
 
 def make(capacity: int = 4, max_waiting: int = 8, timeout: float = 5.0) -> Admission:
-    return Admission("m", capacity, max_waiting, timeout, retry_after=lambda depth: depth)
+    return Admission(
+        model="m",
+        capacity=capacity,
+        max_waiting=max_waiting,
+        timeout=timeout,
+        retry_after=lambda depth: depth,
+    )
 
 
 async def test_reserves_up_to_the_cap_and_never_past_it():
@@ -71,7 +77,7 @@ async def test_a_full_line_is_429_with_retry_after_from_the_depth():
 
 
 async def test_waiting_past_the_deadline_is_429_and_leaves_the_line():
-    admission = make(capacity=1, timeout=0.05)
+    admission = make(capacity=1, timeout=0)  # the deadline passes at the loop's next turn
     await admission.acquire(1)
     with pytest.raises(ServiceError) as info:
         await admission.acquire(1)

@@ -14,7 +14,7 @@ from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 
 from handlers.api.metrics import HPA_METRIC
 from handlers.settings import load_settings
-from tests.image_check import BENTO_SRC, MAKE_SERVE
+from tests.image_check_smoke import BENTO_SRC, MAKE_SERVE
 from tests.kustomize import render
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,19 +10,30 @@ from handlers.api.drain import Drain, DrainMiddleware
 
 
 async def test_sigterm_drains_then_calls_the_previous_handler():
-    calls: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda sig, frame: calls.append(sig))
+    loop = asyncio.get_running_loop()
+    began_at: list[float] = []
+    handed_at: list[float] = []
+    began, handed = asyncio.Event(), asyncio.Event()
+
+    def on_begin() -> None:
+        began_at.append(loop.time())
+        began.set()
+
+    def old_handler(signum, frame) -> None:
+        handed_at.append(loop.time())
+        handed.set()
+
+    previous = signal.signal(signal.SIGTERM, old_handler)
     try:
         drain = Drain()
-        drain.install(0.3)
+        drain.install(0.3, on_begin)
         os.kill(os.getpid(), signal.SIGTERM)
-        await asyncio.sleep(0.1)
-        assert drain.draining and calls == []
+        await asyncio.wait_for(began.wait(), 5)
+        assert drain.draining and handed_at == []
         os.kill(os.getpid(), signal.SIGTERM)  # a second SIGTERM does not shorten the drain
-        await asyncio.sleep(0.1)
-        assert calls == []
-        await asyncio.sleep(0.3)
-        assert calls == [signal.SIGTERM]
+        await asyncio.wait_for(handed.wait(), 5)
+        assert len(began_at) == 1 and len(handed_at) == 1
+        assert handed_at[0] - began_at[0] >= 0.3 - 0.01  # the whole drain, then the old handler
     finally:
         signal.signal(signal.SIGTERM, previous)
 

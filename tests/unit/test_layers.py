@@ -39,3 +39,21 @@ def test_the_seam_imports_no_engine_module_at_run_time():
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("handlers.engine")
     ]
     assert run_time == []
+
+
+def test_every_module_of_the_service_and_its_tools_is_under_300_lines():
+    """handlers/, runpod_adapter/, service.py, bench/ and the tests' support modules (the
+    test files themselves aside)."""
+    modules = [
+        *(ROOT / "handlers").rglob("*.py"),
+        *(ROOT / "runpod_adapter").rglob("*.py"),
+        ROOT / "service.py",
+        *(ROOT / "bench").glob("*.py"),
+        *(p for p in (ROOT / "tests").rglob("*.py") if not p.name.startswith("test_")),
+    ]
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in modules
+        if (lines := len(path.read_text().splitlines())) >= 300
+    }
+    assert not long

@@ -32,7 +32,15 @@ def samples(metrics: SchedulerMetrics) -> dict[tuple[str, frozenset], float]:
 
 
 async def test_every_series_per_model_with_model_and_reason_labels_only():
-    scheduler = Scheduler("m", [Echo()], Limits(4, 1_000, 3, 1, 0.05, 30.0))
+    limits = Limits(
+        batch_size=4,
+        max_batch_tokens=1_000,
+        capacity=3,
+        max_waiting=1,
+        queue_timeout=0,  # a wait's deadline passes at the loop's next turn
+        stall_seconds=30.0,
+    )
+    scheduler = Scheduler(name="m", runners=[Echo()], limits=limits)
     scheduler.start()
     metrics = SchedulerMetrics({"m": scheduler})
     try:
@@ -46,7 +54,7 @@ async def test_every_series_per_model_with_model_and_reason_labels_only():
             with pytest.raises(ServiceError):
                 await scheduler.admission.acquire(2)  # the line holds 1: 429
             with pytest.raises(ServiceError):
-                await scheduler.admission.acquire(1)  # waits 0.05 s: 429
+                await scheduler.admission.acquire(1)  # past its deadline: 429
     finally:
         scheduler.stop()
     model = frozenset({("model", "m")})

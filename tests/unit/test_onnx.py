@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from handlers.engine import onnx_export as onnx
-from handlers.settings import SettingsError, load_settings
+from handlers.engine import onnx_graph
+from handlers.engine import onnx_plan as onnx
+from handlers.settings import load_settings
+from handlers.settings_error import SettingsError
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 
 pytestmark = pytest.mark.slow  # bento builds / ONNX exports
@@ -56,8 +58,8 @@ def test_each_export_is_checked_against_torch_on_the_probe(tiny_models, tmp_path
     assert isinstance(plan, onnx.OnnxPlan)
     (line,) = [r.getMessage() for r in caplog.records if "against torch on the probe" in r.message]
     cosines = [float(c) for c in line.split("cosines ")[1].split(" (")[0].split(", ")]
-    assert len(cosines) == len(onnx.PROBE_TEXTS) == 3
-    assert min(cosines) >= onnx.MIN_COSINE
+    assert len(cosines) == len(onnx_graph.PROBE_TEXTS) == 3
+    assert min(cosines) >= onnx_graph.MIN_COSINE
     # the exporter's own chatter (hundreds of rewrite records an export) is left out
     assert not [r for r in caplog.records if r.name.startswith(("onnxscript", "onnx_ir"))]
 
@@ -76,28 +78,28 @@ def test_the_probe_tells_a_graph_that_differs_from_its_torch_model(tiny_models, 
 
     model, tokenizer = _bert(tiny_models[EMBED_ID])
     names = ("input_ids", "attention_mask", "token_type_ids")
-    probe = onnx.probe_features(tokenizer, names, onnx.PROBE_TEXTS, 128)
+    probe = onnx_graph.probe_features(tokenizer, names, onnx_graph.PROBE_TEXTS, 128)
     assert probe["attention_mask"].sum(1).tolist()[0] < probe["attention_mask"].shape[1]
     graph = tmp_path / "model.onnx"
-    onnx.export_graph(
-        model, onnx.probe_features(tokenizer, names, onnx.PROBE_TEXTS[:2], 128), graph
+    onnx_graph.export_graph(
+        model, onnx_graph.probe_features(tokenizer, names, onnx_graph.PROBE_TEXTS[:2], 128), graph
     )
-    same = onnx.probe_cosines(model, probe, graph)
-    assert min(same) >= onnx.MIN_COSINE and onnx.probe_reason(same, "bert") is None
+    same = onnx_graph.probe_cosines(model, probe, graph)
+    assert min(same) >= onnx_graph.MIN_COSINE and onnx_graph.probe_reason(same, "bert") is None
     with torch.no_grad():  # the torch model moves on (its last LayerNorm flips the output)
         model.encoder.layer[1].output.LayerNorm.weight.mul_(-1)
-    differs = onnx.probe_cosines(model, probe, graph)
+    differs = onnx_graph.probe_cosines(model, probe, graph)
     assert max(differs) < 0
-    reason = onnx.probe_reason(differs, "bert")
+    reason = onnx_graph.probe_reason(differs, "bert")
     assert reason == (
         f"the ONNX export of bert differs from torch: cosine {min(differs):.6f} on the probe"
     )
-    nan = onnx.probe_reason([1.0, float("nan"), 1.0], "bert")
+    nan = onnx_graph.probe_reason([1.0, float("nan"), 1.0], "bert")
     assert nan == "the ONNX export of bert differs from torch: cosine nan on the probe"
 
 
 def test_an_export_refused_by_the_probe_is_not_cached(tiny_models, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(onnx, "MIN_COSINE", 1.5)  # no graph can pass: every export is refused
+    monkeypatch.setattr(onnx_graph, "MIN_COSINE", 1.5)  # no graph can pass: every export is refused
     reason = onnx.plan(str(tiny_models[EMBED_ID]), EMBED_ID, "auto", tmp_path)
     assert reason == "the ONNX export of bert differs from torch: cosine 1.000000 on the probe"
     (model_dir,) = tmp_path.iterdir()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from handlers.settings import BUNDLED_MODEL_ID, SettingsError, load_settings
+from handlers.model_specs import BUNDLED_MODEL_ID
+from handlers.settings import load_settings
+from handlers.settings_error import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 

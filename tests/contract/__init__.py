@@ -1,0 +1,1 @@
+"""Contract tests: each library the service adapts, at its pinned version, does what we rely on."""
