@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast lint bench runpod clean image-cpu image-gpu image-runpod image-test
+.PHONY: serve test test-fast lint bench soak gpu-bench runpod clean image-cpu image-gpu image-runpod image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench.perf $(BENCH_ARGS)
+
+# Memory under load, an hour: 30 minutes of mixed-length load on each backend, RSS sampled
+# every 30 s, the end against the first 2 minutes (ceiling 1.05x); writes bench/soak.json.
+# Shorter: make soak SOAK_ARGS="--minutes 5 --backend torch".
+soak: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# One NVIDIA GPU: install, test, benchmark against stock Infinity on it (under 10 minutes;
+# bench/gpu.sh). GPU_ARGS=--cpu runs the same steps here with the GPU parts skipped.
+gpu-bench:
+	bench/gpu.sh $(GPU_ARGS)
 
 runpod: $(STAMP)
 	$(BIN)/python -m runpod_adapter

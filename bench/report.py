@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench import report_gpu
 from bench.report_mixed import NAMES, mixed_sections, mixed_targets, plot_ingestion
 
 __all__ = ["write"]
@@ -274,11 +275,11 @@ def images_section(images: dict) -> str:
 
 def render(res: dict, images: Path) -> str:
     """BENCHMARKS.md from `res`, with the Images section when `images` (bench/images.json)
-    exists."""
+    exists, and the GPU section (its figures when bench/gpu_results.json exists)."""
     text = markdown(res)
     if images.is_file():
         text += "\n" + images_section(json.loads(images.read_text()))
-    return text
+    return text + "\n" + report_gpu.block(images.parent / "gpu_results.json")
 
 
 def write(res: dict, markdown_path: Path, png_path: Path) -> None:

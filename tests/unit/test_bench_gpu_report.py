@@ -1,0 +1,63 @@
+"""BENCHMARKS.md's GPU section: a GPU run's figures replace the not-run note between the
+markers, once, and the rest of the page stays as it was."""
+
+from __future__ import annotations
+
+from bench import report_gpu
+
+
+def _results(gpu: str | None) -> dict:
+    point = {"rps": 0.0, "p50_ms": 1.0, "p99_ms": 2.0}
+    return {
+        "model": "m",
+        "seconds": 300.0,
+        "machine": {"cpu": "some CPU", "date": "2026-12-05", "gpu": gpu},
+        "dtypes": {
+            "float16": {
+                "sentences": {
+                    "ours_torch": [{**point, "rps": 900.0, "concurrency": 64}],
+                    "stock": [{**point, "rps": 600.0, "concurrency": 64}],
+                },
+                "ingestion": {
+                    "16": {
+                        "ours_torch": {"4": {**point, "chunks_per_s": 50.0}},
+                        "stock": {"4": {**point, "chunks_per_s": 0.0}},
+                    }
+                },
+                "clip": {"skipped": "over the time budget"},
+            }
+        },
+    }
+
+
+def test_the_section_gives_each_point_on_both_servers_and_their_ratio():
+    text = report_gpu.section(_results("NVIDIA H100, 81559 MiB"))
+    assert "`bench/gpu.sh` on NVIDIA H100, 81559 MiB," in text
+    assert "| one sentence, c=64 (req/s) | 900.0 | 600.0 | 1.50× |" in text
+    assert "| ingestion, 16 chunks/request, c=4 (chunks/s) | 50.0 | 0.0 | – |" in text
+    assert "Skipped (past the time budget): clip." in text
+
+
+def test_a_dry_run_says_it_is_not_gpu_figures():
+    assert "CPU only (some CPU): a dry run, not GPU figures" in report_gpu.section(_results(None))
+
+
+def test_insert_replaces_the_block_between_the_markers_once(tmp_path):
+    page = tmp_path / "BENCHMARKS.md"
+    missing = tmp_path / "gpu_results.json"
+    page.write_text("# Benchmarks\n\nbefore\n\n" + report_gpu.block(missing) + "\nafter\n")
+    assert "Not measured yet" in page.read_text()
+    for _ in range(2):
+        report_gpu.insert(report_gpu.section(_results("H100")), page)
+    text = page.read_text()
+    assert text.count(report_gpu.START) == 1 and text.count("## GPU") == 1
+    assert "Not measured yet" not in text and "| 900.0 | 600.0 |" in text
+    assert text.startswith("# Benchmarks\n\nbefore\n") and text.rstrip().endswith("after")
+
+
+def test_insert_appends_the_block_to_a_page_without_markers(tmp_path):
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text("# Benchmarks\n")
+    report_gpu.insert("## GPU\n\nx\n", page)
+    expected = f"# Benchmarks\n\n{report_gpu.START}\n## GPU\n\nx\n{report_gpu.END}\n"
+    assert page.read_text() == expected
