@@ -67,22 +67,20 @@ def build(tmp_path: Path, bentofile: str) -> tuple[dict, Path]:
     return yaml.safe_load(bento_file.read_text()), bento_file.parent
 
 
-# What `bentoml containerize` runs before it calls the backend: the bento copied into a
-# temporary folder and its Dockerfile rendered there, for a BuildKit backend (docker,
-# buildx, buildctl) and for one without (buildah, podman, nerdctl). Run from a folder that
-# does not contain the temporary folder, as BentoCloud's builder or a CI job may: with a
-# `dockerfile_template` BentoML 1.4.40 refuses exactly this ("Accessing file outside of
-# current working directory is not allowed").
+# The Dockerfile `bentoml containerize` builds (BentoML's public get_containerfile renders it
+# as containerize does: the bento copied into a temporary folder and its Dockerfile rendered
+# there), for a BuildKit backend (docker, buildx, buildctl) and for one without (buildah,
+# podman, nerdctl). Run from a folder that does not contain the temporary folder, as
+# BentoCloud's builder or a CI job may: with a `dockerfile_template` BentoML 1.4.40 refuses
+# exactly this ("Accessing file outside of current working directory is not allowed").
 CONTAINERFILE = """
 import json, sys
-import bentoml
-from bentoml._internal.container import construct_containerfile
+from bentoml.container import get_containerfile
 
-bento = bentoml.get(sys.argv[1])
 rendered = {}
 for buildkit in (True, False):
-    with construct_containerfile(bento, enable_buildkit=buildkit) as (context, dockerfile):
-        rendered[str(buildkit)] = open(dockerfile).read()
+    get_containerfile(sys.argv[1], output_path="Containerfile", enable_buildkit=buildkit)
+    rendered[str(buildkit)] = open("Containerfile").read()
 print(json.dumps(rendered))
 """
 
