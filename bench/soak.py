@@ -85,7 +85,9 @@ def main() -> None:
                 f"end {row['end_mb']:.0f} MB: {row['ratio']:.3f}x (ceiling {CEILING}x) {verdict}",
                 flush=True,
             )
-    (ROOT / "bench" / "soak.json").write_text(json.dumps(out, indent=1))
+    path = ROOT / "bench" / "soak.json"  # each backend's last run, whichever ran it
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**kept, **out}, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from handlers import memory
 from handlers.engine import loading
 from handlers.engine.infinity import Loaded
 from handlers.engine.scheduler import Scheduler
@@ -58,6 +59,7 @@ class EngineBackend:
         self._info: dict[str, ModelInfo] = {}  # models(): fixed once started
         self._schedulers: dict[str, Scheduler] = {}  # schedulers: the live view /metrics reads
         self._started = False
+        self._trimmer: memory.Trimmer | None = None  # while started
 
     @property
     def ready(self) -> bool:
@@ -113,6 +115,7 @@ class EngineBackend:
         except BaseException:  # no model thread may outlive a failed start (it holds exit)
             await self.stop()
             raise
+        self._trimmer = memory.settle()  # after loading, before the first request
         self._started = True
         log.info(
             "models ready in %.1fs: %s",
@@ -145,6 +148,9 @@ class EngineBackend:
     async def stop(self) -> None:
         self._started = False
         await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self._schedulers.values()))
+        if self._trimmer is not None:
+            memory.release(self._trimmer)
+            self._trimmer = None
 
     @staticmethod
     def _measure(model: Loaded) -> Measure | None:
