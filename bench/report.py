@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import report_gpu
+from bench import report_gpu, report_soak
 from bench.report_mixed import NAMES, mixed_sections, mixed_targets, plot_ingestion
 
 __all__ = ["write"]
@@ -279,6 +279,8 @@ def render(res: dict, images: Path) -> str:
     text = markdown(res)
     if images.is_file():
         text += "\n" + images_section(json.loads(images.read_text()))
+    if memory := report_soak.section(images.parent / "soak.json"):
+        text += "\n" + memory
     return text + "\n" + report_gpu.block(images.parent / "gpu_results.json")
 
 

@@ -1,9 +1,11 @@
-"""BENCHMARKS.md's GPU section: a GPU run's figures replace the not-run note between the
-markers, once, and the rest of the page stays as it was."""
+"""BENCHMARKS.md's GPU section (a GPU run's figures replace the not-run note between the
+markers, once, and the rest of the page stays as it was) and its memory section."""
 
 from __future__ import annotations
 
-from bench import report_gpu
+import json
+
+from bench import report_gpu, report_soak
 
 
 def _results(gpu: str | None) -> dict:
@@ -61,3 +63,17 @@ def test_insert_appends_the_block_to_a_page_without_markers(tmp_path):
     report_gpu.insert("## GPU\n\nx\n", page)
     expected = f"# Benchmarks\n\n{report_gpu.START}\n## GPU\n\nx\n{report_gpu.END}\n"
     assert page.read_text() == expected
+
+
+def test_the_memory_section_gives_each_backends_soak_and_its_verdict(tmp_path):
+    path = tmp_path / "soak.json"
+    assert report_soak.section(path) == ""  # no soak run yet: no section
+    row = {"minutes": 30.0, "requests": 900, "idle_mb": 740.0, "ceiling": 1.05}
+    flat = {**row, "settled_mb": 900.0, "end_mb": 910.0, "ratio": 1.011, "met": True}
+    grown = {**row, "settled_mb": 900.0, "end_mb": 1000.0, "ratio": 1.111, "met": False}
+    flat["samples"] = [[0, 740.0], [120, 900.0], [600, 955.0], [1800, 910.0]]
+    grown["samples"] = [[0, 740.0], [120, 900.0], [1800, 1000.0]]
+    path.write_text(json.dumps({"torch": flat, "optimum": grown}))
+    text = report_soak.section(path)
+    assert "| torch | 30 | 900 | 740 | 900 | 910 | 955 | 1.011x (≤ 1.05x) | yes |" in text
+    assert "| optimum | 30 | 900 | 740 | 900 | 1000 | 1000 | 1.111x (≤ 1.05x) | **no** |" in text
