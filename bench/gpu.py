@@ -118,7 +118,7 @@ def main() -> None:
         }
     results["seconds"] = round(time.monotonic() - began, 1)
     name = "gpu_dry_run.json" if args.cpu else "gpu_results.json"
-    (ROOT / "bench" / name).write_text(json.dumps(json.loads(json.dumps(results)), indent=1))
+    (ROOT / "bench" / name).write_text(json.dumps(results, indent=1))
     section = report_gpu.section(results)
     if not args.cpu:
         report_gpu.insert(section, ROOT / "BENCHMARKS.md")

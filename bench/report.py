@@ -274,8 +274,8 @@ def images_section(images: dict) -> str:
 
 
 def render(res: dict, images: Path) -> str:
-    """BENCHMARKS.md from `res`, with the Images section when `images` (bench/images.json)
-    exists, and the GPU section (its figures when bench/gpu_results.json exists)."""
+    """BENCHMARKS.md from `res`, with the sections of `images` (bench/images.json), soak.json
+    and gpu_results.json beside it where they exist (the GPU one says when it has not run)."""
     text = markdown(res)
     if images.is_file():
         text += "\n" + images_section(json.loads(images.read_text()))

@@ -1,4 +1,5 @@
-"""Unit fixtures: the request core over the fake backend and image loader."""
+"""Unit fixtures: the request core over the fake backend and image loader; schedulers over a
+fake runner and clock."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 
 from handlers.core.dispatch import Core
 from tests.fakes import FakeBackend, FakeImages
+from tests.unit.scheduler_fakes import FakeClock, FakeRunner, schedulers
 
 
 @pytest.fixture
@@ -16,3 +18,19 @@ def backend() -> FakeBackend:
 @pytest.fixture
 def core(make_settings, backend) -> Core:
     return Core(make_settings(), backend, FakeImages())
+
+
+@pytest.fixture
+def runner() -> FakeRunner:
+    return FakeRunner()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make(runner, clock):
+    with schedulers(runner, clock) as build:
+        yield build

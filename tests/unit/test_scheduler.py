@@ -2,133 +2,20 @@
 
 No test waits for time to pass: a held forward pass (FakeRunner.gate, with `entered` to
 say it started), requests queued before the threads start, and a FakeClock the watchdog
-and the rate read drive them."""
+and the rate read drive them (tests/unit/scheduler_fakes.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
-from handlers.engine.batch_queue import FAIR_PASSES, Job
+from handlers.engine.batch_queue import Job
 from handlers.engine.feed import Feed, Prepared
 from handlers.engine.rate import Rate
-from handlers.engine.scheduler import Scheduler
-from handlers.engine.stages import Limits
 from handlers.engine.watchdog import Watchdog
 from handlers.errors import ErrorKind, ServiceError
-
-
-class FakeRunner:
-    """Upper-cases strings; records every forward batch; can block or fail on demand."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        self.fail_next: BaseException | None = None
-
-    def prepare(self, inputs, key):
-        return list(inputs), [len(text.split()) for text in inputs]
-
-    def forward(self, features):
-        self.entered.set()
-        self.gate.wait(10)
-        if self.fail_next is not None:
-            error, self.fail_next = self.fail_next, None
-            raise error
-        self.batches.append(features)
-        return features
-
-    def finish(self, output):
-        return [text.upper() for text in output]
-
-
-class FakeClock:
-    """Monotonic seconds that pass only when a test advances them."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def words(texts):
-    """The fakes' token count: one per word."""
-    return [len(text.split()) for text in texts]
-
-
-def measure_words(texts):
-    """The fakes' measuring step: texts as they are, one token per word."""
-    return list(texts), words(texts)
-
-
-@pytest.fixture
-def runner():
-    return FakeRunner()
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def make(runner, clock):
-    made: list[Scheduler] = []
-
-    def build(
-        batch_size: int = 4,
-        stall: float = 30.0,
-        tokens: int = 1_000_000,
-        measure=measure_words,
-        capacity: int = 100,
-        max_waiting: int = 100,
-        start: bool = True,
-    ) -> Scheduler:
-        limits = Limits(
-            batch_size=batch_size,
-            max_batch_tokens=tokens,
-            capacity=capacity,
-            max_waiting=max_waiting,
-            queue_timeout=5.0,
-            stall_seconds=stall,
-        )
-        scheduler = Scheduler(
-            name="m", runners=[runner], limits=limits, measure=measure, clock=clock
-        )
-        if start:
-            scheduler.start()
-        made.append(scheduler)
-        return scheduler
-
-    yield build
-    runner.gate.set()
-    for scheduler in made:
-        scheduler.stop()
-
-
-async def hold(scheduler: Scheduler, runner: FakeRunner) -> asyncio.Future:
-    """Occupy the forward thread with one request until runner.gate is set."""
-    runner.gate.clear()
-    runner.entered.clear()
-    first = asyncio.ensure_future(scheduler.run(["first"]))
-    assert await asyncio.to_thread(runner.entered.wait, 5)
-    return first
-
-
-async def queued(scheduler: Scheduler, *requests: list[str], **options) -> list[asyncio.Future]:
-    """Send the requests; each has reached the queue on return (run() queues a request
-    before its first await, so one turn of the loop runs them all that far)."""
-    tasks = [asyncio.ensure_future(scheduler.run(inputs, **options)) for inputs in requests]
-    await asyncio.sleep(0)
-    return tasks
+from tests.unit.scheduler_fakes import hold, queued
 
 
 async def test_results_in_order_and_token_counts(make):
@@ -277,76 +164,3 @@ def test_the_rate_is_smoothed_over_batches_and_bounds_retry_after():
     rate.observe(20, 1.0)
     assert rate.per_second == pytest.approx(12.0)  # 0.8 x 10 + 0.2 x 20
     assert rate.retry_after(0) == 1 and rate.retry_after(10_000) == 60
-
-
-def text(n: int, tag: str) -> str:
-    return " ".join([tag] * n)
-
-
-async def test_batches_group_similar_lengths_across_requests(make, runner):
-    scheduler = make(batch_size=4, start=False)
-    mixed = [[text(1, f"s{r}"), text(9, f"l{r}"), text(1, f"t{r}"), text(9, f"m{r}")] for r in "ab"]
-    replies = await queued(scheduler, *mixed)
-    scheduler.start()
-    answers = await asyncio.gather(*replies)
-    assert [a[0] for a in answers] == [[t.upper() for t in inputs] for inputs in mixed]
-    assert [words(b) for b in runner.batches] == [[1] * 4, [9] * 4]
-    stats = scheduler.stats()
-    assert stats["tokens"] == stats["padded_tokens"] == 2 * (1 + 9 + 1 + 9)
-
-
-async def test_a_query_queued_behind_long_chunks_goes_first(make, runner):
-    scheduler = make(batch_size=4, start=False)
-    replies = await queued(scheduler, [text(50, f"c{i}") for i in range(8)], ["query"])
-    scheduler.start()
-    await asyncio.gather(*replies)
-    assert "query" in runner.batches[0]  # not behind the 8 chunks queued before it
-
-
-async def test_a_batch_holds_at_most_max_batch_tokens_padded(make, runner):
-    scheduler = make(batch_size=8, tokens=10, start=False)
-    fives = [text(5, f"f{i}") for i in range(4)]
-    replies = await queued(scheduler, fives, [text(30, "huge")])  # huge: alone over budget
-    scheduler.start()
-    await asyncio.gather(*replies)
-    assert sorted(len(b) for b in runner.batches) == [1, 2, 2]
-    assert all(len(b) * max(words(b)) <= 10 for b in runner.batches if len(b) > 1)
-
-
-async def test_a_long_request_is_passed_over_at_most_fair_passes_times(make, runner):
-    scheduler = make(batch_size=2, start=False)
-    replies = await queued(scheduler, [text(40, "long")], *([f"s{i}"] for i in range(20)))
-    scheduler.start()
-    await asyncio.gather(*replies)
-    position = next(i for i, b in enumerate(runner.batches) if text(40, "long") in b)
-    assert position == FAIR_PASSES  # shortest first would have made it last (10)
-    assert len(runner.batches) == 11
-
-
-async def test_a_failing_counter_falls_back_to_an_estimate(make, runner):
-    def broken(texts):
-        raise RuntimeError("tokenizer gone")
-
-    scheduler = make(measure=broken)
-    assert await scheduler.run(["a b", "c"]) == (["A B", "C"], 3)
-    assert scheduler.stats()["queued_items"] == 0
-
-
-async def test_the_runner_takes_the_inputs_as_the_measuring_step_made_them(make, runner):
-    """Tokenised once: what the measuring step made of a request's inputs (a real model's
-    Tokens) is what reaches the model's stages, and each request is measured once."""
-    seen: list[list[str]] = []
-
-    def tokenising(texts):
-        seen.append(list(texts))
-        return [f"tokens of {t}" for t in texts], words(texts)
-
-    scheduler = make(measure=tokenising)
-    results = await asyncio.gather(scheduler.run(["a b", "c"]), scheduler.run(["d"]))
-    assert results == [(["TOKENS OF A B", "TOKENS OF C"], 7), (["TOKENS OF D"], 3)]
-    assert sorted(map(tuple, seen)) == [("a b", "c"), ("d",)]
-    assert sorted(t for b in runner.batches for t in b) == [
-        "tokens of a b",
-        "tokens of c",
-        "tokens of d",
-    ]
