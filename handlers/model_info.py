@@ -6,7 +6,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["ModelInfo"]
+__all__ = ["Classes", "ModelInfo"]
+
+
+@dataclass(frozen=True)
+class Classes:
+    """What a sequence classifier predicts: its labels in output order, whether it reads
+    pairs of texts (a sentence-transformers CrossEncoder) and whether its labels are
+    independent (multi-label: a sigmoid each) rather than exclusive (a softmax)."""
+
+    labels: tuple[str, ...]
+    pairs: bool = False
+    multi_label: bool = False
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,7 @@ class ModelInfo:
     default_prompt_name: str | None = None
     adapters: tuple[str, ...] = ()  # task adapters a prompt (task) name picks
     fingerprint: str | None = None  # embedders: what decides their vector space
+    classes: Classes | None = None  # classifiers: what they predict
 
     def adapter_for(self, task: str) -> str | None:
         """The task adapter a task (prompt) name picks: the one of that name, with '.' and

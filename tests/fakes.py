@@ -17,7 +17,7 @@ from handlers.engine.seam import Backend, Prepared, Ticket, Windows
 from handlers.engine.text_tokenizer import Tokens, tokenize_data
 from handlers.engine.windows import plan_windows
 from handlers.media.fetcher import looks_like_image
-from handlers.model_info import ModelInfo
+from handlers.model_info import Classes, ModelInfo
 
 
 def fake_vector(text: str, dims: int = 8) -> NDArray[Any]:
@@ -80,7 +80,8 @@ def text_of(item: str | Tokens) -> str:
 
 
 class FakeBackend:
-    """Embeds by hashing, reranks by word overlap; records calls; can be told to fail."""
+    """Embeds by hashing, reranks by word overlap, classifies by hashing (logits); records
+    calls; can be told to fail."""
 
     def __init__(self, fail_with: Exception | None = None) -> None:
         self.ready = True
@@ -115,6 +116,22 @@ class FakeBackend:
                     8,
                     1,
                     fingerprint="fedcba9876543210",
+                ),
+                ModelInfo(
+                    "sentiment",
+                    frozenset({"classify"}),
+                    "fake",
+                    None,
+                    1,
+                    classes=Classes(("negative", "positive")),
+                ),
+                ModelInfo(
+                    "nli",
+                    frozenset({"classify"}),
+                    "fake",
+                    None,
+                    1,
+                    classes=Classes(("contradiction", "entailment", "neutral"), pairs=True),
                 ),
             )
         }
@@ -198,6 +215,15 @@ class FakeBackend:
         words = set(question.lower().split())
         scores = [len(words & set(text.lower().split())) / (len(words) or 1) for text in texts]
         return scores, len(texts) * 3
+
+    async def classify(self, ticket: Ticket, items: list[Any]) -> tuple[list[NDArray[Any]], int]:
+        ticket.covers(len(items))
+        self.calls.append(("classify", items))
+        self._maybe_fail()
+        labels = self._models[ticket.model].classes
+        assert labels is not None
+        logits = [3 * fake_vector(repr(item), len(labels.labels)) for item in items]
+        return logits, 4 * len(items)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,13 @@ class LocalApi(WorkerProcess):
         self.client = httpx.Client(base_url=self.url, timeout=60)
         self._wait_for_first_job(ready_timeout)
 
+    def __enter__(self) -> LocalApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.stop()
+
     def _wait_for_first_job(self, timeout: float) -> None:
         deadline = self.began + timeout
         while time.monotonic() < deadline:

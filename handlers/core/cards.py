@@ -34,4 +34,10 @@ def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
             "input_types": input_types(info),
             "fingerprint": info.fingerprint,
         }
+    if info.classes is not None:
+        out["classes"] = {
+            "labels": list(info.classes.labels),
+            "pairs": info.classes.pairs,
+            "multi_label": info.classes.multi_label,
+        }
     return out | {"stats": {**stats, "dimensions": info.dimensions}}

@@ -165,7 +165,8 @@ class Core:
         ids = [i.id for i in self.backend.models().values() if capability in i.capabilities]
         if len(ids) == 1:
             return ids[0]
-        kind = {"rerank": "rerankers", "embed": "embedding models"}[capability]
+        kinds = {"rerank": "rerankers", "embed": "embedding models", "classify": "classifiers"}
+        kind = kinds[capability]
         raise ServiceError(
             ErrorKind.INVALID,
             f"model: Field required (this server serves {len(ids)} {kind}: "

@@ -10,12 +10,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "ClassifyResponse",
     "CohereEmbedResponse",
     "EmbeddingsResponse",
     "ErrorResponse",
+    "InfinityClassifyResponse",
     "ModelList",
     "RerankResponse",
     "RerankV2Response",
+    "ScoreResponse",
     "TokenizeResponse",
     "reply_meta",
 ]
@@ -88,6 +91,52 @@ class RerankV2Response(BaseModel):
     usage: Usage
 
 
+class Classification(BaseModel):
+    index: int
+    object: Literal["classification"] = "classification"
+    label: str = Field(description="The label of the highest probability.")
+    probs: list[float] = Field(description="Each label's probability (logit with raw_scores).")
+    num_classes: int
+
+
+class ClassifyResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Classification]
+    usage: Usage
+    id: str
+    created: int
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class InfinityClassifyResponse(BaseModel):
+    object: Literal["classify"] = "classify"
+    model: str
+    data: list[list[LabelScore]] = Field(description="Per input, each label, highest first.")
+    usage: Usage
+    id: str
+    created: int
+
+
+class Score(BaseModel):
+    index: int
+    object: Literal["score"] = "score"
+    score: float
+
+
+class ScoreResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Score]
+    usage: Usage
+    id: str
+    created: int
+
+
 class TokenizedInput(BaseModel):
     object: Literal["tokens"] = "tokens"
     index: int
@@ -135,6 +184,11 @@ class ModelCard(BaseModel):
         None,
         description="Embedders: 16 hex digits over weights, pooling, normalisation, max "
         "length, default prompt and dtype class.",
+    )
+    classes: dict[str, Any] | None = Field(
+        None,
+        description="Classifiers: their labels in output order, whether they read pairs of "
+        "texts, and whether the labels are independent (multi_label: a sigmoid each).",
     )
     stats: dict[str, Any] = {}
 

@@ -4,7 +4,7 @@ are built from it."""
 
 from __future__ import annotations
 
-from handlers.core.ops import cohere_embed, embeddings, models, rerank, tokenize
+from handlers.core.ops import classify, cohere_embed, embeddings, models, rerank, score, tokenize
 
 __all__ = ["OPERATIONS"]
 
@@ -17,4 +17,7 @@ OPERATIONS = (
     cohere_embed.EMBED_V1,
     cohere_embed.EMBED_V2,
     rerank.RERANK_V2,
+    classify.CLASSIFY,
+    classify.CLASSIFY_INFINITY,
+    score.SCORE,
 )

@@ -218,3 +218,7 @@ class EngineBackend:
         scheduler = self._scheduler(ticket.covers(len(pairs)))
         scores, tokens = await scheduler.run(pairs, None, windows.lengths)
         return [float(score) for score in scores], tokens
+
+    async def classify(self, ticket: Ticket, items: list[Any]) -> tuple[list[NDArray[Any]], int]:
+        scheduler = self._scheduler(ticket.covers(len(items)))
+        return await scheduler.run(items)

@@ -15,6 +15,7 @@ __all__ = [
     "default_prompt_name",
     "dtype_class",
     "fingerprint",
+    "model_json",
     "prompts",
     "source_folder",
     "weights_digest",
@@ -50,6 +51,20 @@ def source_folder(path: str, revision: str | None) -> tuple[Path | None, str | N
         return None, None
     folder = Path(found).parent
     return folder, folder.name
+
+
+def model_json(path: str, name: str, revision: str | None) -> Any:
+    """A JSON file of a local folder or Hub repository; None where it has none."""
+    if Path(path).is_dir():
+        file = Path(path) / name
+        return json.loads(file.read_text()) if file.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return json.loads(Path(hf_hub_download(path, name, revision=revision)).read_text())
+    except EntryNotFoundError:
+        return None
 
 
 def _file_digest(file: Path) -> str:

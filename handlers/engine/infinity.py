@@ -20,6 +20,7 @@ from handlers.engine.infinity_runners import (
 )
 from handlers.engine.stages import Runner
 from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer
+from handlers.model_info import Classes
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
@@ -45,6 +46,7 @@ class Loaded:
     slow_tokenizer: SlowTokenizer | None = None  # where there is no fast tokenizer
     collates: bool = False
     adapters: tuple[str, ...] = ()  # its task adapters (engine.adapters), loaded on torch
+    classes: Classes | None = None  # a classifier's labels (engine.classifier)
 
     @property
     def counter(self) -> Counter | None:

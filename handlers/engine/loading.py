@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import replace
 
-from handlers.engine import adapters, ct2, identity, pipeline, st_runner
+from handlers.engine import adapters, classifier, ct2, identity, pipeline, st_runner
 from handlers.engine import onnx_plan as onnx
 from handlers.engine.infinity import Loaded, load_infinity
 from handlers.model_info import ModelInfo
@@ -44,10 +44,16 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
     onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
     converted once by Infinity, under a cross-process lock. Other models, those with
-    task adapters and those whose conversion fails, run on torch, with a log line."""
+    task adapters, classifiers and those whose conversion fails, run on torch, with a log
+    line."""
     backend = settings.backend
     reason: str | None
     names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
+    found = classifier.classes(spec.path, spec.revision)
+    if found is not None:
+        if backend != "torch":
+            log.warning("model %s: classifiers run on torch; BACKEND=torch", spec.served_id)
+        return classifier.load(spec, settings, found)
     if backend != "torch" and names:
         reason = f"its task adapters ({', '.join(names)}) are applied on torch only"
     elif backend == "optimum":
@@ -130,6 +136,7 @@ def describe(spec: ModelSpec, model: Loaded, settings: Settings) -> ModelInfo:
         prompts=prompts,
         default_prompt_name=default,
         adapters=model.adapters,
+        classes=model.classes,
     )
     if "embed" not in model.capabilities:
         return info

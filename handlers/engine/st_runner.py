@@ -3,12 +3,11 @@ library itself, as a scheduler Runner."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any
 
+from handlers.engine import identity
 from handlers.engine.infinity import Loaded
 from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer, Tokens
@@ -27,26 +26,13 @@ MEDIA_CONFIGS = ("vision_config", "audio_config")
 def is_multimodal_pipeline(path: str, revision: str | None) -> bool:
     """Whether the model at `path` (a folder or Hub id) is a sentence-transformers pipeline
     whose first module is a Transformer over a model with a vision or audio tower."""
-    listing = _read_json(path, "modules.json", revision)
+    listing = identity.model_json(path, "modules.json", revision)
     if not listing or not str(listing[0].get("type", "")).endswith(".Transformer"):
         return False
     folder = str(listing[0].get("path", "")).strip("/")
-    config = _read_json(path, f"{folder}/config.json" if folder else "config.json", revision)
+    name = f"{folder}/config.json" if folder else "config.json"
+    config = identity.model_json(path, name, revision)
     return any(key in (config or {}) for key in MEDIA_CONFIGS)
-
-
-def _read_json(path: str, name: str, revision: str | None) -> Any:
-    """A JSON file of a local folder or Hub repository; None where it has none."""
-    if Path(path).is_dir():
-        file = Path(path) / name
-        return json.loads(file.read_text()) if file.is_file() else None
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    try:
-        return json.loads(Path(hf_hub_download(path, name, revision=revision)).read_text())
-    except EntryNotFoundError:
-        return None
 
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:

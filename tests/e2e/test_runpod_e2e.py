@@ -23,12 +23,8 @@ from tests.runpod_procs import LocalApi, assert_error, worker_env
 
 @pytest.fixture(scope="module")
 def worker(model_env: dict[str, str]) -> Iterator[LocalApi]:
-    api = LocalApi(worker_env(model_env))
-    try:
+    with LocalApi(worker_env(model_env)) as api:
         yield api
-    finally:
-        api.client.close()
-        api.stop()
 
 
 def png_data_uri(size: int = 32) -> str:

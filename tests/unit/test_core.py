@@ -26,6 +26,8 @@ async def test_models_lists_capabilities(core):
         ("embedder", ["embed"]),
         ("reranker", ["rerank"]),
         ("clip", ["embed", "image_embed"]),
+        ("sentiment", ["classify"]),
+        ("nli", ["classify"]),
     ]
     assert all(m["object"] == "model" and m["owned_by"] == "infinity" for m in body["data"])
 
@@ -72,7 +74,8 @@ async def test_dimensions_truncate_and_renormalise(core):
         (
             {"model": "nope", "input": "a"},
             ErrorKind.NOT_FOUND,
-            "Model 'nope' is not deployed. Available deployments: embedder, reranker, clip.",
+            "Model 'nope' is not deployed. Available deployments: embedder, reranker, clip, "
+            "sentiment, nli.",
         ),
         (
             {"model": "reranker", "input": "a"},

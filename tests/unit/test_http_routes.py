@@ -46,7 +46,13 @@ async def test_routes_answer_through_the_core(make_settings):
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
     assert len(ok.json()["data"]) == 1
     models = await send(app, "GET", "/v1/models")
-    assert {m["id"] for m in models.json()["data"]} == {"embedder", "reranker", "clip"}
+    assert {m["id"] for m in models.json()["data"]} == {
+        "embedder",
+        "reranker",
+        "clip",
+        "sentiment",
+        "nli",
+    }
     missing = await send(app, "POST", "/v1/embeddings", json={"model": "nope", "input": "a"})
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "model_not_found"  # the message: test_core
@@ -215,7 +221,10 @@ async def test_one_declaration_adds_a_route_on_http_runpod_and_openapi(make_sett
     operations = (*OPERATIONS, ECHO)
     app = mounted(make_settings, operations=operations)
     reply = await send(app, "POST", "/v3/echo", json={"text": "hi"})
-    assert reply.json() == {"echo": {"text": "hi"}, "models": ["clip", "embedder", "reranker"]}
+    assert reply.json() == {
+        "echo": {"text": "hi"},
+        "models": ["clip", "embedder", "nli", "reranker", "sentiment"],
+    }
     spec = (await send(app, "GET", "/v1/openapi.json")).json()
     assert spec["paths"]["/v3/echo"]["post"]["summary"] == "Echo the body."
     core = Core(make_settings(), FakeBackend(), FakeImages(), operations)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from handlers.api.wire import plain
 from handlers.core.table import OPERATIONS
 
-MODELS = {"embed": "embedder", "rerank": "reranker", None: "embedder"}
+MODELS = {"embed": "embedder", "rerank": "reranker", "classify": "nli", None: "embedder"}
 # bodies beyond the examples: each shape a reply can take
 VARIANTS = {
     "/v1/embeddings": [
@@ -24,6 +24,9 @@ VARIANTS = {
     "/v2/embed": [{"embedding_types": ["float", "int8", "ubinary", "base64"]}],
     "/v1/embed": [{"embedding_types": ["int8"]}],
     "/v1/tokenize": [{"add_special_tokens": False}],
+    "/v1/classify": [{"input": ["a text", ["a premise", "a hypothesis"]], "raw_scores": True}],
+    "/classify": [{"input": "one text", "model": "sentiment"}],
+    "/v1/score": [{"model": "reranker"}, {"text_1": ["a", "b"], "text_2": ["c", "d"]}],
 }
 CASES = [
     (op, {**({"model": MODELS[op.capability]} if op.request else {}), **op.example, **variant})

@@ -117,7 +117,7 @@ def test_unknown_openai_route_is_refused(route):
     assert f"Unknown openai_route {route!r}" in error.message
     supported = (
         "/v1/models, /v1/embeddings, /v1/rerank, /rerank, /v1/tokenize, /v1/embed, /v2/embed, "
-        "/v2/rerank."
+        "/v2/rerank, /v1/classify, /classify, /v1/score."
     )
     assert f"Supported: {supported}" in error.message
 

@@ -1,0 +1,127 @@
+"""POST /v1/score (vLLM's): how well each text_2 matches its text_1, by a reranker's score or
+the cosine of an embedder's vectors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+from pydantic import BeforeValidator, Field
+
+from handlers.core.operations import Operation
+from handlers.core.ops.embeddings import embed
+from handlers.core.parsing import parse_body
+from handlers.core.replies import ScoreResponse, reply_meta
+from handlers.core.schemas import EmbeddingsRequest, RequestBody
+from handlers.errors import ErrorKind, ServiceError
+
+if TYPE_CHECKING:
+    from handlers.core.dispatch import Core
+
+__all__ = ["SCORE", "ScoreRequest"]
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Texts = Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)]
+
+
+class ScoreRequest(RequestBody):
+    model: str = Field(description="A served reranker or embedding model (see /v1/models).")
+    text_1: Texts = Field(description="A text, or a list: one per text_2, or one for all.")
+    text_2: Texts = Field(description="A text, or a list of texts, each scored against text_1.")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(text_1, text_2) of each score, in order: one text_1 against every text_2, or
+        the two lists zipped.
+
+        Raises:
+            ServiceError: INVALID when the lists differ in length and text_1 is not one.
+        """
+        firsts, seconds = self.text_1, self.text_2
+        if len(firsts) == 1:
+            firsts = firsts * len(seconds)
+        if len(firsts) != len(seconds):
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"text_1 has {len(self.text_1)} texts and text_2 {len(self.text_2)}: send one "
+                "text_1, or as many as text_2.",
+                param="text_1",
+            )
+        return list(zip(firsts, seconds, strict=True))
+
+
+async def _rerank_scores(
+    core: Core, model: str, pairs: list[tuple[str, str]]
+) -> tuple[list[float], int]:
+    """A reranker's score of each pair (the sigmoid of its best window's logit, as
+    /v1/rerank's relevance_score), and tokens."""
+    queries = list(dict.fromkeys(first for first, _ in pairs))
+    owned = {q: [i for i, (first, _) in enumerate(pairs) if first == q] for q in queries}
+    plans = [
+        await core.backend.windows(model, q, [pairs[i][1] for i in owned[q]], None, None)
+        for q in queries
+    ]
+    async with core.backend.admit(model, sum(len(p.items) for p in plans)) as ticket:
+        runs = await asyncio.gather(*(core.backend.rerank(ticket, plan) for plan in plans))
+    scores = [0.0] * len(pairs)
+    for query, plan, (logits, _) in zip(queries, plans, runs, strict=True):
+        best = plan.best(logits, len(owned[query]))
+        for index, logit in zip(owned[query], best, strict=True):
+            scores[index] = float(1.0 / (1.0 + np.exp(-logit)))
+    return scores, sum(tokens for _, tokens in runs)
+
+
+async def _cosines(core: Core, model: str, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
+    """The cosine of each pair's two vectors (each distinct text embedded once, as
+    /v1/embeddings embeds it), and tokens."""
+    texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+    req = EmbeddingsRequest.model_validate({"model": model, "input": texts})
+    _, vectors, tokens = await embed(core, req)
+    found = dict(zip(texts, vectors, strict=True))
+    scores = []
+    for first, second in pairs:
+        a, b = (np.asarray(found[t], dtype=np.float64) for t in (first, second))
+        scores.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
+    return scores, tokens
+
+
+async def score(core: Core, body: Any) -> dict[str, Any]:
+    req: ScoreRequest = parse_body(ScoreRequest, body)
+    pairs = req.pairs()
+    core.check_size("text_2", len(pairs), [*req.text_1, *req.text_2])
+    info = core.model(req.model)
+    if "rerank" in info.capabilities:
+        scores, tokens = await _rerank_scores(core, req.model, pairs)
+    elif "embed" in info.capabilities:
+        scores, tokens = await _cosines(core, req.model, pairs)
+    else:
+        raise ServiceError(
+            ErrorKind.INVALID,
+            f"Model '{req.model}' cannot score pairs: /v1/score takes a reranker or an "
+            f"embedding model. Its capabilities: {', '.join(sorted(info.capabilities))}.",
+            param="model",
+            code="model_capability",
+        )
+    data = [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)]
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "model": req.model, "data": data, "usage": usage, **reply_meta()}
+
+
+SCORE = Operation(
+    "/v1/score",
+    "POST",
+    score,
+    "Score text pairs (vLLM's): a reranker's relevance score, or the cosine of an "
+    "embedding model's vectors.",
+    ScoreResponse,
+    ScoreRequest,
+    aliases=("/score",),
+    example={
+        "text_1": "What is the capital of France?",
+        "text_2": ["Paris is the capital of France.", "Berlin is the capital of Germany."],
+    },
+)
