@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from handlers.core.dispatch import ImageLoader
-from handlers.engine.seam import Backend, Prepared, Ticket, Windows
+from handlers.engine.seam import Backend, Prepared, SparseVector, Ticket, Windows
 from handlers.engine.text_tokenizer import Tokens, tokenize_data
 from handlers.engine.windows import plan_windows
 from handlers.media.fetcher import looks_like_image
@@ -24,6 +24,15 @@ def fake_vector(text: str, dims: int = 8) -> NDArray[Any]:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
     vec = np.random.default_rng(seed).standard_normal(dims).astype(np.float32)
     return vec / np.linalg.norm(vec)
+
+
+def fake_sparse(text: str) -> SparseVector:
+    """A fake sparse encoder's output: each distinct word's length as its index, weighted
+    by its count and length."""
+    words = text.lower().split()
+    ids = sorted({len(w) for w in words})
+    weights = [sum(len(w) for w in words if len(w) == i) / 10 for i in ids]
+    return SparseVector(ids, weights, [f"w{i}" for i in ids])
 
 
 @dataclass
@@ -118,6 +127,16 @@ class FakeBackend:
                     fingerprint="fedcba9876543210",
                 ),
                 ModelInfo(
+                    "splade",
+                    frozenset({"sparse_embed"}),
+                    "fake",
+                    None,
+                    1,
+                    max_input_tokens=16,
+                    prompts={"query": "", "document": ""},
+                    fingerprint="00112233445566ff",
+                ),
+                ModelInfo(
                     "sentiment",
                     frozenset({"classify"}),
                     "fake",
@@ -178,10 +197,12 @@ class FakeBackend:
         self.lengths.append(lengths)
         self.keys.append(key)
         self._maybe_fail()
-        vectors = [
+        vectors: list[Any] = [
             fake_vector(f"image:{item.ref}" if isinstance(item, FakeImage) else item)
             for item in items
         ]
+        if "sparse_embed" in self._models[ticket.model].capabilities:
+            vectors = [fake_sparse(item) for item in items]
         return vectors, sum(len(item.split()) + 2 for item in items if isinstance(item, str))
 
     async def count(self, model: str, texts: list[str]) -> Prepared:

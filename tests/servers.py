@@ -18,6 +18,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def serving(models: dict[str, Path]) -> dict[str, str]:
+    """The environment that serves `models` (served id -> folder) under their ids."""
+    return {
+        "MODEL_NAMES": ";".join(str(folder) for folder in models.values()),
+        "SERVED_MODEL_NAMES": ";".join(models),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -23,6 +23,13 @@ def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
         "revision": info.revision,
         "max_input_tokens": info.max_input_tokens,
     }
+    if "sparse_embed" in info.capabilities:  # its dimensions: the vocabulary's ids
+        out |= {
+            "prompts": list(info.prompts),
+            "default_prompt_name": info.default_prompt_name,
+            "input_types": input_types(info),
+            "fingerprint": info.fingerprint,
+        }
     if "embed" in info.capabilities:
         out |= {
             "dimensions": info.dimensions,

@@ -34,9 +34,17 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class SparseEmbedding(BaseModel):
+    indices: list[int] = Field(description="Active dimensions (vocabulary ids), ascending.")
+    values: list[float]
+    tokens: list[str] | None = Field(None, description="return_tokens: each index's token.")
+
+
 class EmbeddingObject(BaseModel):
     object: Literal["embedding"] = "embedding"
-    embedding: list[float] | list[int] | str
+    embedding: list[float] | list[int] | str | SparseEmbedding = Field(
+        description="A vector (a list, or base64); a sparse encoder's {'indices', 'values'}."
+    )
     index: int
 
 

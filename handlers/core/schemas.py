@@ -236,6 +236,15 @@ class EmbeddingsRequest(RequestBody):
         "prompt_name). Not with "
         "prompt_name or input_type.",
     )
+    sparse_top_k: PositiveInt | None = Field(
+        None, description="Sparse encoders: keep each input's k largest weights."
+    )
+    sparse_threshold: float | None = Field(
+        None, ge=0, description="Sparse encoders: drop the weights below this value."
+    )
+    return_tokens: bool = Field(
+        False, description="Sparse encoders: each dimension's vocabulary token too."
+    )
     user: str | None = Field(None, description="Accepted and ignored.")
     _kinds: list[str | None] = PrivateAttr(default_factory=list)
 

@@ -16,7 +16,7 @@ from handlers.model_info import ModelInfo
 if TYPE_CHECKING:
     from handlers.engine.scheduler import Scheduler
 
-__all__ = ["Backend", "EmbedKey", "Prepared", "Ticket", "Windows"]
+__all__ = ["Backend", "EmbedKey", "Prepared", "SparseVector", "Ticket", "Windows"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,17 @@ class EmbedKey:
     truncation_direction: str = "right"  # which end a too-long input is cut from
     normalize: bool = True  # False: the pooling output, before any normalisation
     adapter: str | None = None  # the task adapter applied (engine.adapters); None: base weights
+    task: str | None = None  # sparse encoders: "query" or "document" (their Router's route)
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse encoder's output for one input: its active dimensions (token ids, ascending),
+    their weights, and the vocabulary token of each."""
+
+    indices: list[int]
+    values: list[float]
+    tokens: list[str]
 
 
 @dataclass

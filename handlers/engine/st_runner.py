@@ -14,7 +14,13 @@ from handlers.engine.text_tokenizer import TextTokenizer, Tokens
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
-__all__ = ["SentenceTransformerStages", "is_multimodal_pipeline", "load"]
+__all__ = [
+    "SentenceTransformerStages",
+    "is_multimodal_pipeline",
+    "load",
+    "open_model",
+    "text_tokenizer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +41,32 @@ def is_multimodal_pipeline(path: str, revision: str | None) -> bool:
     return any(key in (config or {}) for key in MEDIA_CONFIGS)
 
 
-def load(spec: ModelSpec, settings: Settings) -> Loaded:
-    """The pipeline of `spec` loaded by sentence-transformers 6 (blocking): it embeds texts
-    and each media modality the model declares (images)."""
-    from sentence_transformers import SentenceTransformer
-
+def open_model(kind: Any, spec: ModelSpec, settings: Settings) -> tuple[Any, Any, str]:
+    """A sentence-transformers 6 model class `kind` (SentenceTransformer, SparseEncoder)
+    loaded from `spec` (blocking, in eval mode): the model, our copy of its text tokenizer
+    (None: no fast one) and its dtype."""
     device = None if settings.device == "auto" else settings.device
-    model = SentenceTransformer(
+    model = kind(
         spec.path,
         device=device,
         trust_remote_code=settings.trust_remote_code,
         revision=spec.revision,
     ).eval()
-    capabilities = {"embed"} | ({"image_embed"} if "image" in model.modalities else set())
-    hf_tokenizer = _text_tokenizer(model)
+    hf_tokenizer = text_tokenizer(model)
     tokenizer = None
     if getattr(hf_tokenizer, "is_fast", False):
         limit = model.max_seq_length or hf_tokenizer.model_max_length
         tokenizer = TextTokenizer(hf_tokenizer.backend_tokenizer, int(limit))
-    first = next(model.parameters())
-    dtype = str(first.dtype).removeprefix("torch.")
+    return model, tokenizer, str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def load(spec: ModelSpec, settings: Settings) -> Loaded:
+    """The pipeline of `spec` loaded by sentence-transformers 6 (blocking): it embeds texts
+    and each media modality the model declares (images)."""
+    from sentence_transformers import SentenceTransformer
+
+    model, tokenizer, dtype = open_model(SentenceTransformer, spec, settings)
+    capabilities = {"embed"} | ({"image_embed"} if "image" in model.modalities else set())
     runner = SentenceTransformerStages(model)
     return Loaded([runner], frozenset(capabilities), "torch", tokenizer, dtype)
 
@@ -73,7 +85,7 @@ class SentenceTransformerStages:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         texts = [i for i, item in enumerate(inputs) if isinstance(item, str | Tokens)]
         images = [i for i, item in enumerate(inputs) if not isinstance(item, str | Tokens)]
-        tokenizer = _text_tokenizer(self.model)
+        tokenizer = text_tokenizer(self.model)
         counts = [0] * len(inputs)
         parts = []
         if texts:
@@ -124,7 +136,7 @@ def _plain(item: Any) -> str:
     return str(item)
 
 
-def _text_tokenizer(model: Any) -> Any:
+def text_tokenizer(model: Any) -> Any:
     """The model's text tokenizer (a processor's own, where it has one)."""
     tokenizer = model.tokenizer
     return getattr(tokenizer, "tokenizer", tokenizer)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import httpx
 import pytest
 
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
 from tests.fakes import FakeImages
+from tests.servers import ServiceProcess, serving
 
 
 @pytest.fixture
@@ -26,3 +30,19 @@ async def make_core(make_settings, model_env):
     yield make
     for core in cores:
         await core.stop()
+
+
+@pytest.fixture(scope="module")
+def models_env(models) -> dict[str, str]:
+    """The environment serving the module's own `models` (served id -> folder)."""
+    return serving(models)
+
+
+@pytest.fixture(scope="module")
+def models_http(models_env) -> Iterator[httpx.Client]:
+    """A client of the real service serving the module's own `models`."""
+    with (
+        ServiceProcess(models_env) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        yield client

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -16,7 +15,6 @@ from tests.conftest import EMBED_ID, RERANK_ID
 from tests.families_classifiers import NLI, build_nli, build_sentiment, build_topics
 from tests.oracles import TOLERANCE, embed_oracle
 from tests.runpod_procs import LocalApi, assert_error, worker_env
-from tests.servers import ServiceProcess
 
 SENTIMENT_ID, TOPICS_ID, NLI_ID = "tiny/sentiment", "tiny/topics", "tiny/nli"
 TEXTS = ["the food was happy", "a sad cold day", "paris is the capital of france", "hello"]
@@ -40,22 +38,8 @@ def models(tmp_path_factory, tiny_models) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def env(models) -> dict[str, str]:
-    return {
-        "MODEL_NAMES": ";".join(str(p) for p in models.values()),
-        "SERVED_MODEL_NAMES": ";".join(models),
-    }
-
-
-@pytest.fixture(scope="module")
-def http(env) -> Iterator[httpx.Client]:
-    with ServiceProcess(env) as server, httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def worker(env) -> Iterator[LocalApi]:
-    with LocalApi(worker_env(env)) as api:
+def worker(models_env) -> Iterator[LocalApi]:
+    with LocalApi(worker_env(models_env)) as api:
         yield api
 
 
@@ -81,8 +65,8 @@ def assert_probabilities(data: list[dict], expected: list[dict[str, float]], lab
         assert item["label"] == max(want, key=want.__getitem__)
 
 
-def test_single_texts_equal_the_pipeline(http, models):
-    reply = http.post("/v1/classify", json={"model": SENTIMENT_ID, "input": TEXTS})
+def test_single_texts_equal_the_pipeline(models_http, models):
+    reply = models_http.post("/v1/classify", json={"model": SENTIMENT_ID, "input": TEXTS})
     assert reply.status_code == 200, reply.text
     labels = ("negative", "neutral", "positive")
     expected = pipeline_scores(models[SENTIMENT_ID], TEXTS)
@@ -92,8 +76,8 @@ def test_single_texts_equal_the_pipeline(http, models):
     assert reply.json()["usage"]["prompt_tokens"] == tokenizer_counts
 
 
-def test_infinity_route_lists_labels_as_the_pipeline_does(http, models):
-    reply = http.post("/classify", json={"model": SENTIMENT_ID, "input": TEXTS[:2]}).json()
+def test_infinity_route_lists_labels_as_the_pipeline_does(models_http, models):
+    reply = models_http.post("/classify", json={"model": SENTIMENT_ID, "input": TEXTS[:2]}).json()
     expected = pipeline_scores(models[SENTIMENT_ID], TEXTS[:2])
     for got, want in zip(reply["data"], expected, strict=True):
         assert [e["label"] for e in got] == sorted(want, key=want.__getitem__, reverse=True)
@@ -101,41 +85,47 @@ def test_infinity_route_lists_labels_as_the_pipeline_does(http, models):
             assert entry["score"] == pytest.approx(want[entry["label"]], abs=TOLERANCE)
 
 
-def test_multi_label_scores_are_independent_sigmoids(http, models):
-    data = http.post("/v1/classify", json={"model": TOPICS_ID, "input": TEXTS}).json()["data"]
+def test_multi_label_scores_are_independent_sigmoids(models_http, models):
+    data = models_http.post("/v1/classify", json={"model": TOPICS_ID, "input": TEXTS}).json()[
+        "data"
+    ]
     expected = pipeline_scores(models[TOPICS_ID], TEXTS)
     assert_probabilities(data, expected, ("sports", "politics", "science", "travel"))
     assert any(abs(sum(item["probs"]) - 1) > 0.1 for item in data)
 
 
-def test_pairs_equal_the_cross_encoder_alone_and_in_a_batch(http, models):
+def test_pairs_equal_the_cross_encoder_alone_and_in_a_batch(models_http, models):
     mixed = [PAIRS[0], "a lone text", *PAIRS[1:]]
-    data = http.post("/v1/classify", json={"model": NLI_ID, "input": mixed}).json()["data"]
+    data = models_http.post("/v1/classify", json={"model": NLI_ID, "input": mixed}).json()["data"]
     want = cross_encoder(models[NLI_ID], PAIRS, apply_softmax=True)
     pairs_data = [data[0], *data[2:]]
     for item, row in zip(pairs_data, want, strict=True):
         assert item["probs"] == pytest.approx(row.tolist(), abs=TOLERANCE)
         assert item["label"] == NLI[int(np.argmax(row))]
-    raw = http.post(
+    raw = models_http.post(
         "/v1/classify", json={"model": NLI_ID, "input": [PAIRS[1]], "raw_scores": True}
     ).json()["data"][0]["probs"]
     assert raw == pytest.approx(cross_encoder(models[NLI_ID], [PAIRS[1]])[0].tolist(), abs=1e-4)
 
 
-def test_score_by_a_reranker_equals_the_cross_encoder_and_rerank(http, models):
+def test_score_by_a_reranker_equals_the_cross_encoder_and_rerank(models_http, models):
     query, docs = "capital of france", ["paris is the capital of france", "a dog", "berlin"]
-    reply = http.post("/v1/score", json={"model": RERANK_ID, "text_1": query, "text_2": docs})
+    reply = models_http.post(
+        "/v1/score", json={"model": RERANK_ID, "text_1": query, "text_2": docs}
+    )
     scores = [d["score"] for d in reply.json()["data"]]
     want = cross_encoder(models[RERANK_ID], [[query, d] for d in docs])  # sigmoid: 1 label
     assert scores == pytest.approx(want.tolist(), abs=TOLERANCE)
-    ranked = http.post("/v1/rerank", json={"model": RERANK_ID, "query": query, "documents": docs})
+    ranked = models_http.post(
+        "/v1/rerank", json={"model": RERANK_ID, "query": query, "documents": docs}
+    )
     by_index = {r["index"]: r["relevance_score"] for r in ranked.json()["results"]}
     assert scores == pytest.approx([by_index[i] for i in range(len(docs))], abs=1e-6)
 
 
-def test_score_by_an_embedder_is_the_cosine_of_its_vectors(http, models):
+def test_score_by_an_embedder_is_the_cosine_of_its_vectors(models_http, models):
     first, seconds = ["a cat", "red car"], ["the cat is happy", "a blue car"]
-    reply = http.post("/score", json={"model": EMBED_ID, "text_1": first, "text_2": seconds})
+    reply = models_http.post("/score", json={"model": EMBED_ID, "text_1": first, "text_2": seconds})
     vectors = embed_oracle(models[EMBED_ID], first + seconds)
     want = [float(vectors[i] @ vectors[i + 2]) for i in range(2)]
     assert [d["score"] for d in reply.json()["data"]] == pytest.approx(want, abs=1e-4)
@@ -152,15 +142,15 @@ def test_score_by_an_embedder_is_the_cosine_of_its_vectors(http, models):
         ("/v1/score", {"model": RERANK_ID, "text_1": ["a", "b"], "text_2": ["c"]}, 400, "text_1"),
     ],
 )
-def test_bad_requests_get_a_clear_4xx(http, path, body, status, fragment):
-    reply = http.post(path, json=body)
+def test_bad_requests_get_a_clear_4xx(models_http, path, body, status, fragment):
+    reply = models_http.post(path, json=body)
     assert reply.status_code == status, reply.text
     error = reply.json()["error"]
     assert fragment in error["message"] and "Traceback" not in reply.text
 
 
-def test_models_name_each_classifiers_labels(http):
-    cards = {m["id"]: m for m in http.get("/v1/models").json()["data"]}
+def test_models_name_each_classifiers_labels(models_http):
+    cards = {m["id"]: m for m in models_http.get("/v1/models").json()["data"]}
     assert cards[NLI_ID]["capabilities"] == ["classify"]
     assert cards[NLI_ID]["classes"] == {"labels": list(NLI), "pairs": True, "multi_label": False}
     assert cards[TOPICS_ID]["classes"]["multi_label"] is True

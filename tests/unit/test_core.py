@@ -26,6 +26,7 @@ async def test_models_lists_capabilities(core):
         ("embedder", ["embed"]),
         ("reranker", ["rerank"]),
         ("clip", ["embed", "image_embed"]),
+        ("splade", ["sparse_embed"]),
         ("sentiment", ["classify"]),
         ("nli", ["classify"]),
     ]
@@ -75,7 +76,7 @@ async def test_dimensions_truncate_and_renormalise(core):
             {"model": "nope", "input": "a"},
             ErrorKind.NOT_FOUND,
             "Model 'nope' is not deployed. Available deployments: embedder, reranker, clip, "
-            "sentiment, nli.",
+            "splade, sentiment, nli.",
         ),
         (
             {"model": "reranker", "input": "a"},

@@ -50,6 +50,7 @@ async def test_routes_answer_through_the_core(make_settings):
         "embedder",
         "reranker",
         "clip",
+        "splade",
         "sentiment",
         "nli",
     }
@@ -223,7 +224,7 @@ async def test_one_declaration_adds_a_route_on_http_runpod_and_openapi(make_sett
     reply = await send(app, "POST", "/v3/echo", json={"text": "hi"})
     assert reply.json() == {
         "echo": {"text": "hi"},
-        "models": ["clip", "embedder", "nli", "reranker", "sentiment"],
+        "models": ["clip", "embedder", "nli", "reranker", "sentiment", "splade"],
     }
     spec = (await send(app, "GET", "/v1/openapi.json")).json()
     assert spec["paths"]["/v3/echo"]["post"]["summary"] == "Echo the body."

@@ -1,12 +1,12 @@
 """POST /v1/embeddings (OpenAI's, with Cohere's, Voyage's and Jina's fields): vectors of texts
-and images; `embed` is the routine every embeddings dialect runs."""
+and images, and sparse encoders' {"indices", "values"}; `embed` is the routine every
+embeddings dialect runs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from numpy.typing import NDArray
-
+from handlers.core import sparse
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.prompts import prompt_for
@@ -25,9 +25,11 @@ __all__ = ["EMBEDDINGS", "embed"]
 
 async def embeddings(core: Core, body: Any) -> dict[str, Any]:
     req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body, core.context)
-    info, vectors, tokens = await embed(core, req)
-    data = []
-    if vectors:
+    info, vectors, tokens = await embed(core, req, sparse_ok=True)
+    data: list[Any] = []
+    if "sparse_embed" in info.capabilities:
+        data = sparse.rows(vectors, req)
+    elif vectors:
         data = encode(
             vectors,
             encoding=req.encoding_format,
@@ -47,12 +49,21 @@ async def embeddings(core: Core, body: Any) -> dict[str, Any]:
     }
 
 
-async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[NDArray[Any]], int]:
-    """The model's vectors of a validated request, in input order, and its tokens."""
+async def embed(
+    core: Core, req: EmbeddingsRequest, sparse_ok: bool = False
+) -> tuple[ModelInfo, list[Any], int]:
+    """The model's vectors of a validated request, in input order, and its tokens; with
+    `sparse_ok`, a sparse encoder's SparseVectors (else it is refused as no embedder)."""
     is_image = _is_image(core, req)
     texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
     core.check_size("input", len(req.input), texts)
     needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
+    is_sparse = sparse_ok and "sparse_embed" in core.model(req.model).capabilities
+    if is_sparse:
+        sparse.check_options(req, req.model)
+        needed = (needed - {"embed"}) | {"sparse_embed"}
+    else:
+        sparse.refuse_sparse_options(req, req.model)
     info = core.model(req.model, *sorted(needed))
     if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
         raise ServiceError(
@@ -78,7 +89,8 @@ async def embed(core: Core, req: EmbeddingsRequest) -> tuple[ModelInfo, list[NDA
             items[i] = read
         counted = iter(prepared.counts)
         lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
-    key = EmbedKey(req.truncation_direction, req.normalize, adapter)
+    task = sparse.task_of(req) if is_sparse else None
+    key = EmbedKey(req.truncation_direction, req.normalize, adapter, task)
     async with core.backend.admit(req.model, len(items)) as ticket:
         image_idx = [i for i, flag in enumerate(is_image) if flag]
         if image_idx:
