@@ -38,6 +38,7 @@ class ModelInfo:
     adapters: tuple[str, ...] = ()  # task adapters a prompt (task) name picks
     fingerprint: str | None = None  # embedders: what decides their vector space
     classes: Classes | None = None  # classifiers: what they predict
+    similarity: str | None = None  # multi-vector encoders: maxsim or meanmaxsim (rerank, score)
 
     def adapter_for(self, task: str) -> str | None:
         """The task adapter a task (prompt) name picks: the one of that name, with '.' and

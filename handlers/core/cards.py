@@ -23,7 +23,9 @@ def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
         "revision": info.revision,
         "max_input_tokens": info.max_input_tokens,
     }
-    if "sparse_embed" in info.capabilities:  # its dimensions: the vocabulary's ids
+    if info.similarity is not None:
+        out |= {"dimensions": info.dimensions, "similarity": info.similarity}
+    if info.capabilities & {"sparse_embed", "multi_vector_embed"}:  # sparse: vocabulary ids
         out |= {
             "prompts": list(info.prompts),
             "default_prompt_name": info.default_prompt_name,

@@ -42,8 +42,11 @@ class SparseEmbedding(BaseModel):
 
 class EmbeddingObject(BaseModel):
     object: Literal["embedding"] = "embedding"
-    embedding: list[float] | list[int] | str | SparseEmbedding = Field(
-        description="A vector (a list, or base64); a sparse encoder's {'indices', 'values'}."
+    embedding: (
+        list[float] | list[int] | str | SparseEmbedding | list[list[float]] | list[list[int]]
+    ) = Field(
+        description="A vector (a list, or base64); a sparse encoder's {'indices', 'values'}; "
+        "a multi-vector model's token vectors (a list of rows, or base64 of all of them)."
     )
     index: int
 
@@ -192,6 +195,9 @@ class ModelCard(BaseModel):
         None,
         description="Embedders: 16 hex digits over weights, pooling, normalisation, max "
         "length, default prompt and dtype class.",
+    )
+    similarity: str | None = Field(
+        None, description="Multi-vector models: maxsim or meanmaxsim (rerank and score)."
     )
     classes: dict[str, Any] | None = Field(
         None,

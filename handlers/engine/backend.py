@@ -137,7 +137,7 @@ class EngineBackend:
             )
             scheduler.start()
             self._schedulers[spec.served_id] = scheduler
-            if "embed" in model.capabilities:
+            if model.capabilities & {"embed", "multi_vector_embed"}:  # multi-vector: tokens x dims
                 vectors, _ = await scheduler.run(["dimension probe"])
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
             self._info[spec.served_id] = info

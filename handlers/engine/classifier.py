@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers.engine import identity
 from handlers.engine.collate import Collator
-from handlers.engine.infinity import Loaded
+from handlers.engine.infinity import Loaded, import_infinity
 from handlers.engine.text_tokenizer import TextTokenizer
 from handlers.model_info import Classes
 from handlers.model_specs import ModelSpec
@@ -33,8 +33,8 @@ def classes(path: str, revision: str | None) -> Classes | None:
     id2label = config.get("id2label") or {}
     if len(id2label) < 2:
         return None
-    saved = identity.model_json(path, "config_sentence_transformers.json", revision) or {}
-    pairs = saved.get("model_type") == "CrossEncoder" or "sentence_transformers" in config
+    saved_as = identity.saved_model_type(path, revision)
+    pairs = saved_as == "CrossEncoder" or "sentence_transformers" in config
     labels = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
     multi = config.get("problem_type") == "multi_label_classification"
     return Classes(labels, pairs, multi)
@@ -47,6 +47,7 @@ def load(spec: ModelSpec, settings: Settings, found: Classes) -> Loaded:
     Raises:
         RuntimeError: a precision it cannot run in, or no fast tokenizer with a pad token.
     """
+    import_infinity()  # waits for the preload's import of transformers (half-imported else)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

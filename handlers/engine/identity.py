@@ -16,6 +16,7 @@ __all__ = [
     "dtype_class",
     "fingerprint",
     "model_json",
+    "saved_model_type",
     "prompts",
     "source_folder",
     "weights_digest",
@@ -65,6 +66,15 @@ def model_json(path: str, name: str, revision: str | None) -> Any:
         return json.loads(Path(hf_hub_download(path, name, revision=revision)).read_text())
     except EntryNotFoundError:
         return None
+
+
+def saved_model_type(path: str, revision: str | None) -> str | None:
+    """The sentence-transformers class that saved the model at `path` (the `model_type` of
+    its config_sentence_transformers.json: SentenceTransformer, CrossEncoder, SparseEncoder,
+    MultiVectorEncoder); None where it has none."""
+    saved = model_json(path, "config_sentence_transformers.json", revision) or {}
+    kind = saved.get("model_type")
+    return str(kind) if kind else None
 
 
 def _file_digest(file: Path) -> str:

@@ -47,6 +47,7 @@ class Loaded:
     collates: bool = False
     adapters: tuple[str, ...] = ()  # its task adapters (engine.adapters), loaded on torch
     classes: Classes | None = None  # a classifier's labels (engine.classifier)
+    similarity: str | None = None  # multi-vector encoders: maxsim or meanmaxsim
 
     @property
     def counter(self) -> Counter | None:

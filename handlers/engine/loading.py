@@ -7,7 +7,16 @@ import logging
 import time
 from dataclasses import replace
 
-from handlers.engine import adapters, classifier, ct2, identity, pipeline, sparse, st_runner
+from handlers.engine import (
+    adapters,
+    classifier,
+    ct2,
+    identity,
+    multi_vector,
+    pipeline,
+    sparse,
+    st_runner,
+)
 from handlers.engine import onnx_plan as onnx
 from handlers.engine.infinity import Loaded, load_infinity
 from handlers.model_info import ModelInfo
@@ -44,8 +53,8 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
     onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
     converted once by Infinity, under a cross-process lock. Other models, those with
-    task adapters, classifiers, sparse encoders and those whose conversion fails, run on
-    torch, with a log line."""
+    task adapters, classifiers, sparse and multi-vector encoders and those whose conversion
+    fails, run on torch, with a log line."""
     backend = settings.backend
     reason: str | None
     names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
@@ -54,10 +63,12 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
         if backend != "torch":
             log.warning("model %s: classifiers run on torch; BACKEND=torch", spec.served_id)
         return classifier.load(spec, settings, found)
-    if sparse.is_sparse_encoder(spec.path, spec.revision):
+    saved_as = identity.saved_model_type(spec.path, spec.revision)
+    by_library = {"SparseEncoder": sparse.load, "MultiVectorEncoder": multi_vector.load}
+    if saved_as in by_library:
         if backend != "torch":
-            log.warning("model %s: sparse encoders run on torch; BACKEND=torch", spec.served_id)
-        return sparse.load(spec, settings)
+            log.warning("model %s: a %s runs on torch; BACKEND=torch", spec.served_id, saved_as)
+        return by_library[saved_as](spec, settings)
     if backend != "torch" and names:
         reason = f"its task adapters ({', '.join(names)}) are applied on torch only"
     elif backend == "optimum":
@@ -141,8 +152,9 @@ def describe(spec: ModelSpec, model: Loaded, settings: Settings) -> ModelInfo:
         default_prompt_name=default,
         adapters=model.adapters,
         classes=model.classes,
+        similarity=model.similarity,
     )
-    if not model.capabilities & {"embed", "sparse_embed"}:
+    if not model.capabilities & {"embed", "sparse_embed", "multi_vector_embed"}:
         return info
     space = identity.fingerprint(
         weights=digest or f"{spec.path}@{spec.revision}",

@@ -1,33 +1,24 @@
 """Sparse encoders (sentence-transformers 6's SparseEncoder: SPLADE, inference-free document
-encoders behind a Router): recognised from their config, loaded by the library itself, run
-as a scheduler Runner that gives each input's active dimensions."""
+encoders behind a Router): loaded by the library itself, run as a scheduler Runner that
+gives each input's active dimensions."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable
 from typing import Any
 
-from handlers.engine import identity
 from handlers.engine.infinity import Loaded
 from handlers.engine.seam import EmbedKey, SparseVector
 from handlers.engine.st_runner import open_model, text_tokenizer
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
-__all__ = ["SparseStages", "is_sparse_encoder", "load"]
-
-
-def is_sparse_encoder(path: str, revision: str | None) -> bool:
-    """Whether sentence-transformers saved the model at `path` as a SparseEncoder."""
-    saved = identity.model_json(path, "config_sentence_transformers.json", revision) or {}
-    return saved.get("model_type") == "SparseEncoder"
+__all__ = ["SparseStages", "load"]
 
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
     """The SparseEncoder of `spec`, loaded by sentence-transformers 6 (blocking)."""
-    from sentence_transformers import SparseEncoder
-
-    model, tokenizer, dtype = open_model(SparseEncoder, spec, settings)
+    model, tokenizer, dtype = open_model("SparseEncoder", spec, settings)
     runner = SparseStages(model, text_tokenizer(model))
     return Loaded([runner], frozenset({"sparse_embed"}), "torch", tokenizer, dtype)
 

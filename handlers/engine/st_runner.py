@@ -8,7 +8,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from handlers.engine import identity
-from handlers.engine.infinity import Loaded
+from handlers.engine.infinity import Loaded, import_infinity
 from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer, Tokens
 from handlers.model_specs import ModelSpec
@@ -41,12 +41,17 @@ def is_multimodal_pipeline(path: str, revision: str | None) -> bool:
     return any(key in (config or {}) for key in MEDIA_CONFIGS)
 
 
-def open_model(kind: Any, spec: ModelSpec, settings: Settings) -> tuple[Any, Any, str]:
-    """A sentence-transformers 6 model class `kind` (SentenceTransformer, SparseEncoder)
+def open_model(kind: str, spec: ModelSpec, settings: Settings) -> tuple[Any, Any, str]:
+    """A sentence-transformers 6 model class named `kind` (SentenceTransformer, SparseEncoder)
     loaded from `spec` (blocking, in eval mode): the model, our copy of its text tokenizer
-    (None: no fast one) and its dtype."""
+    (None: no fast one) and its dtype. The preload's import of transformers is waited for
+    first: a module imported while another thread imports transformers can find it half
+    imported ("cannot import name ...")."""
+    import_infinity()
+    import sentence_transformers
+
     device = None if settings.device == "auto" else settings.device
-    model = kind(
+    model = getattr(sentence_transformers, kind)(
         spec.path,
         device=device,
         trust_remote_code=settings.trust_remote_code,
@@ -63,9 +68,7 @@ def open_model(kind: Any, spec: ModelSpec, settings: Settings) -> tuple[Any, Any
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
     """The pipeline of `spec` loaded by sentence-transformers 6 (blocking): it embeds texts
     and each media modality the model declares (images)."""
-    from sentence_transformers import SentenceTransformer
-
-    model, tokenizer, dtype = open_model(SentenceTransformer, spec, settings)
+    model, tokenizer, dtype = open_model("SentenceTransformer", spec, settings)
     capabilities = {"embed"} | ({"image_embed"} if "image" in model.modalities else set())
     runner = SentenceTransformerStages(model)
     return Loaded([runner], frozenset(capabilities), "torch", tokenizer, dtype)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.core import sparse
+from handlers.core import multi_vector, sparse
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.prompts import prompt_for
@@ -25,10 +25,12 @@ __all__ = ["EMBEDDINGS", "embed"]
 
 async def embeddings(core: Core, body: Any) -> dict[str, Any]:
     req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body, core.context)
-    info, vectors, tokens = await embed(core, req, sparse_ok=True)
+    info, vectors, tokens = await embed(core, req, beyond_dense=True)
     data: list[Any] = []
     if "sparse_embed" in info.capabilities:
         data = sparse.rows(vectors, req)
+    elif "multi_vector_embed" in info.capabilities:
+        data = multi_vector.rows(vectors, req)
     elif vectors:
         data = encode(
             vectors,
@@ -50,20 +52,20 @@ async def embeddings(core: Core, body: Any) -> dict[str, Any]:
 
 
 async def embed(
-    core: Core, req: EmbeddingsRequest, sparse_ok: bool = False
+    core: Core, req: EmbeddingsRequest, beyond_dense: bool = False
 ) -> tuple[ModelInfo, list[Any], int]:
     """The model's vectors of a validated request, in input order, and its tokens; with
-    `sparse_ok`, a sparse encoder's SparseVectors (else it is refused as no embedder)."""
+    `beyond_dense`, a sparse encoder's SparseVectors or a multi-vector encoder's token
+    vectors (else such models are refused as no embedder)."""
     is_image = _is_image(core, req)
     texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
     core.check_size("input", len(req.input), texts)
     needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
-    is_sparse = sparse_ok and "sparse_embed" in core.model(req.model).capabilities
-    if is_sparse:
-        sparse.check_options(req, req.model)
-        needed = (needed - {"embed"}) | {"sparse_embed"}
-    else:
+    output = _output(core, req) if beyond_dense else None
+    if output is None:
         sparse.refuse_sparse_options(req, req.model)
+    else:
+        needed = (needed - {"embed"}) | {output}
     info = core.model(req.model, *sorted(needed))
     if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
         raise ServiceError(
@@ -75,6 +77,8 @@ async def embed(
             param="dimensions",
         )
     prompt, adapter = prompt_for(req, info)
+    if output == "multi_vector_embed":  # its preprocess applies the task's prompt itself
+        prompt = ""
     items: list[Any] = [
         item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
     ]
@@ -89,7 +93,7 @@ async def embed(
             items[i] = read
         counted = iter(prepared.counts)
         lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
-    task = sparse.task_of(req) if is_sparse else None
+    task = sparse.task_of(req) if output else None
     key = EmbedKey(req.truncation_direction, req.normalize, adapter, task)
     async with core.backend.admit(req.model, len(items)) as ticket:
         image_idx = [i for i, flag in enumerate(is_image) if flag]
@@ -99,6 +103,19 @@ async def embed(
                 items[i] = image
         vectors, tokens = await core.backend.embed(ticket, items, key, lengths)
     return info, vectors, tokens
+
+
+def _output(core: Core, req: EmbeddingsRequest) -> str | None:
+    """The model's output beyond a dense vector (sparse_embed, multi_vector_embed), its
+    options checked; None for a dense model."""
+    capabilities = core.model(req.model).capabilities
+    if "sparse_embed" in capabilities:
+        sparse.check_options(req, req.model)
+        return "sparse_embed"
+    if "multi_vector_embed" in capabilities:
+        multi_vector.check_options(req, req.model)
+        return "multi_vector_embed"
+    return None
 
 
 def _is_image(core: Core, req: EmbeddingsRequest) -> list[bool]:

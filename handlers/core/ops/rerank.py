@@ -6,10 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from handlers.core import rerank as ranking
+from handlers.core.multi_vector import maxsim
 from handlers.core.operations import Operation
+from handlers.core.ops.embeddings import embed
 from handlers.core.parsing import parse_body
 from handlers.core.replies import RerankResponse, RerankV2Response, reply_meta
 from handlers.core.rerank import RerankRequest
+from handlers.core.schemas import EmbeddingsRequest
+from handlers.errors import ErrorKind, ServiceError
+from handlers.model_info import ModelInfo
 
 if TYPE_CHECKING:
     from handlers.core.dispatch import Core
@@ -34,22 +39,54 @@ def _documents(req: RerankRequest, as_sent: bool = False) -> list[Any] | None:
 
 
 async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float], int]:
-    """Validate a rerank body and score its documents, each by its best window; a request
-    that names no model goes to the only reranker served."""
+    """Validate a rerank body and score its documents: a cross-encoder each by its best
+    window's logit, a multi-vector model by MaxSim (scores then raw); a request that names
+    no model goes to the only reranker served."""
     req: RerankRequest = parse_body(RerankRequest, body)
     texts = req.texts
     core.check_size("documents", len(texts), [req.query, *texts])
     if req.model is not None:
         core.model(req.model, "rerank")
     model = req.model if req.model is not None else core.only("rerank")
+    info = core.model(model)
+    if info.similarity is not None:
+        for field in ("max_tokens_per_doc", "max_chunks_per_doc"):
+            if getattr(req, field) is not None:
+                raise ServiceError(
+                    ErrorKind.INVALID,
+                    f"Model '{model}' scores by late interaction: {field} applies to "
+                    "cross-encoders' windows (it reads each document up to its document length).",
+                    param=field,
+                )
+        req.raw_scores = True
     if not texts:
         return req, model, [], 0
+    if info.similarity is not None:
+        scores, tokens = await late_interaction(core, info, req.query, texts)
+        return req, model, scores, tokens
     windows = await core.backend.windows(
         model, req.query, texts, req.max_tokens_per_doc, req.max_chunks_per_doc
     )
     async with core.backend.admit(model, len(windows.items)) as ticket:
         scores, tokens = await core.backend.rerank(ticket, windows)
     return req, model, windows.best(scores, len(texts)), tokens
+
+
+async def late_interaction(
+    core: Core, info: ModelInfo, query: str, docs: list[str]
+) -> tuple[list[float], int]:
+    """A multi-vector model's score of each document against the query: the query's token
+    vectors (its query side) against each document's (its document side), by the model's
+    MaxSim or MeanMaxSim; and tokens."""
+    ask = {"model": info.id, "input": [query], "input_type": "query"}
+    _, (query_vectors,), query_tokens = await embed(
+        core, EmbeddingsRequest.model_validate(ask), True
+    )
+    ask = {"model": info.id, "input": docs, "input_type": "document"}
+    _, doc_vectors, doc_tokens = await embed(core, EmbeddingsRequest.model_validate(ask), True)
+    mean = info.similarity == "meanmaxsim"
+    scores = [maxsim(query_vectors, doc, mean) for doc in doc_vectors]
+    return scores, query_tokens + doc_tokens
 
 
 def _body(

@@ -1,5 +1,5 @@
-"""POST /v1/score (vLLM's): how well each text_2 matches its text_1, by a reranker's score or
-the cosine of an embedder's vectors."""
+"""POST /v1/score (vLLM's): how well each text_2 matches its text_1, by a reranker's score, a
+multi-vector model's MaxSim or the cosine of an embedder's vectors."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from pydantic import BeforeValidator, Field
 
 from handlers.core.operations import Operation
 from handlers.core.ops.embeddings import embed
+from handlers.core.ops.rerank import late_interaction
 from handlers.core.parsing import parse_body
 from handlers.core.replies import ScoreResponse, reply_meta
 from handlers.core.schemas import EmbeddingsRequest, RequestBody
 from handlers.errors import ErrorKind, ServiceError
+from handlers.model_info import ModelInfo
 
 if TYPE_CHECKING:
     from handlers.core.dispatch import Core
@@ -52,6 +54,22 @@ class ScoreRequest(RequestBody):
                 param="text_1",
             )
         return list(zip(firsts, seconds, strict=True))
+
+
+async def _late_scores(
+    core: Core, info: ModelInfo, pairs: list[tuple[str, str]]
+) -> tuple[list[float], int]:
+    """A multi-vector model's MaxSim of each pair (as /v1/rerank's relevance_score), and
+    tokens."""
+    scores = [0.0] * len(pairs)
+    tokens = 0
+    for query in dict.fromkeys(first for first, _ in pairs):
+        owned = [i for i, (first, _) in enumerate(pairs) if first == query]
+        found, used = await late_interaction(core, info, query, [pairs[i][1] for i in owned])
+        for index, value in zip(owned, found, strict=True):
+            scores[index] = value
+        tokens += used
+    return scores, tokens
 
 
 async def _rerank_scores(
@@ -94,7 +112,9 @@ async def score(core: Core, body: Any) -> dict[str, Any]:
     pairs = req.pairs()
     core.check_size("text_2", len(pairs), [*req.text_1, *req.text_2])
     info = core.model(req.model)
-    if "rerank" in info.capabilities:
+    if info.similarity is not None:
+        scores, tokens = await _late_scores(core, info, pairs)
+    elif "rerank" in info.capabilities:
         scores, tokens = await _rerank_scores(core, req.model, pairs)
     elif "embed" in info.capabilities:
         scores, tokens = await _cosines(core, req.model, pairs)
