@@ -227,7 +227,9 @@ class FakeBackend:
             return None
         return tokenize_data(FakeTokenizer().encode(texts, add_special_tokens))
 
-    async def rerank(self, ticket: Ticket, windows: Windows) -> tuple[list[float], int]:
+    async def rerank(
+        self, ticket: Ticket, windows: Windows, instruction: str | None = None
+    ) -> tuple[list[float], int]:
         ticket.covers(len(windows.items))
         question, texts = text_of(windows.query), [text_of(doc) for doc in windows.items]
         self.calls.append(("rerank", (question, texts)))

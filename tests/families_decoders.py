@@ -19,16 +19,18 @@ from tests.tiny_tokenizers import byte_bpe, wrap
 QWEN3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def _qwen3_tokenizer(folder: Path, eos_template: bool, max_length: int) -> Any:
+def _qwen3_tokenizer(
+    folder: Path, eos_template: bool, max_length: int, words: tuple[str, ...] = ()
+) -> Any:
     """Qwen3-Embedding's tokenizer appends <|endoftext|> to each sequence; the reranker's
-    adds nothing (a pair is just concatenated)."""
+    adds nothing (a pair is just concatenated). `words` become whole tokens."""
     from transformers import Qwen2Tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     template = "$A:0 <|endoftext|>:0 | $A:0 <|endoftext|>:0 $B:1 <|endoftext|>:1"
     return wrap(
         folder,
-        byte_bpe(_sentences(), QWEN3_SPECIALS),
+        byte_bpe([*_sentences(), *list(words) * 100], QWEN3_SPECIALS),
         Qwen2Tokenizer,
         template if eos_template else None,
         eos_token="<|endoftext|>",

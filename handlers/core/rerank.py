@@ -147,6 +147,11 @@ class RerankRequest(RequestBody):
     max_chunks_per_doc: PositiveInt | None = Field(
         None, description="Cohere v1: read at most this many windows of each document."
     )
+    instruction: str | None = Field(
+        None,
+        description="LLM rerankers (capability rerank_instruction): the task instruction "
+        "their prompt template carries (default: the model's own).",
+    )
     _texts: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")

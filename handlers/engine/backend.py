@@ -213,10 +213,12 @@ class EngineBackend:
         encodings = await asyncio.to_thread(tokenizer.encode, texts, add_special_tokens)
         return tokenize_data(encodings)
 
-    async def rerank(self, ticket: Ticket, windows: Windows) -> tuple[list[float], int]:
+    async def rerank(
+        self, ticket: Ticket, windows: Windows, instruction: str | None = None
+    ) -> tuple[list[float], int]:
         pairs = [(windows.query, doc) for doc in windows.items]
         scheduler = self._scheduler(ticket.covers(len(pairs)))
-        scores, tokens = await scheduler.run(pairs, None, windows.lengths)
+        scores, tokens = await scheduler.run(pairs, instruction, windows.lengths)
         return [float(score) for score in scores], tokens
 
     async def classify(self, ticket: Ticket, items: list[Any]) -> tuple[list[NDArray[Any]], int]:

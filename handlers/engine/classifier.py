@@ -15,7 +15,7 @@ from handlers.model_info import Classes
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
-__all__ = ["ClassifyStages", "classes", "load"]
+__all__ = ["ClassifyStages", "classes", "is_causal_lm", "load"]
 
 # the precisions a classifier runs in on torch; "auto" is float16 on a GPU, else float32
 PRECISIONS = ("float32", "float16", "bfloat16")
@@ -38,6 +38,13 @@ def classes(path: str, revision: str | None) -> Classes | None:
     labels = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
     multi = config.get("problem_type") == "multi_label_classification"
     return Classes(labels, pairs, multi)
+
+
+def is_causal_lm(path: str, revision: str | None) -> bool:
+    """Whether the model's config names a *ForCausalLM architecture (as sentence-transformers'
+    CrossEncoder decides it is an LLM reranker)."""
+    config = identity.model_json(path, "config.json", revision) or {}
+    return any(str(arch).endswith("ForCausalLM") for arch in config.get("architectures") or ())
 
 
 def load(spec: ModelSpec, settings: Settings, found: Classes) -> Loaded:

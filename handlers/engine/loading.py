@@ -12,6 +12,7 @@ from handlers.engine import (
     classifier,
     ct2,
     identity,
+    llm_reranker,
     multi_vector,
     pipeline,
     sparse,
@@ -53,8 +54,8 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
     onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
     converted once by Infinity, under a cross-process lock. Other models, those with
-    task adapters, classifiers, sparse and multi-vector encoders and those whose conversion
-    fails, run on torch, with a log line."""
+    task adapters, classifiers, sparse and multi-vector encoders, causal-LM rerankers and those
+    whose conversion fails, run on torch, with a log line."""
     backend = settings.backend
     reason: str | None
     names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
@@ -65,6 +66,8 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
         return classifier.load(spec, settings, found)
     saved_as = identity.saved_model_type(spec.path, spec.revision)
     by_library = {"SparseEncoder": sparse.load, "MultiVectorEncoder": multi_vector.load}
+    if saved_as == "CrossEncoder" and classifier.is_causal_lm(spec.path, spec.revision):
+        by_library["CrossEncoder"] = llm_reranker.load
     if saved_as in by_library:
         if backend != "torch":
             log.warning("model %s: a %s runs on torch; BACKEND=torch", spec.served_id, saved_as)

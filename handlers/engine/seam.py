@@ -160,8 +160,11 @@ class Backend(Protocol):
         normalisation and adapter; `lengths` the items' tokens where the core counted them."""
         ...
 
-    async def rerank(self, ticket: Ticket, windows: Windows) -> tuple[list[float], int]:
-        """Raw relevance logits of each (query, window) pair, in order, and tokens."""
+    async def rerank(
+        self, ticket: Ticket, windows: Windows, instruction: str | None = None
+    ) -> tuple[list[float], int]:
+        """Raw relevance logits of each (query, window) pair, in order, and tokens;
+        `instruction`: an LLM reranker's prompt (rerank_instruction models only)."""
         ...
 
     async def classify(self, ticket: Ticket, items: list[Any]) -> tuple[list[NDArray[Any]], int]:

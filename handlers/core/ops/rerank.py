@@ -49,6 +49,13 @@ async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float],
         core.model(req.model, "rerank")
     model = req.model if req.model is not None else core.only("rerank")
     info = core.model(model)
+    if req.instruction is not None and "rerank_instruction" not in info.capabilities:
+        raise ServiceError(
+            ErrorKind.INVALID,
+            f"Model '{model}' takes no instruction: instruction is for LLM rerankers "
+            "(capability rerank_instruction).",
+            param="instruction",
+        )
     if info.similarity is not None:
         for field in ("max_tokens_per_doc", "max_chunks_per_doc"):
             if getattr(req, field) is not None:
@@ -68,7 +75,7 @@ async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float],
         model, req.query, texts, req.max_tokens_per_doc, req.max_chunks_per_doc
     )
     async with core.backend.admit(model, len(windows.items)) as ticket:
-        scores, tokens = await core.backend.rerank(ticket, windows)
+        scores, tokens = await core.backend.rerank(ticket, windows, req.instruction)
     return req, model, windows.best(scores, len(texts)), tokens
 
 
