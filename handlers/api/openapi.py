@@ -43,7 +43,7 @@ def _operation(
     if op.request is not None:
         schema = _schema(op.request, components, "validation")  # inline: `model` enum goes here
         properties = schema.get("properties", {})
-        ids = [i.id for i in infos if op.capability in (None, *i.capabilities)]
+        ids = [i.id for i in infos if op.runs_on(i.capabilities)]
         if ids and "model" in properties:
             properties["model"]["enum"] = ids
         sizes = [i.dimensions for i in infos if i.dimensions]

@@ -24,6 +24,7 @@ class Operation:
     request: type | None = None  # the pydantic model of the request body (POST)
     capability: str | None = None  # the OpenAPI `model` enum lists models with it; None: all
     aliases: tuple[str, ...] = ()  # more paths answering as `path` (e.g. /embeddings)
+    also: tuple[str, ...] = ()  # more capabilities that can run it (the enum lists them too)
     # a request body that runs (POST), without `model`: the OpenAPI document adds a served
     # model that can run it, and the API page's form starts from it
     example: Mapping[str, Any] = field(default_factory=dict)
@@ -31,6 +32,10 @@ class Operation:
     @property
     def paths(self) -> tuple[str, ...]:
         return (self.path, *self.aliases)
+
+    def runs_on(self, capabilities: frozenset[str]) -> bool:
+        """Whether a model with `capabilities` can run it."""
+        return self.capability is None or bool({self.capability, *self.also} & capabilities)
 
 
 def mount_prefixes(operations: Iterable[Operation]) -> tuple[str, ...]:

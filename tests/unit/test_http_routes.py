@@ -87,7 +87,12 @@ async def test_the_openapi_document_is_built_from_the_schemas(make_settings):
     }  # /v2/rerank included
     assert spec["servers"] == [{"url": "/"}]  # the paths are the real ones
     body = spec["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip"]
+    # every model /v1/embeddings serves: dense, image-text and sparse; no classifier
+    assert body["schema"]["properties"]["model"]["enum"] == ["embedder", "clip", "splade"]
+    score = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    assert score["schema"]["properties"]["model"]["enum"] == ["embedder", "reranker", "clip"]
+    classify = spec["paths"]["/v1/classify"]["post"]["requestBody"]["content"]["application/json"]
+    assert classify["schema"]["properties"]["model"]["enum"] == ["sentiment", "nli"]
     assert body["schema"]["properties"]["dimensions"]["anyOf"][0]["maximum"] == 8
     new_fields = {"truncate", "truncation_direction", "prompt_name", "input_type"}
     assert new_fields | {"embedding_type", "normalize"} <= set(body["schema"]["properties"])

@@ -26,7 +26,7 @@ VARIANTS = {
     "/v1/tokenize": [{"add_special_tokens": False}],
     "/v1/classify": [{"input": ["a text", ["a premise", "a hypothesis"]], "raw_scores": True}],
     "/classify": [{"input": "one text", "model": "sentiment"}],
-    "/v1/score": [{"model": "reranker"}, {"text_1": ["a", "b"], "text_2": ["c", "d"]}],
+    "/v1/score": [{"model": "embedder"}, {"text_1": ["a", "b"], "text_2": ["c", "d"]}],
 }
 CASES = [
     (op, {**({"model": MODELS[op.capability]} if op.request else {}), **op.example, **variant})

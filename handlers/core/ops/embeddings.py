@@ -176,5 +176,6 @@ EMBEDDINGS = Operation(
     EmbeddingsRequest,
     "embed",
     aliases=("/embeddings",),
+    also=("sparse_embed", "multi_vector_embed"),
     example={"input": ["The food was delicious.", "The waiter was friendly."]},
 )

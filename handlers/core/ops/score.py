@@ -151,7 +151,9 @@ SCORE = Operation(
     "embedding model's vectors.",
     ScoreResponse,
     ScoreRequest,
+    "rerank",
     aliases=("/score",),
+    also=("embed",),
     example={
         "text_1": "What is the capital of France?",
         "text_2": ["Paris is the capital of France.", "Berlin is the capital of Germany."],
