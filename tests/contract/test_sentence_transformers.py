@@ -61,3 +61,22 @@ def test_a_loaded_embedder_preprocesses_and_iterates_its_modules(tmp_path: Path)
     for module in model:  # the forward pass, module by module, as the runners run it
         features = module(features)
     assert features["sentence_embedding"].shape[0] == 1
+
+
+def test_the_model_classes_beyond_dense_take_what_their_runners_pass():
+    """What sparse.py, multi_vector.py and llm_reranker.py call: each class by name
+    (st_runner.open_model), its preprocess with a prompt and a task, the prompts and the
+    names it saves itself under (identity.saved_model_type)."""
+    import sentence_transformers
+    from sentence_transformers import CrossEncoder, MultiVectorEncoder, SparseEncoder
+    from sentence_transformers.cross_encoder.modules import LogitScore
+
+    for cls in (SparseEncoder, MultiVectorEncoder, CrossEncoder):
+        assert getattr(sentence_transformers, cls.__name__) is cls
+        assert {"device", "trust_remote_code", "revision"} <= _params(cls)
+        assert {"inputs", "prompt"} <= _params(cls.preprocess)
+        takes = inspect.signature(cls.preprocess).parameters.values()  # task=: a keyword
+        assert any(p.name == "task" or p.kind is p.VAR_KEYWORD for p in takes)
+        assert cls.model_type == cls.__name__  # config_sentence_transformers.json's model_type
+    assert isinstance(inspect.getattr_static(MultiVectorEncoder, "similarity_fn_name"), property)
+    assert {"true_token_id", "false_token_id"} <= _params(LogitScore)

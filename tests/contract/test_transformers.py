@@ -53,10 +53,34 @@ def test_a_slow_tokenizer_prepares_each_text_for_the_slow_collator():
 
 
 def test_the_auto_classes_we_load_with():
-    from transformers import AutoModel, AutoProcessor, AutoTokenizer
+    from transformers import (
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoProcessor,
+        AutoTokenizer,
+    )
 
-    for auto in (AutoModel, AutoProcessor, AutoTokenizer):
+    for auto in (AutoModel, AutoProcessor, AutoTokenizer, AutoModelForSequenceClassification):
         assert callable(auto.from_pretrained)
+
+
+def test_a_sequence_classifier_gives_logits_per_label():
+    """What classifier.py reads: `logits` (inputs x labels), `config.id2label`."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=16,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+        num_labels=3,
+    )
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.ones(2, 4, dtype=torch.long))
+    assert out.logits.shape == (2, 3) and len(model.config.id2label) == 3
 
 
 @pytest.mark.slow
