@@ -42,6 +42,13 @@ def build_labse_dense(folder: Path) -> Path:
 def build_modernbert(folder: Path) -> Path:
     """ModernBertModel (alternating global / local attention) with a byte-level BPE and a
     `[CLS] $A [SEP]` template, mean pooling: like nomic-ai/modernbert-embed-base."""
+    modernbert_backbone(folder)
+    _st_modules(folder, pooling="mean", max_seq_length=128, prompts=NOMIC_PROMPTS)
+    return folder
+
+
+def modernbert_backbone(folder: Path) -> Path:
+    """The ModernBertModel and its tokenizer of build_modernbert, saved by transformers."""
     from transformers import ModernBertConfig, ModernBertModel, TokenizersBackend
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,7 +76,6 @@ def build_modernbert(folder: Path) -> Path:
         **SMALL,
     )
     _save(folder, ModernBertModel, config)
-    _st_modules(folder, pooling="mean", max_seq_length=128, prompts=NOMIC_PROMPTS)
     return folder
 
 
