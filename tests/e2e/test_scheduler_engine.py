@@ -24,6 +24,7 @@ from runpod_adapter.engine_loop import EngineLoop
 from tests.conftest import CLIP_ID, EMBED_ID, RERANK_ID
 from tests.oracles import embed_oracle, usage_tokens
 from tests.tiny_models import WORDS
+from tests.unit.scheduler_fakes import FakeClock
 
 
 class Gate:
@@ -62,19 +63,6 @@ class Gate:
 
     def release(self) -> None:
         self.open.set()
-
-
-class FakeClock:
-    """Monotonic seconds that pass only when a test advances them."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

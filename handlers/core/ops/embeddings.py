@@ -1,6 +1,6 @@
 """POST /v1/embeddings (OpenAI's, with Cohere's, Voyage's and Jina's fields): vectors of texts
-and images, and sparse encoders' {"indices", "values"}; `embed` is the routine every
-embeddings dialect runs."""
+and images, sparse encoders' {"indices", "values"} and multi-vector models' token vectors;
+`embed` is the routine every embeddings dialect runs."""
 
 from __future__ import annotations
 

@@ -45,10 +45,8 @@ async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float],
     req: RerankRequest = parse_body(RerankRequest, body)
     texts = req.texts
     core.check_size("documents", len(texts), [req.query, *texts])
-    if req.model is not None:
-        core.model(req.model, "rerank")
     model = req.model if req.model is not None else core.only("rerank")
-    info = core.model(model)
+    info = core.model(model, "rerank")
     if req.instruction is not None and "rerank_instruction" not in info.capabilities:
         raise ServiceError(
             ErrorKind.INVALID,

@@ -68,6 +68,14 @@ class ScoreRequest(RequestBody):
         return list(zip(firsts, seconds, strict=True))
 
 
+def _by_first(pairs: list[tuple[str, str]]) -> dict[str, list[int]]:
+    """The indices of the pairs of each distinct text_1, in order of first appearance."""
+    owned: dict[str, list[int]] = {}
+    for index, (first, _) in enumerate(pairs):
+        owned.setdefault(first, []).append(index)
+    return owned
+
+
 async def _late_scores(
     core: Core, info: ModelInfo, pairs: list[tuple[str, str]]
 ) -> tuple[list[float], int]:
@@ -75,8 +83,7 @@ async def _late_scores(
     tokens."""
     scores = [0.0] * len(pairs)
     tokens = 0
-    for query in dict.fromkeys(first for first, _ in pairs):
-        owned = [i for i, (first, _) in enumerate(pairs) if first == query]
+    for query, owned in _by_first(pairs).items():
         found, used = await late_interaction(core, info, query, [pairs[i][1] for i in owned])
         for index, value in zip(owned, found, strict=True):
             scores[index] = value
@@ -89,18 +96,17 @@ async def _rerank_scores(
 ) -> tuple[list[float], int]:
     """A reranker's score of each pair (the sigmoid of its best window's logit, as
     /v1/rerank's relevance_score), and tokens."""
-    queries = list(dict.fromkeys(first for first, _ in pairs))
-    owned = {q: [i for i, (first, _) in enumerate(pairs) if first == q] for q in queries}
+    owned = _by_first(pairs)
     plans = [
-        await core.backend.windows(model, q, [pairs[i][1] for i in owned[q]], None, None)
-        for q in queries
+        await core.backend.windows(model, q, [pairs[i][1] for i in indices], None, None)
+        for q, indices in owned.items()
     ]
     async with core.backend.admit(model, sum(len(p.items) for p in plans)) as ticket:
         runs = await asyncio.gather(*(core.backend.rerank(ticket, plan) for plan in plans))
     scores = [0.0] * len(pairs)
-    for query, plan, (logits, _) in zip(queries, plans, runs, strict=True):
-        best = plan.best(logits, len(owned[query]))
-        for index, logit in zip(owned[query], best, strict=True):
+    for indices, plan, (logits, _) in zip(owned.values(), plans, runs, strict=True):
+        best = plan.best(logits, len(indices))
+        for index, logit in zip(indices, best, strict=True):
             scores[index] = float(1.0 / (1.0 + np.exp(-logit)))
     return scores, sum(tokens for _, tokens in runs)
 
