@@ -6,7 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Classes", "ModelInfo"]
+__all__ = ["OUTPUTS", "Classes", "ModelInfo"]
+
+# The embeddings outputs (a request's `outputs`) and the capability that gives each.
+OUTPUTS = {"dense": "embed", "sparse": "sparse_embed", "multi_vector": "multi_vector_embed"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,12 @@ class ModelInfo:
     fingerprint: str | None = None  # embedders: what decides their vector space
     classes: Classes | None = None  # classifiers: what they predict
     similarity: str | None = None  # multi-vector encoders: maxsim or meanmaxsim (rerank, score)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The embeddings it gives (see OUTPUTS), its default (what a request without
+        `outputs` gets) first; () for a model that embeds nothing."""
+        return tuple(name for name, needs in OUTPUTS.items() if needs in self.capabilities)
 
     def adapter_for(self, task: str) -> str | None:
         """The task adapter a task (prompt) name picks: the one of that name, with '.' and

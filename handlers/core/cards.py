@@ -23,6 +23,8 @@ def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
         "revision": info.revision,
         "max_input_tokens": info.max_input_tokens,
     }
+    if info.outputs:
+        out["outputs"] = list(info.outputs)
     if info.similarity is not None:
         out |= {"dimensions": info.dimensions, "similarity": info.similarity}
     if info.capabilities & {"sparse_embed", "multi_vector_embed"}:  # sparse: vocabulary ids

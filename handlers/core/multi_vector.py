@@ -1,5 +1,5 @@
-"""Multi-vector (ColBERT) embeddings as replied, and late-interaction scores: the options
-such a model cannot honour refused, each input's token vectors encoded, MaxSim."""
+"""Multi-vector (ColBERT) embeddings as replied, and late-interaction scores: each input's
+token vectors encoded, MaxSim."""
 
 from __future__ import annotations
 
@@ -10,28 +10,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from handlers.core.schemas import EmbeddingsRequest
-from handlers.core.sparse import refuse_fields
 from handlers.core.vectors import quantize
 
-__all__ = ["check_options", "maxsim", "rows"]
-
-
-def check_options(req: EmbeddingsRequest, model: str) -> None:
-    """A 400 naming the first option a multi-vector model cannot honour."""
-    refused = {
-        "dimensions": req.dimensions is not None,
-        "normalize": not req.normalize,
-        "truncate": not req.truncate,
-        "sparse_top_k": req.sparse_top_k is not None,
-        "sparse_threshold": req.sparse_threshold is not None,
-        "return_tokens": req.return_tokens,
-    }
-    refuse_fields(
-        refused,
-        f"Model '{model}' is a multi-vector encoder: {{field}} does not apply to its token "
-        "vectors (each read up to its query or document length; encoding_format and "
-        "embedding_type do).",
-    )
+__all__ = ["maxsim", "rows"]
 
 
 def rows(matrices: list[NDArray[Any]], req: EmbeddingsRequest) -> list[Any]:

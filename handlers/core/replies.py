@@ -40,13 +40,23 @@ class SparseEmbedding(BaseModel):
     tokens: list[str] | None = Field(None, description="return_tokens: each index's token.")
 
 
+Embedding = (
+    list[float] | list[int] | str | SparseEmbedding | list[list[float]] | list[list[int]]
+)
+
+
 class EmbeddingObject(BaseModel):
     object: Literal["embedding"] = "embedding"
-    embedding: (
-        list[float] | list[int] | str | SparseEmbedding | list[list[float]] | list[list[int]]
-    ) = Field(
-        description="A vector (a list, or base64); a sparse encoder's {'indices', 'values'}; "
-        "a multi-vector model's token vectors (a list of rows, or base64 of all of them)."
+    embedding: Embedding | None = Field(
+        None,
+        description="The one output asked: a vector (a list, or base64); a sparse "
+        "encoder's {'indices', 'values'}; a multi-vector model's token vectors (a list of "
+        "rows, or base64 of all of them).",
+    )
+    embeddings: dict[Literal["dense", "sparse", "multi_vector"], Embedding] | None = Field(
+        None,
+        description="Several outputs asked (the request's outputs): each, as embedding "
+        "would carry it alone.",
     )
     index: int
 

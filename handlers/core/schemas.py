@@ -245,6 +245,14 @@ class EmbeddingsRequest(RequestBody):
     return_tokens: bool = Field(
         False, description="Sparse encoders: each dimension's vocabulary token too."
     )
+    outputs: list[Literal["dense", "sparse", "multi_vector"]] | None = Field(
+        None,
+        min_length=1,
+        description="The outputs to give, of those the model gives (see outputs in "
+        "/v1/models; a BGE-M3-style model gives all three from one forward pass): one "
+        "output is each item's embedding, several its embeddings object. Default: the "
+        "model's first output.",
+    )
     user: str | None = Field(None, description="Accepted and ignored.")
     _kinds: list[str | None] = PrivateAttr(default_factory=list)
 

@@ -15,6 +15,7 @@ __all__ = [
     "default_prompt_name",
     "dtype_class",
     "fingerprint",
+    "model_file",
     "model_json",
     "saved_model_type",
     "prompts",
@@ -54,18 +55,24 @@ def source_folder(path: str, revision: str | None) -> tuple[Path | None, str | N
     return folder, folder.name
 
 
-def model_json(path: str, name: str, revision: str | None) -> Any:
-    """A JSON file of a local folder or Hub repository; None where it has none."""
+def model_file(path: str, name: str, revision: str | None) -> Path | None:
+    """A file of a local folder or Hub repository (downloaded once); None where it has none."""
     if Path(path).is_dir():
         file = Path(path) / name
-        return json.loads(file.read_text()) if file.is_file() else None
+        return file if file.is_file() else None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return json.loads(Path(hf_hub_download(path, name, revision=revision)).read_text())
+        return Path(hf_hub_download(path, name, revision=revision))
     except EntryNotFoundError:
         return None
+
+
+def model_json(path: str, name: str, revision: str | None) -> Any:
+    """A JSON file of a local folder or Hub repository; None where it has none."""
+    file = model_file(path, name, revision)
+    return json.loads(file.read_text()) if file is not None else None
 
 
 def saved_model_type(path: str, revision: str | None) -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from handlers.engine import (
     adapters,
+    bge_m3,
     classifier,
     ct2,
     identity,
@@ -54,8 +55,9 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
     onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
     converted once by Infinity, under a cross-process lock. Other models, those with
-    task adapters, classifiers, sparse and multi-vector encoders, causal-LM rerankers and those
-    whose conversion fails, run on torch, with a log line."""
+    task adapters, classifiers, sparse and multi-vector encoders, BGE-M3-style models (their
+    sparse and ColBERT heads), causal-LM rerankers and those whose conversion fails, run on
+    torch, with a log line."""
     backend = settings.backend
     reason: str | None
     names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
@@ -66,6 +68,9 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
         return classifier.load(spec, settings, found)
     saved_as = identity.saved_model_type(spec.path, spec.revision)
     by_library = {"SparseEncoder": sparse.load, "MultiVectorEncoder": multi_vector.load}
+    if bge_m3.has_heads(spec.path, spec.revision):
+        saved_as = "model with BGE-M3 heads"
+        by_library[saved_as] = bge_m3.load
     if saved_as == "CrossEncoder" and classifier.is_causal_lm(spec.path, spec.revision):
         by_library["CrossEncoder"] = llm_reranker.load
     if saved_as in by_library:
@@ -138,7 +143,7 @@ def describe(spec: ModelSpec, model: Loaded, settings: Settings) -> ModelInfo:
     digest = None
     if source is not None:
         digest = identity.weights_digest(source, onnx.cache_root(settings.hf_home).parent)
-    embeds_text = model.capabilities == frozenset({"embed"})
+    embeds_text = model.capabilities - {"sparse_embed", "multi_vector_embed"} == {"embed"}
     modules = pipeline.describe(source) if source is not None and embeds_text else None
     pooling = pipeline.pooling(source) if modules and source is not None else None
     info = ModelInfo(

@@ -27,6 +27,9 @@ class EmbedKey:
     normalize: bool = True  # False: the pooling output, before any normalisation
     adapter: str | None = None  # the task adapter applied (engine.adapters); None: base weights
     task: str | None = None  # sparse encoders: "query" or "document" (their Router's route)
+    # models of several outputs (engine.bge_m3): those to compute, each input's a dict of
+    # them; (): the dense vector alone, as every other embedder gives
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def test_the_modules_and_helpers_we_run_ourselves():
 
 @pytest.mark.slow
 def test_a_loaded_embedder_preprocesses_and_iterates_its_modules(tmp_path: Path):
-    """What st_runner.py and infinity_runners.py read of a loaded model."""
+    """What st_runner.py, bge_m3.py and infinity_runners.py read of a loaded model."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Transformer
 
@@ -61,6 +61,9 @@ def test_a_loaded_embedder_preprocesses_and_iterates_its_modules(tmp_path: Path)
     for module in model:  # the forward pass, module by module, as the runners run it
         features = module(features)
     assert features["sentence_embedding"].shape[0] == 1
+    # bge_m3.py's heads read the last hidden states and the ids beside them
+    count = int(features["attention_mask"].sum())
+    assert features["token_embeddings"].shape[:2] == features["input_ids"].shape == (1, count)
 
 
 def test_the_model_classes_beyond_dense_take_what_their_runners_pass():

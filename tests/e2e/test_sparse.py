@@ -106,7 +106,7 @@ def test_top_k_and_threshold_prune_the_oracles_weights(models_http, models):
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ({"model": EMBED_ID, "input": "a", "return_tokens": True}, "is not a sparse encoder"),
+        ({"model": EMBED_ID, "input": "a", "return_tokens": True}, "sparse embeddings only"),
         ({"model": SPLADE_ID, "input": "a", "encoding_format": "base64"}, "encoding_format"),
         ({"model": SPLADE_ID, "input": "a", "dimensions": 8}, "dimensions"),
         ({"model": SPLADE_ID, "input": "a", "sparse_top_k": 0}, "sparse_top_k"),

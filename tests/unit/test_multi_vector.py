@@ -7,9 +7,8 @@ import base64
 import numpy as np
 import pytest
 
-from handlers.core.multi_vector import check_options, maxsim, rows
+from handlers.core.multi_vector import maxsim, rows
 from handlers.core.schemas import EmbeddingsRequest
-from handlers.errors import ServiceError
 
 QUERY = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
 DOC = np.array([[0.0, 1.0], [0.8, 0.6], [1.0, 0.0]], dtype=np.float32)
@@ -32,12 +31,3 @@ def test_rows_keep_each_inputs_token_count_and_encode_it():
     assert np.array_equal(np.frombuffer(base64.b64decode(packed), "<f4").reshape(3, 2), DOC)
     (int8,) = rows([DOC], request(embedding_type="int8"))
     assert int8.tolist() == [[0, 127], [102, 76], [127, 0]]
-
-
-@pytest.mark.parametrize(
-    "fields", [{"dimensions": 2}, {"normalize": False}, {"truncate": False}, {"sparse_top_k": 3}]
-)
-def test_options_for_dense_or_sparse_vectors_are_refused_by_name(fields):
-    with pytest.raises(ServiceError) as caught:
-        check_options(request(**fields), "colbert")
-    assert caught.value.param == next(iter(fields)) and "multi-vector" in caught.value.message

@@ -61,7 +61,7 @@ async def test_dense_options_are_refused_by_name(core, backend, fields, param):
     with pytest.raises(ServiceError) as caught:
         await core.dispatch("/v1/embeddings", {"model": "splade", "input": "a", **fields})
     assert caught.value.kind is ErrorKind.INVALID and caught.value.param == param
-    assert "sparse encoder" in caught.value.message
+    assert "only; this request asks model 'splade' for sparse embeddings" in caught.value.message
     assert not [c for c in backend.calls if c[0] == "embed"]
 
 
@@ -80,4 +80,6 @@ async def test_a_sparse_request_for_a_dense_model_is_refused(core):
         await core.dispatch(
             "/v1/embeddings", {"model": "embedder", "input": "a", "sparse_top_k": 3}
         )
-    assert caught.value.param == "sparse_top_k" and "not a sparse encoder" in caught.value.message
+    assert caught.value.param == "sparse_top_k"
+    assert "applies to sparse embeddings only" in caught.value.message
+    assert "the model gives dense" in caught.value.message

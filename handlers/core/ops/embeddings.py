@@ -4,46 +4,38 @@ and images, sparse encoders' {"indices", "values"} and multi-vector models' toke
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from handlers.core import multi_vector, sparse
+from handlers.core import outputs, sparse
 from handlers.core.operations import Operation
 from handlers.core.parsing import parse_body
 from handlers.core.prompts import prompt_for
 from handlers.core.replies import EmbeddingsResponse, reply_meta
 from handlers.core.schemas import EmbeddingsRequest
-from handlers.core.vectors import encode
 from handlers.engine.seam import EmbedKey, Prepared
 from handlers.errors import At, ErrorKind, ServiceError
-from handlers.model_info import ModelInfo
+from handlers.model_info import OUTPUTS, ModelInfo
 
 if TYPE_CHECKING:
     from handlers.core.dispatch import Core
 
 __all__ = ["EMBEDDINGS", "embed"]
 
+DENSE = frozenset({"embed"})  # what the routes of dense vectors only read a model as
+
 
 async def embeddings(core: Core, body: Any) -> dict[str, Any]:
     req: EmbeddingsRequest = parse_body(EmbeddingsRequest, body, core.context)
     info, vectors, tokens = await embed(core, req, beyond_dense=True)
-    data: list[Any] = []
-    if "sparse_embed" in info.capabilities:
-        data = sparse.rows(vectors, req)
-    elif "multi_vector_embed" in info.capabilities:
-        data = multi_vector.rows(vectors, req)
-    elif vectors:
-        data = encode(
-            vectors,
-            encoding=req.encoding_format,
-            dimensions=req.dimensions,
-            normalize=req.normalize,
-            embedding_type=req.embedding_type,
-        )
+    wanted = outputs.chosen(req, info)
+    field = "embedding" if len(wanted) == 1 else "embeddings"
     return {
         "object": "list",
         "model": req.model,
         "data": [
-            {"object": "embedding", "embedding": emb, "index": i} for i, emb in enumerate(data)
+            {"object": "embedding", field: value, "index": i}
+            for i, value in enumerate(outputs.data(vectors, wanted, req))
         ],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         **reply_meta(),
@@ -54,18 +46,20 @@ async def embeddings(core: Core, body: Any) -> dict[str, Any]:
 async def embed(
     core: Core, req: EmbeddingsRequest, beyond_dense: bool = False
 ) -> tuple[ModelInfo, list[Any], int]:
-    """The model's vectors of a validated request, in input order, and its tokens; with
-    `beyond_dense`, a sparse encoder's SparseVectors or a multi-vector encoder's token
-    vectors (else such models are refused as no embedder)."""
+    """The model's vectors of a validated request, in input order, and its tokens. With
+    `beyond_dense`, the outputs the request asks (outputs.chosen): a sparse encoder's
+    SparseVectors, a multi-vector encoder's token vectors, a dict of each asked output per
+    input for a model of several; without, dense vectors only (other models are refused as
+    no embedder)."""
     is_image = _is_image(core, req)
     texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
     core.check_size("input", len(req.input), texts)
     needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
-    output = _output(core, req) if beyond_dense else None
-    if output is None:
-        sparse.refuse_sparse_options(req, req.model)
-    else:
-        needed = (needed - {"embed"}) | {output}
+    served = core.model(req.model)
+    wanted = outputs.chosen(req, served if beyond_dense else replace(served, capabilities=DENSE))
+    if "dense" not in wanted:
+        needed.discard("embed")
+    needed |= {OUTPUTS[name] for name in wanted if name != "dense"}  # dense: embed or image
     info = core.model(req.model, *sorted(needed))
     if req.dimensions is not None and info.dimensions and req.dimensions > info.dimensions:
         raise ServiceError(
@@ -77,7 +71,7 @@ async def embed(
             param="dimensions",
         )
     prompt, adapter = prompt_for(req, info)
-    if output == "multi_vector_embed":  # its preprocess applies the task's prompt itself
+    if info.similarity is not None:  # a multi-vector encoder applies its task's prompt itself
         prompt = ""
     items: list[Any] = [
         item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
@@ -93,8 +87,9 @@ async def embed(
             items[i] = read
         counted = iter(prepared.counts)
         lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
-    task = sparse.task_of(req) if output else None
-    key = EmbedKey(req.truncation_direction, req.normalize, adapter, task)
+    task = sparse.task_of(req) if wanted[0] != "dense" else None  # single-output encoders
+    several = wanted if len(info.outputs) > 1 else ()
+    key = EmbedKey(req.truncation_direction, req.normalize, adapter, task, several)
     async with core.backend.admit(req.model, len(items)) as ticket:
         image_idx = [i for i, flag in enumerate(is_image) if flag]
         if image_idx:
@@ -103,19 +98,6 @@ async def embed(
                 items[i] = image
         vectors, tokens = await core.backend.embed(ticket, items, key, lengths)
     return info, vectors, tokens
-
-
-def _output(core: Core, req: EmbeddingsRequest) -> str | None:
-    """The model's output beyond a dense vector (sparse_embed, multi_vector_embed), its
-    options checked; None for a dense model."""
-    capabilities = core.model(req.model).capabilities
-    if "sparse_embed" in capabilities:
-        sparse.check_options(req, req.model)
-        return "sparse_embed"
-    if "multi_vector_embed" in capabilities:
-        multi_vector.check_options(req, req.model)
-        return "multi_vector_embed"
-    return None
 
 
 def _is_image(core: Core, req: EmbeddingsRequest) -> list[bool]:
