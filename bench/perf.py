@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import adapter, mixed, report
+from bench import adapter, beyond, mixed, report
 from bench.ceilings import SENTENCE
 from bench.models import build_clip_b32, build_minilm_reranker
 from bench.servers import Server
@@ -260,6 +260,9 @@ def main() -> None:
         results["mixed_ceilings"] = mixed_ceilings(spec, models / "reranker", cache, args.quick)
         print(json.dumps(results["mixed_ceilings"]), flush=True)
         other_models(results, models, cache, spec.batch_size, mixed_seconds)
+        print("outputs beyond dense (each model alone)", flush=True)
+        env = ours_env({}, "torch", cache)
+        results["beyond"] = beyond.measure(spec.path, models / "beyond", OURS, env, mixed_seconds)
 
         results["overload"] = overload(model_env, cache, spec.served_id, seconds)
         results["adapter"] = {}

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import report_gpu, report_soak
+from bench import report_beyond, report_gpu, report_soak
 from bench.report_mixed import NAMES, mixed_sections, mixed_targets, plot_ingestion
 
 __all__ = ["write"]
@@ -114,6 +114,7 @@ def targets(res: dict) -> list[tuple[str, float, float, bool]]:
             )
         )
     out += mixed_targets(res)
+    out += report_beyond.targets(res)
     return [
         (what, round(r, 2), t, (r <= t) if kind == "max" else (r >= t)) for what, r, t, kind in out
     ]
@@ -201,6 +202,7 @@ def markdown(res: dict) -> str:
         rss = res["peak_rss_mb"].get(name, "-")
         lines.append(f"| {NAMES[name]} | {seconds:.1f} | {rss} |")
     lines += mixed_sections(res)
+    lines += report_beyond.section(res)
     lines += ["", "![throughput vs concurrency](bench/throughput.png)", ""]
     return "\n".join(lines)
 

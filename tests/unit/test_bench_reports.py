@@ -77,3 +77,23 @@ def test_the_memory_section_gives_each_backends_soak_and_its_verdict(tmp_path):
     text = report_soak.section(path)
     assert "| torch | 30 | 900 | 740 | 900 | 910 | 955 | 1.011x (≤ 1.05x) | yes |" in text
     assert "| optimum | 30 | 900 | 740 | 900 | 1000 | 1000 | 1.111x (≤ 1.05x) | **no** |" in text
+
+
+def test_the_beyond_dense_section_gives_each_kind_against_its_ceiling_and_the_target():
+    from bench import report_beyond
+
+    row = {"ceiling_items_per_s": 20.0, "p50_ms": 10.0, "p99_ms": 30.0, "errors": 0}
+    res = {
+        "beyond": {
+            "sparse": {**row, "items_per_s": 19.0, "ratio": 0.95},
+            "llm_rerank": {**row, "items_per_s": 14.0, "ratio": 0.7, "errors": 2},
+        }
+    }
+    lines = report_beyond.section(res)
+    assert "| sparse (MiniLM-L6 SPLADE), /v1/embeddings | 19.0 | 20.0 | 0.95x | 10 / 30 |" in lines
+    assert lines[-1].endswith("| 0.70x | 10 / 30, 2 errors |")
+    met = {
+        what.split(",")[0]: ratio >= target for what, ratio, target, _ in report_beyond.targets(res)
+    }
+    assert met == {"sparse (MiniLM-L6 SPLADE)": True, "LLM reranker (Qwen3-style": False}
+    assert report_beyond.section({}) == [] and report_beyond.targets({}) == []
