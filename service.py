@@ -51,7 +51,8 @@ ROOT_PATHS = root_paths(OPERATIONS)
 BATCH = "/batch"
 OWN_PREFIXES = tuple(app.prefix + "/" for app in APPS)  # our apps: OpenAI error bodies
 # What is left out of tracing unless TRACE_REQUESTS=true: the API routes.
-UNTRACED = (*OWN_PREFIXES, *ROOT_PATHS, BATCH + "/")
+# ("/" would exclude every URL: the exclusions are patterns searched in it)
+UNTRACED = (*OWN_PREFIXES, *(p for p in ROOT_PATHS if p != "/"), BATCH + "/")
 # BentoML logs each request on `bentoml.access`; uvicorn's own access log would repeat it.
 logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 

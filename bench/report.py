@@ -113,8 +113,7 @@ def targets(res: dict) -> list[tuple[str, float, float, bool]]:
                 "max",
             )
         )
-    out += mixed_targets(res)
-    out += report_beyond.targets(res)
+    out += mixed_targets(res) + report_beyond.targets(res)
     return [
         (what, round(r, 2), t, (r <= t) if kind == "max" else (r >= t)) for what, r, t, kind in out
     ]
@@ -201,8 +200,7 @@ def markdown(res: dict) -> str:
     for name, seconds in res["cold_start_s"].items():
         rss = res["peak_rss_mb"].get(name, "-")
         lines.append(f"| {NAMES[name]} | {seconds:.1f} | {rss} |")
-    lines += mixed_sections(res)
-    lines += report_beyond.section(res)
+    lines += mixed_sections(res) + report_beyond.section(res)
     lines += ["", "![throughput vs concurrency](bench/throughput.png)", ""]
     return "\n".join(lines)
 

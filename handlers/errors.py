@@ -16,6 +16,7 @@ __all__ = [
     "format_loc",
     "model_dead",
     "openai_error_body",
+    "tei_error_body",
 ]
 
 Loc = tuple[str | int, ...]
@@ -84,6 +85,7 @@ class ServiceError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: int | None = None,
+        dialect: str = "openai",
     ) -> None:
         self.parts: tuple[At | str, ...] = (
             (message,) if isinstance(message, (str, At)) else tuple(message)
@@ -93,20 +95,23 @@ class ServiceError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.dialect = dialect  # the error body it is answered with: "openai" or "tei"
 
     @property
     def message(self) -> str:
         return "; ".join(map(str, self.parts))
 
-    def renamed(self, names: Mapping[str, str]) -> ServiceError:
+    def renamed(self, names: Mapping[str, str], dialect: str | None = None) -> ServiceError:
         """The same error in another API's field names (`names`: ours -> theirs): each
-        located part's first field and `param`; the text around them is left as it is."""
+        located part's first field and `param`; the text around them is left as it is.
+        `dialect`: answered with that API's error body."""
         return ServiceError(
             self.kind,
             [part.renamed(names) if isinstance(part, At) else part for part in self.parts],
             param=names.get(self.param or "", self.param),
             code=self.code,
             retry_after=self.retry_after,
+            dialect=dialect or self.dialect,
         )
 
     @property
@@ -124,6 +129,33 @@ def openai_error_body(error: ServiceError) -> dict[str, Any]:
             "code": error.code or str(error.status),
         }
     }
+
+
+# TEI's error_type and status of each kind (text-embeddings-inference's router: an empty
+# input is 400 "Empty"; validation, too-long inputs and too many items are 422; a model that
+# cannot run the route or fails is 424 "Backend").
+_TEI = {
+    ErrorKind.INVALID: (422, "Validation"),
+    ErrorKind.UNAUTHORIZED: (401, "Unauthorized"),
+    ErrorKind.NOT_FOUND: (422, "Validation"),
+    ErrorKind.TOO_LARGE: (422, "Validation"),
+    ErrorKind.OVERLOADED: (429, "Overloaded"),
+    ErrorKind.INTERNAL: (424, "Backend"),
+    ErrorKind.NOT_IMPLEMENTED: (424, "Backend"),
+    ErrorKind.NOT_READY: (503, "Unhealthy"),
+}
+
+
+def tei_error_body(error: ServiceError) -> tuple[int, dict[str, Any]]:
+    """TEI's status and error body, {"error", "error_type"}, for `error`."""
+    status, kind = _TEI[error.kind]
+    if error.code == "empty":
+        status, kind = 400, "Empty"
+    elif error.code == "model_capability":
+        status, kind = 424, "Backend"
+    elif error.code == "request_too_large":
+        status = 413
+    return status, {"error": error.message, "error_type": kind}
 
 
 def batch_failed() -> ServiceError:

@@ -71,9 +71,9 @@ def canonical_route(value: Any, routes: Mapping[str, str] = DEFAULT_ROUTES) -> s
     Lenient only on spelling that cannot mean anything else: leading/trailing slashes are
     ignored and the `/v1` prefix may be left out (`/embeddings`, `v1/rerank/`; other
     prefixes, such as `/v2/rerank`, are kept). Case, whitespace and any other path are not
-    corrected.
+    corrected; an empty one names nothing (TEI's root route is "/").
     """
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value:
         return None
     path = "/" + value.strip("/")
     for route in (path, "/v1" + path):

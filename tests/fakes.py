@@ -42,6 +42,10 @@ class FakeEncoding:
     offsets: list[tuple[int, int]] = field(default_factory=list)
     word_ids: list[int | None] = field(default_factory=list)
 
+    @property
+    def special_tokens_mask(self) -> list[int]:
+        return [int(w is None) for w in self.word_ids]
+
 
 class FakeTokenizer:
     """One token per whitespace-separated word (id: its length), [CLS] ... [SEP] around."""
@@ -71,6 +75,12 @@ class FakeTokenizer:
 
     def tokens(self, texts: list[str]) -> list[Tokens]:
         return [Tokens(e, len(e.ids) + self.specials) for e in self.encode(texts, False)]
+
+    def decode(self, ids: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        """Each id as a word of that many letters ("x" * id); 5 is [SEP], skipped."""
+        return [
+            " ".join("x" * i for i in row if not (skip_special_tokens and i == 5)) for row in ids
+        ]
 
     def windows(self, tokens: Tokens, spans: list[range]) -> list[Tokens]:
         e = tokens.encoding
@@ -226,6 +236,9 @@ class FakeBackend:
         if model in self.without_fast_tokenizer:
             return None
         return tokenize_data(FakeTokenizer().encode(texts, add_special_tokens))
+
+    async def decode(self, model: str, ids: list[list[int]], skip: bool) -> list[str] | None:
+        return None if model in self.without_fast_tokenizer else FakeTokenizer().decode(ids, skip)
 
     async def rerank(
         self, ticket: Ticket, windows: Windows, instruction: str | None = None

@@ -11,9 +11,10 @@ import orjson
 
 from handlers.api.asgi import ASGIApp, Receive, Send
 from handlers.api.openapi import openapi_document
+from handlers.api.page import PAGE_PATHS
 from handlers.api.wire import dumps
 from handlers.core.dispatch import REPLY_HEADERS, Core
-from handlers.errors import ErrorKind, ServiceError, openai_error_body
+from handlers.errors import ErrorKind, ServiceError, openai_error_body, tei_error_body
 
 __all__ = [
     "OPENAPI_PATH",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 OPENAPI_PATH = "/v1/openapi.json"  # the document of every operation, /v2 ones included
+# open to GET only (POST / is TEI's route)
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/docs", "/"})
 
 
@@ -46,8 +48,12 @@ class Reply:
 
 
 def error_response(error: ServiceError, headers: dict[str, str] | None = None) -> Reply:
+    """The error's reply: OpenAI's body, or TEI's where the error speaks TEI."""
     extra = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
-    return Reply(openai_error_body(error), error.status, {**extra, **(headers or {})})
+    status, body = error.status, openai_error_body(error)
+    if error.dialect == "tei":
+        status, body = tei_error_body(error)
+    return Reply(body, status, {**extra, **(headers or {})})
 
 
 def _client_closed() -> ServiceError:
@@ -144,19 +150,23 @@ class V1App:
         if scope["method"] != method:
             body = openai_error_body(ServiceError(ErrorKind.INVALID, "Method Not Allowed"))
             body["error"]["code"] = "405"
-            return await Reply(body, 405, {"Allow": method})(send)
+            allowed = f"GET, {method}" if path in PAGE_PATHS else method  # GET /: the page
+            return await Reply(body, 405, {"Allow": allowed})(send)
         try:
             if operation is None:
                 return await Reply(self.openapi(core))(send)
             body = await self._dispatch(core, path, scope, receive)
-            headers = {h: str(body[f]) for f, h in REPLY_HEADERS.items() if body.get(f)}
+            fields = body if isinstance(body, dict) else {}  # TEI's replies are lists
+            headers = {h: str(fields[f]) for f, h in REPLY_HEADERS.items() if fields.get(f)}
             await Reply(body, headers=headers)(send)
         except ServiceError as error:
+            if operation is not None and operation.errors == "tei":
+                error = error.renamed({}, "tei")
             await error_response(error)(send)
 
     async def _dispatch(
         self, core: Core, route: str, scope: dict[str, Any], receive: Receive
-    ) -> dict[str, Any]:
+    ) -> Any:
         body = None
         if scope["method"] == "POST":
             raw = await _read_body(scope, receive, core.settings.max_request_bytes)
@@ -166,8 +176,7 @@ class V1App:
                 raise ServiceError(
                     ErrorKind.INVALID, f"The request body is not valid JSON: {exc.msg}."
                 ) from None
-        reply: dict[str, Any] = await _unless_client_leaves(receive, core.dispatch(route, body))
-        return reply
+        return await _unless_client_leaves(receive, core.dispatch(route, body))
 
     def openapi(self, core: Core) -> dict[str, Any]:
         """The document of `core`'s routes, built from the wire schemas; each route's `model`
@@ -194,7 +203,9 @@ class BearerAuthMiddleware:
         self._key = key
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or (
+            scope["path"] in OPEN_PATHS and scope.get("method") in ("GET", "HEAD")
+        ):
             return await self.app(scope, receive, send)
         try:
             key = self._key()

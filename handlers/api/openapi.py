@@ -8,11 +8,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from handlers.core.operations import Operation
-from handlers.core.replies import ErrorResponse
+from handlers.core.replies import ErrorResponse, TeiErrorResponse
 
 __all__ = ["openapi_document"]
 
 ERROR_STATUSES = (400, 401, 404, 413, 429, 500, 501, 503)
+TEI_STATUSES = (400, 401, 413, 422, 424, 429, 503)  # TEI's routes (handlers.errors)
 REF = "#/components/schemas/{model}"
 NONE_SERVED = "No model served here can run this operation (none has the {capability} capability)."
 
@@ -35,14 +36,23 @@ def _operation(
             "content": {"application/json": {"schema": {"$ref": REF.format(model=reply.__name__)}}},
         }
     }
-    error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}}
-    for status in ERROR_STATUSES:
+    shapes = {"openai": ["ErrorResponse"], "tei": ["TeiErrorResponse"]}
+    names = shapes.get(op.errors, ["ErrorResponse", "TeiErrorResponse"])  # "both"
+    refs = [{"$ref": REF.format(model=name)} for name in names]
+    error = {"application/json": {"schema": refs[0] if len(refs) == 1 else {"anyOf": refs}}}
+    statuses = {"openai": ERROR_STATUSES, "tei": TEI_STATUSES}.get(
+        op.errors, tuple(sorted({*ERROR_STATUSES, *TEI_STATUSES}))
+    )
+    for status in statuses:
         responses[str(status)] = {"description": "Error", "content": error}
-    name = path.strip("/").replace("/", "_")
+    name = path.strip("/").replace("/", "_") or "root"
     operation: dict[str, Any] = {"operationId": name, "summary": op.summary, "responses": responses}
     if op.request is not None:
         schema = _schema(op.request, components, "validation")  # inline: `model` enum goes here
         properties = schema.get("properties", {})
+        if not properties and "anyOf" in schema:  # one of several bodies (/rerank): the first
+            first = schema["anyOf"][0].get("$ref", "").split("/")[-1]
+            properties = components.get(first, {}).get("properties", {})
         ids = [i.id for i in infos if op.runs_on(i.capabilities)]
         if ids and "model" in properties:
             properties["model"]["enum"] = ids
@@ -68,11 +78,15 @@ def openapi_document(operations: Iterable[Operation], infos: Iterable[Any]) -> d
     run it)."""
     components: dict[str, Any] = {}
     components["ErrorResponse"] = _schema(ErrorResponse, components, "serialization")
+    components["TeiErrorResponse"] = _schema(TeiErrorResponse, components, "serialization")
     infos = list(infos)
     paths: dict[str, Any] = {}
     for op in operations:
         for path in op.paths:  # aliases too, each at its own path
             paths.setdefault(path, {})[op.method.lower()] = _operation(op, path, components, infos)
+    if "/" in paths:  # GET / is the API page (handlers.api.page), beside TEI's POST /
+        page = {"200": {"description": "The API page", "content": {"text/html": {}}}}
+        paths["/"]["get"] = {"operationId": "page", "summary": "This page.", "responses": page}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Embeddings and rerank (OpenAI-compatible)", "version": "1"},

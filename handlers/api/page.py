@@ -119,6 +119,7 @@ async function load() {
   const spec = await response.json();
   for (const [path, item] of Object.entries(spec.paths)) {
     for (const [method, op] of Object.entries(item)) {
+      if (!op.responses["200"].content["application/json"]) continue;  // GET /: this page
       ops.appendChild(operation(spec, path, method, op));
     }
   }

@@ -76,7 +76,7 @@ class Core:
         finally:
             await self.images.stop()
 
-    async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]:
+    async def dispatch(self, route: str, body: Any = None) -> Any:
         """Run one request for `route` (a path of `routes`).
 
         Raises:
@@ -154,6 +154,32 @@ class Core:
                 param=param,
                 code="too_many_characters",
             )
+
+    def first(self, named: str | None, capability: str, *more: str) -> ModelInfo:
+        """The model a route without a model field answers for (TEI's): `named` when the
+        body names one, else the first served model (MODEL_NAMES order) with `capability`
+        or one of `more`.
+
+        Raises:
+            ServiceError: as `model`; INVALID (model_capability) when none can.
+        """
+        able = {capability, *more}
+        infos = list(self.backend.models().values())
+        info: ModelInfo = (
+            self.model(named)
+            if named is not None
+            else next((i for i in infos if able & i.capabilities), infos[0])
+        )
+        if not able & info.capabilities:
+            wanted = " or ".join(sorted(able))
+            raise ServiceError(
+                ErrorKind.INVALID,
+                f"Model '{info.id}' cannot run this route (it needs {wanted}; its "
+                f"capabilities: {', '.join(sorted(info.capabilities))}).",
+                param="model",
+                code="model_capability",
+            )
+        return info
 
     def only(self, capability: str) -> str:
         """The one served model with `capability`, for a request that names none.

@@ -18,7 +18,7 @@ class Operation:
 
     path: str  # the full path, e.g. /v1/embeddings (also the RunPod openai_route)
     method: str  # GET (no body) or POST (a JSON body)
-    handler: Callable[[Any, Any], Awaitable[dict[str, Any]]]  # (core, body) -> reply body
+    handler: Callable[[Any, Any], Awaitable[Any]]  # (core, body) -> reply body
     summary: str
     reply: type  # the pydantic model of the reply body
     request: type | None = None  # the pydantic model of the request body (POST)
@@ -28,6 +28,7 @@ class Operation:
     # a request body that runs (POST), without `model`: the OpenAPI document adds a served
     # model that can run it, and the API page's form starts from it
     example: Mapping[str, Any] = field(default_factory=dict)
+    errors: str = "openai"  # its error bodies over HTTP: OpenAI's, or TEI's ("tei")
 
     @property
     def paths(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ __all__ = [
     "RerankResponse",
     "RerankV2Response",
     "ScoreResponse",
+    "TeiErrorResponse",
     "TokenizeResponse",
     "reply_meta",
 ]
@@ -40,9 +41,7 @@ class SparseEmbedding(BaseModel):
     tokens: list[str] | None = Field(None, description="return_tokens: each index's token.")
 
 
-Embedding = (
-    list[float] | list[int] | str | SparseEmbedding | list[list[float]] | list[list[int]]
-)
+Embedding = list[float] | list[int] | str | SparseEmbedding | list[list[float]] | list[list[int]]
 
 
 class EmbeddingObject(BaseModel):
@@ -167,6 +166,7 @@ class TokenizedInput(BaseModel):
         description="[start, end) character offsets of each token in the input; [0, 0] for "
         "special tokens."
     )
+    special: list[bool] = Field(description="Whether each token is a special token.")
     count: int
 
 
@@ -231,3 +231,11 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class TeiErrorResponse(BaseModel):
+    """TEI's error body (its routes): error_type Validation, Empty, Backend, Overloaded or
+    Unhealthy."""
+
+    error: str
+    error_type: str

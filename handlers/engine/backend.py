@@ -213,6 +213,14 @@ class EngineBackend:
         encodings = await asyncio.to_thread(tokenizer.encode, texts, add_special_tokens)
         return tokenize_data(encodings)
 
+    async def decode(
+        self, model: str, ids: list[list[int]], skip_special_tokens: bool
+    ) -> list[str] | None:
+        tokenizer = self._served[model].tokenizer
+        if tokenizer is None:
+            return None
+        return await asyncio.to_thread(tokenizer.decode, ids, skip_special_tokens)
+
     async def rerank(
         self, ticket: Ticket, windows: Windows, instruction: str | None = None
     ) -> tuple[list[float], int]:

@@ -146,6 +146,12 @@ class Backend(Protocol):
         model has no fast tokenizer."""
         ...
 
+    async def decode(
+        self, model: str, ids: list[list[int]], skip_special_tokens: bool
+    ) -> list[str] | None:
+        """Each token id list as text; None when the model has no fast tokenizer."""
+        ...
+
     def admit(self, model: str, items: int) -> AbstractAsyncContextManager[Ticket]:
         """Hold `items` of the model's capacity (waiting in line if needed) while inside;
         the ticket it gives is what embed and rerank take."""

@@ -32,6 +32,7 @@ class Encoding(Protocol):
     tokens: list[str]
     offsets: list[tuple[int, int]]  # character offsets into the text; (0, 0) for specials
     word_ids: list[int | None]
+    special_tokens_mask: list[int]  # 1 for each special token
 
 
 class Counter(Protocol):
@@ -103,6 +104,13 @@ class TextTokenizer:
             texts, add_special_tokens=add_special_tokens
         )
         return encodings
+
+    def decode(self, ids: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        """Each id list as text."""
+        texts: list[str] = self._tokenizer.decode_batch(
+            ids, skip_special_tokens=skip_special_tokens
+        )
+        return texts
 
     def tokens(self, texts: list[str]) -> list[Tokens]:
         """Each text as the model's pre-process reads it, tokenised once."""
@@ -215,7 +223,8 @@ class SlowTokenizer:
 
 def tokenize_data(encodings: list[Encoding]) -> list[dict[str, Any]]:
     """The `data` of a /v1/tokenize reply: per input its ids, token strings, character
-    offsets ([start, end) into the input; [0, 0] for special tokens) and count."""
+    offsets ([start, end) into the input; [0, 0] for special tokens), which are special
+    tokens, and count."""
     return [
         {
             "object": "tokens",
@@ -223,6 +232,7 @@ def tokenize_data(encodings: list[Encoding]) -> list[dict[str, Any]]:
             "ids": list(encoding.ids),
             "tokens": list(encoding.tokens),
             "offsets": [list(span) for span in encoding.offsets],
+            "special": [bool(flag) for flag in encoding.special_tokens_mask],
             "count": len(encoding.ids),
         }
         for index, encoding in enumerate(encodings)

@@ -62,11 +62,13 @@ def test_normalize_accepted_shapes(job_input, expected):
         ("v1/rerank", "/v1/rerank"),
         ("rerank/", "/rerank"),  # Infinity's own route
         ("v1/rerank/", "/v1/rerank"),
-        ("/embed", "/v1/embed"),
+        ("/embed", "/embed"),  # TEI's, as on HTTP
+        ("v1/embed/", "/v1/embed"),
         ("/v2/embed", "/v2/embed"),
         ("/models", "/v1/models"),
         ("/v1/tokenize", "/v1/tokenize"),
-        ("tokenize/", "/v1/tokenize"),
+        ("tokenize/", "/tokenize"),
+        ("/", "/"),
         ("/v2/rerank", "/v2/rerank"),
         ("v2/rerank/", "/v2/rerank"),
     ],
@@ -117,7 +119,8 @@ def test_unknown_openai_route_is_refused(route):
     assert f"Unknown openai_route {route!r}" in error.message
     supported = (
         "/v1/models, /v1/embeddings, /v1/rerank, /rerank, /v1/tokenize, /v1/embed, /v2/embed, "
-        "/v2/rerank, /v1/classify, /classify, /v1/score."
+        "/v2/rerank, /v1/classify, /classify, /v1/score, /embed, /embed_sparse, /embed_all, "
+        "/predict, /similarity, /tokenize, /decode, /info, /."
     )
     assert f"Supported: {supported}" in error.message
 

@@ -1,5 +1,6 @@
-"""POST /v1/rerank, /rerank (Infinity's) and /v2/rerank (Cohere v2's): documents scored
-against a query, each by its best window, highest first."""
+"""POST /v1/rerank and /v2/rerank (Cohere v2's), and Infinity's reply of /rerank (whose
+operation, shared with TEI's body, is tei_scores'): documents scored against a query, each by
+its best window, highest first."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from handlers.model_info import ModelInfo
 if TYPE_CHECKING:
     from handlers.core.dispatch import Core
 
-__all__ = ["RERANK", "RERANK_AS_SENT", "RERANK_V2"]
+__all__ = ["EXAMPLE", "RERANK", "RERANK_V2", "rerank_as_sent"]
 
 EXAMPLE = {
     "query": "What is the capital of France?",
@@ -139,16 +140,6 @@ RERANK = Operation(
     rerank,
     "Score documents against a query, highest first (Cohere v1's, Jina's and vLLM's reply: "
     "a string document as {'text': ...}).",
-    RerankResponse,
-    RerankRequest,
-    "rerank",
-    example=EXAMPLE,
-)
-RERANK_AS_SENT = Operation(
-    "/rerank",
-    "POST",
-    rerank_as_sent,
-    "Score documents against a query, highest first (Infinity's reply: documents as sent).",
     RerankResponse,
     RerankRequest,
     "rerank",
