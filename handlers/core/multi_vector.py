@@ -10,20 +10,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from handlers.core.schemas import EmbeddingsRequest
-from handlers.core.vectors import quantize
+from handlers.core.vectors import FLOATS, quantize
 
 __all__ = ["maxsim", "rows"]
 
 
 def rows(matrices: list[NDArray[Any]], req: EmbeddingsRequest) -> list[Any]:
     """Each input's token vectors (tokens x dimensions) as the reply carries them: a list of
-    rows (float32, or quantised as embedding_type says, from the normalised vectors), or
-    with base64 the row-major bytes (little-endian float32, or one byte per value)."""
+    rows (float32, float16, or quantised as embedding_type says, from the normalised
+    vectors), or with base64 the row-major bytes (little-endian float32 or float16, or one
+    byte per value)."""
     out: list[Any] = []
     for matrix in matrices:
         values = quantize(np.asarray(matrix, dtype=np.float32), req.embedding_type)
         if req.encoding_format == "base64":
-            raw = values.astype("<f4", copy=False) if req.embedding_type == "float" else values
+            kind = req.embedding_type
+            raw = values.astype(FLOATS[kind]) if kind in FLOATS else values
             out.append(base64.b64encode(raw.tobytes()).decode("ascii"))
         else:
             out.append(values)

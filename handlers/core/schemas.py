@@ -197,13 +197,13 @@ class EmbeddingsRequest(RequestBody):
         description="Matryoshka: keep the first N dimensions and re-normalise (also read "
         "as output_dimension, Voyage's and Cohere's name).",
     )
-    embedding_type: Literal[EMBEDDING_TYPES] = Field(  # type: ignore[valid-type]
+    embedding_type: Literal[(*EMBEDDING_TYPES, "float16")] = Field(  # type: ignore[valid-type]
         "float",
-        description="int8: round(127 v) clipped to [-127, 127] of the normalised vector; "
-        "uint8: int8 + 128; ubinary: numpy.packbits(v > 0), zero-padded to a multiple of 8 "
-        "dimensions; binary: ubinary - 128 as int8. Applied after dimensions. Also read as "
-        "Voyage's output_dtype and Cohere's embedding_types (one type); Jina's 'base64' is "
-        "float with encoding_format base64.",
+        description="float16: half precision (base64: 2 bytes a value). int8: round(127 v) "
+        "clipped to [-127, 127] of the normalised vector; uint8: int8 + 128; ubinary: "
+        "numpy.packbits(v > 0), zero-padded to whole bytes; binary: ubinary - 128 as int8. "
+        "After dimensions. Also Voyage's output_dtype and Cohere's embedding_types (one "
+        "type); Jina's 'base64' is float with encoding_format base64.",
     )
     normalize: bool = Field(
         True,

@@ -5,6 +5,7 @@ FlagEmbedding's M3 reference defines them (one text at a time)."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,21 @@ def test_sparse_tokens_pruning_and_quantised_token_vectors(models_http, wanted):
     quantised = np.asarray(item["embeddings"]["multi_vector"])
     expected = np.clip(np.round(want["multi_vector"] * 127), -127, 127)
     assert np.abs(quantised - expected).max() <= 1
+
+
+def test_float16_token_vectors_in_base64_are_half_the_bytes(models_http, wanted):
+    body = {
+        "model": M3_ID,
+        "input": TEXTS[0],
+        "outputs": ["multi_vector"],
+        "embedding_type": "float16",
+        "encoding_format": "base64",
+    }
+    (item,) = models_http.post("/v1/embeddings", json=body).json()["data"]
+    want = wanted[0]["multi_vector"]
+    raw = np.frombuffer(base64.b64decode(item["embedding"]), "<f2").reshape(want.shape)
+    assert cosines(raw.astype(np.float64), want).min() >= 0.9999
+    assert np.abs(raw - want).max() < 1e-3
 
 
 @pytest.mark.parametrize(

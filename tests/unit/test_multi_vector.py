@@ -31,3 +31,11 @@ def test_rows_keep_each_inputs_token_count_and_encode_it():
     assert np.array_equal(np.frombuffer(base64.b64decode(packed), "<f4").reshape(3, 2), DOC)
     (int8,) = rows([DOC], request(embedding_type="int8"))
     assert int8.tolist() == [[0, 127], [102, 76], [127, 0]]
+
+
+def test_float16_rows_and_bytes_are_half_precision():
+    (half,) = rows([DOC], request(embedding_type="float16"))
+    assert half.dtype == np.float16 and np.array_equal(half, DOC.astype(np.float16))
+    (packed,) = rows([DOC], request(embedding_type="float16", encoding_format="base64"))
+    raw = np.frombuffer(base64.b64decode(packed), "<f2").reshape(3, 2)
+    assert np.array_equal(raw, DOC.astype(np.float16))

@@ -87,7 +87,7 @@ async def test_other_apis_fields_reach_the_model_as_ours(make_settings, theirs, 
             "input_type",
             "Send input_type or task, not both.",
         ),
-        ({"output_dtype": "float16"}, "embedding_type", "embedding_type: Input should be"),
+        ({"output_dtype": "float64"}, "embedding_type", "embedding_type: Input should be"),
     ],
 )
 async def test_fields_that_cannot_be_honoured_are_refused_by_name(

@@ -61,7 +61,8 @@ def test_normalize_false_cuts_without_renormalising_but_quantises_the_normalised
 
 
 @pytest.mark.parametrize(
-    ("kind", "dtype"), [("int8", np.int8), ("uint8", np.uint8), ("ubinary", np.uint8)]
+    ("kind", "dtype"),
+    [("int8", np.int8), ("uint8", np.uint8), ("ubinary", np.uint8), ("float16", "<f2")],
 )
 def test_base64_is_the_raw_bytes(kind, dtype):
     rows = unit_rows(1, 16)
@@ -71,7 +72,22 @@ def test_base64_is_the_raw_bytes(kind, dtype):
     listed = encode(
         list(rows), encoding="float", dimensions=None, normalize=True, embedding_type=kind
     )
-    assert np.frombuffer(base64.b64decode(text), dtype=dtype).tolist() == plain(listed)[0]
+    wire = np.asarray(plain(listed)[0]).astype(dtype)  # float16: printed shortest, re-rounded
+    assert np.frombuffer(base64.b64decode(text), dtype=dtype).tolist() == wire.tolist()
+
+
+def test_float16_is_half_precision_and_keeps_normalize_false():
+    raw = [np.array([3.0, 4.0, 12.0], dtype=np.float32)]
+    (half,) = encode(
+        raw, encoding="float", dimensions=None, normalize=False, embedding_type="float16"
+    )
+    assert half.dtype == np.float16 and plain([half]) == [[3.0, 4.0, 12.0]]
+    rows = unit_rows(1, 16)
+    (cut,) = encode(
+        list(rows), encoding="float", dimensions=4, normalize=True, embedding_type="float16"
+    )
+    want = rows[0, :4] / np.linalg.norm(rows[0, :4])
+    assert np.allclose(cut.astype(np.float32), want, atol=1e-3)
 
 
 def test_float_vectors_go_on_the_wire_as_float32_exactly_and_shorter():
