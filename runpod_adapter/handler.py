@@ -120,7 +120,10 @@ def normalize(
     if has_input:
         return "/v1/embeddings", dict(job_input)
     if has_query:  # the RunPod Infinity worker's reply: documents as sent
-        return "/rerank", dict(job_input)
+        # no documents at all: Infinity's validation names them (/rerank would name both
+        # Infinity's and TEI's shapes, for the HTTP path both speak)
+        bodies = {"documents", "docs", "texts"} & set(job_input)
+        return ("/rerank" if bodies else "/v1/rerank"), dict(job_input)
     keys = ", ".join(repr(key) for key in list(job_input)[:10]) or "none"
     raise _invalid(
         routes, f"The job input has no 'openai_route', 'input' or 'query' (keys: {keys})."

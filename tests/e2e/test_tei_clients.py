@@ -218,6 +218,7 @@ def test_tei_shapes_of_the_other_routes(models_http):
         ("/embed", {"inputs": "a", "truncation_direction": "up"}, 422, "Validation"),
         ("/embed", {"input": "a"}, 422, "Validation"),
         ("/rerank", {"query": "q", "texts": []}, 400, "Empty"),
+        ("/rerank", {"query": "q"}, 422, "Validation"),
         ("/similarity", {"inputs": {"source_sentence": "a", "sentences": []}}, 400, "Empty"),
         ("/decode", {"ids": []}, 400, "Empty"),
     ],

@@ -48,6 +48,10 @@ RERANK_BODY = {"model": "r", "query": "q", "documents": ["x", "y"]}
             {"model": "r", "query": "q", "documents": ["x"], "top_n": 1},
             ("/rerank", {"model": "r", "query": "q", "documents": ["x"], "top_n": 1}),
         ),
+        (  # no documents: Infinity's validation (documents required), not /rerank's TEI one
+            {"model": "r", "query": "q"},
+            ("/v1/rerank", {"model": "r", "query": "q"}),
+        ),
     ],
 )
 def test_normalize_accepted_shapes(job_input, expected):

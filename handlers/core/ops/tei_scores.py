@@ -189,13 +189,23 @@ class EitherRerankReply(RootModel[RerankResponse | RerankReply]):
 
 
 async def rerank_root(core: Core, body: Any) -> Any:
-    """/rerank: TEI's reply to TEI's body (texts, no documents); Infinity's to every other
-    body, whose errors name Infinity's fields (RunPod's native rerank jobs, Infinity's
-    shape, come here too and keep its validation)."""
+    """/rerank: Infinity's reply to a body with documents (or docs), TEI's to one with texts.
+
+    Raises:
+        ServiceError: for a body with neither, TEI's 422 naming both shapes.
+    """
     fields = body if isinstance(body, dict) else {}
-    if "texts" in fields and not {"documents", "docs"} & set(fields):
+    if {"documents", "docs"} & set(fields):
+        return await rerank_as_sent(core, body)
+    if "texts" in fields:
         return await rerank(core, body)
-    return await rerank_as_sent(core, body)
+    raise ServiceError(
+        ErrorKind.INVALID,
+        "/rerank takes Infinity's body {'query', 'documents'} or TEI's {'query', 'texts'}; "
+        "this body has neither documents nor texts.",
+        param="texts",
+        dialect="tei",
+    )
 
 
 PREDICT = Operation(
