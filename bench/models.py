@@ -83,29 +83,10 @@ def build_minilm_colbert(bundled: str, folder: Path) -> Path:
 def build_llm_reranker(folder: Path) -> Path:
     """A Qwen3ForCausalLM (hidden 256, 4 layers, grouped-query attention; seeded weights)
     with a byte-level BPE that has "yes" and "no", saved by sentence-transformers 6 as a
-    causal-LM CrossEncoder, as Qwen3-Reranker's original checkpoints load."""
-    import torch
-    from sentence_transformers import CrossEncoder
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    causal-LM CrossEncoder, as Qwen3-Reranker's original checkpoints load: the test
+    family's builder at a larger size."""
+    from tests.families_llm_rerankers import build_llm_reranker as build
 
-    from tests.families_decoders import _qwen3_tokenizer
-
-    torch.manual_seed(0)
-    source = folder / "source"
-    tokenizer = _qwen3_tokenizer(source, eos_template=False, max_length=512, words=("yes", "no"))
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=768,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
-    Qwen3ForCausalLM(config).save_pretrained(source)
-    CrossEncoder(str(source), device="cpu").save_pretrained(str(folder / "model"))
-    return folder / "model"
+    sizes = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4}
+    sizes |= {"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}
+    return build(folder, max_length=512, **sizes)

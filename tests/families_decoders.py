@@ -46,16 +46,14 @@ def _qwen3_tokenizer(
 def _qwen3_config(tokenizer: Any, **kwargs: Any) -> Any:
     from transformers import Qwen3Config
 
+    sizes = {"num_key_value_heads": 1, "head_dim": 16, **SMALL}  # grouped-query attention
     return Qwen3Config(
         vocab_size=len(tokenizer),
         max_position_embeddings=tokenizer.model_max_length,
-        num_key_value_heads=1,  # grouped-query attention, as the real ones
-        head_dim=16,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
-        **SMALL,
-        **kwargs,
+        **{**sizes, **kwargs},  # kwargs may set the sizes too
     )
 
 

@@ -6,17 +6,20 @@ sentence-transformers 6's CrossEncoder as a Transformer (text generation) and a 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.families_decoders import _qwen3_config, _qwen3_tokenizer
 from tests.families_shared import _save
 
 
-def build_llm_reranker(folder: Path) -> Path:
+def build_llm_reranker(folder: Path, max_length: int = 256, **sizes: Any) -> Path:
+    """`sizes`: Qwen3Config's, in place of the tiny ones (bench.models' larger reranker)."""
     from sentence_transformers import CrossEncoder
     from transformers import Qwen3ForCausalLM
 
     source = folder / "source"
-    tokenizer = _qwen3_tokenizer(source, eos_template=False, max_length=256, words=("yes", "no"))
-    _save(source, Qwen3ForCausalLM, _qwen3_config(tokenizer))
+    words = ("yes", "no")
+    tokenizer = _qwen3_tokenizer(source, eos_template=False, max_length=max_length, words=words)
+    _save(source, Qwen3ForCausalLM, _qwen3_config(tokenizer, **sizes))
     CrossEncoder(str(source), device="cpu").save_pretrained(str(folder / "model"))
     return folder / "model"
