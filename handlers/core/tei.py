@@ -88,14 +88,15 @@ async def texts(core: Core, model: str, items: list[str | list[int]]) -> list[st
     return [item if isinstance(item, str) else next(decoded) for item in items]
 
 
-def our_fields(req: TeiRequest, model: str, inputs: list[str]) -> dict[str, Any]:
-    """Our embeddings body's fields for a TEI request of `inputs`."""
+def our_fields(options: Any, model: str, inputs: list[str]) -> dict[str, Any]:
+    """Our embeddings body's fields for TEI's `options` (a TeiRequest, or /similarity's
+    parameters: truncate, truncation_direction, prompt_name) of `inputs`."""
     return {
         "model": model,
         "input": inputs,
-        "truncate": req.truncate is not False,
-        "truncation_direction": req.truncation_direction.lower(),
-        "prompt_name": req.prompt_name,
+        "truncate": options.truncate is not False,
+        "truncation_direction": options.truncation_direction.lower(),
+        "prompt_name": options.prompt_name,
     }
 
 

@@ -122,14 +122,7 @@ async def similarity(core: Core, body: Any) -> list[float]:
         raise tei.empty()
     info = core.first(req.model, "embed")
     core.check_size("input", len(texts), texts)
-    options = req.parameters or Parameters()
-    ours = {
-        "model": info.id,
-        "input": texts,
-        "truncate": options.truncate is not False,
-        "truncation_direction": options.truncation_direction.lower(),
-        "prompt_name": options.prompt_name,
-    }
+    ours = tei.our_fields(req.parameters or Parameters(), info.id, texts)
     _, vectors, _ = await embed(core, parse_body(EmbeddingsRequest, ours, core.context))
     matrix = np.asarray(np.stack(vectors), dtype=np.float64)
     unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
