@@ -11,7 +11,7 @@ from typing import Any
 from handlers.engine import identity
 from handlers.engine.infinity import Loaded
 from handlers.engine.seam import EmbedKey, SparseVector
-from handlers.engine.st_runner import open_model, text_tokenizer
+from handlers.engine.st_runner import open_model, preprocess_texts, text_tokenizer
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
@@ -68,13 +68,9 @@ class M3Stages:
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
-        side = self.tokenizer.truncation_side
-        self.tokenizer.truncation_side = options.truncation_direction
-        try:
-            features = self.model.preprocess([str(text) for text in inputs])
-        finally:
-            self.tokenizer.truncation_side = side
-        counts = [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]
+        texts = [str(text) for text in inputs]
+        side = options.truncation_direction
+        features, counts = preprocess_texts(self.model, self.tokenizer, texts, side)
         return (features, options), counts
 
     def forward(self, prepared: tuple[Any, EmbedKey]) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers.engine.infinity import Loaded
 from handlers.engine.seam import EmbedKey
-from handlers.engine.st_runner import open_model, text_tokenizer
+from handlers.engine.st_runner import open_model, preprocess_texts, text_tokenizer
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
@@ -41,14 +41,15 @@ class MultiVectorStages:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         task = options.task
         prompt = self.model.prompts.get(task) if task else None
-        side = self.tokenizer.truncation_side
-        self.tokenizer.truncation_side = options.truncation_direction
-        try:
-            texts = [str(text) for text in inputs]
-            features = self.model.preprocess(texts, prompt=prompt or None, task=task)
-        finally:
-            self.tokenizer.truncation_side = side
-        counts = [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]
+        texts = [str(text) for text in inputs]
+        features, counts = preprocess_texts(
+            self.model,
+            self.tokenizer,
+            texts,
+            options.truncation_direction,
+            prompt=prompt or None,
+            task=task,
+        )
         return (features, task), counts
 
     def forward(self, prepared: tuple[Any, str | None]) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers.engine.infinity import Loaded
 from handlers.engine.seam import EmbedKey, SparseVector
-from handlers.engine.st_runner import open_model, text_tokenizer
+from handlers.engine.st_runner import open_model, preprocess_texts, text_tokenizer
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
@@ -35,13 +35,11 @@ class SparseStages:
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
-        side = self.tokenizer.truncation_side
-        self.tokenizer.truncation_side = options.truncation_direction
-        try:
-            features = self.model.preprocess([str(text) for text in inputs], task=options.task)
-        finally:
-            self.tokenizer.truncation_side = side
-        counts = [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]
+        texts = [str(text) for text in inputs]
+        side = options.truncation_direction
+        features, counts = preprocess_texts(
+            self.model, self.tokenizer, texts, side, task=options.task
+        )
         return (features, options.task), counts
 
     def forward(self, prepared: tuple[Any, str | None]) -> Any:

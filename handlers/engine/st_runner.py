@@ -19,6 +19,7 @@ __all__ = [
     "is_multimodal_pipeline",
     "load",
     "open_model",
+    "preprocess_texts",
     "text_tokenizer",
 ]
 
@@ -92,15 +93,12 @@ class SentenceTransformerStages:
         counts = [0] * len(inputs)
         parts = []
         if texts:
-            side = tokenizer.truncation_side
-            tokenizer.truncation_side = options.truncation_direction
-            try:
-                features = self.model.preprocess([_plain(inputs[i]) for i in texts])
-            finally:
-                tokenizer.truncation_side = side
-            mask = features["attention_mask"]
-            for index, count in zip(texts, mask.sum(dim=1).tolist(), strict=True):
-                counts[index] = int(count)
+            read = [_plain(inputs[i]) for i in texts]
+            features, found = preprocess_texts(
+                self.model, tokenizer, read, options.truncation_direction
+            )
+            for index, count in zip(texts, found, strict=True):
+                counts[index] = count
             parts.append((texts, features))
         if images:
             parts.append((images, self.model.preprocess([inputs[i] for i in images])))
@@ -129,6 +127,21 @@ class SentenceTransformerStages:
             for index, vector in zip(indices, found, strict=True):
                 vectors[index] = vector
         return vectors
+
+
+def preprocess_texts(
+    model: Any, tokenizer: Any, texts: list[str], side: str, **options: Any
+) -> tuple[Any, list[int]]:
+    """`texts` through the model's own `preprocess` (with `options`: prompt, task), the
+    tokenizer cutting too-long ones from `side`: the features and each text's token count
+    (its attention mask)."""
+    before = tokenizer.truncation_side
+    tokenizer.truncation_side = side
+    try:
+        features = model.preprocess(texts, **options)
+    finally:
+        tokenizer.truncation_side = before
+    return features, [int(n) for n in features["attention_mask"].sum(dim=1).tolist()]
 
 
 def _plain(item: Any) -> str:
