@@ -28,6 +28,7 @@ TAKERS = {
     "sparse_top_k": ("sparse",),
     "sparse_threshold": ("sparse",),
     "return_tokens": ("sparse",),
+    "pool_factor": ("multi_vector",),
 }
 
 
@@ -89,6 +90,7 @@ def _options_set(req: EmbeddingsRequest) -> list[str]:
         "sparse_top_k": req.sparse_top_k is not None,
         "sparse_threshold": req.sparse_threshold is not None,
         "return_tokens": req.return_tokens,
+        "pool_factor": req.pool_factor is not None,
     }
     return [field for field in TAKERS if set_[field]]
 

@@ -15,14 +15,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from handlers.core.input_list import input_as_list
 from handlers.core.other_apis import input_objects, our_fields
-from handlers.errors import At, ErrorKind, ServiceError
+from handlers.errors import ErrorKind, ServiceError
 
 __all__ = [
     "EMBEDDING_TYPES",
@@ -47,53 +47,6 @@ INPUT_TYPES: dict[str, str | None] = {
     "clustering": "clustering",
     "image": None,
 }
-TOKEN_ARRAY_MESSAGE = (
-    "token-id arrays are not supported as input: send the text itself (LangChain: set "
-    "check_embedding_ctx_length=False), or start the server with TOKEN_ARRAYS=cl100k to "
-    "read them as OpenAI's cl100k_base tokens"
-)
-
-
-def _is_token_ids(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    )
-
-
-def _input_as_list(value: Any, info: ValidationInfo) -> Any:
-    """A single string becomes a one-item list. Token-id arrays (one, or a list of them)
-    become the texts they encode when the context has a `token_arrays` decoder
-    (TOKEN_ARRAYS=cl100k); otherwise they are refused, naming both fixes."""
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list):
-        return value
-    if any(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        value = [value]  # one token-id array
-    elif not any(isinstance(v, list) for v in value):
-        return value
-    context = info.context or {}
-    decode = context.get("token_arrays")
-    if decode is None:
-        raise PydanticCustomError("token_ids", TOKEN_ARRAY_MESSAGE)
-    ids, most = sum(len(v) for v in value if isinstance(v, list)), context.get("max_token_ids")
-    if most is not None and ids > most:  # before decoding: each id is at least a character
-        raise ServiceError(
-            ErrorKind.TOO_LARGE,
-            f"The request holds {ids} token ids; at most {most} are allowed (MAX_TOTAL_CHARS).",
-            param="input",
-            code="too_many_characters",
-        )
-    texts = []
-    for index, item in enumerate(value):
-        if isinstance(item, list) and not _is_token_ids(item):
-            raise ServiceError(
-                ErrorKind.INVALID,
-                At(("input", index), ": a token-id array holds integers only"),
-                param="input",
-            )
-        texts.append(decode(index, item) if isinstance(item, list) else item)
-    return texts
 
 
 def _known_modality(value: Any) -> Any:
@@ -117,7 +70,7 @@ PositiveInt = Annotated[int, Field(gt=0), BeforeValidator(_integral)]
 
 InputList = Annotated[
     list[str],
-    BeforeValidator(_input_as_list),
+    BeforeValidator(input_as_list),
     WithJsonSchema(
         {
             "anyOf": [
@@ -148,7 +101,7 @@ _ITEM = {
 }
 EmbeddingInput = Annotated[
     list[str],
-    BeforeValidator(_input_as_list),
+    BeforeValidator(input_as_list),
     WithJsonSchema(
         {
             "anyOf": [
@@ -233,8 +186,7 @@ class EmbeddingsRequest(RequestBody):
     task: str | None = Field(
         None,
         description="Jina style: the model's prompt and task adapter of this name (as "
-        "prompt_name). Not with "
-        "prompt_name or input_type.",
+        "prompt_name). Not with prompt_name or input_type.",
     )
     sparse_top_k: PositiveInt | None = Field(
         None, description="Sparse encoders: keep each input's k largest weights."
@@ -244,6 +196,13 @@ class EmbeddingsRequest(RequestBody):
     )
     return_tokens: bool = Field(
         False, description="Sparse encoders: each dimension's vocabulary token too."
+    )
+    pool_factor: float | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Multi-vector outputs: keep about 1/pool_factor of each input's token "
+        "vectors (sentence-transformers' hierarchical token pooling). Default: all.",
     )
     outputs: list[Literal["dense", "sparse", "multi_vector"]] | None = Field(
         None,

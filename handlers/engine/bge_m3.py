@@ -10,6 +10,7 @@ from typing import Any
 
 from handlers.engine import identity
 from handlers.engine.infinity import Loaded
+from handlers.engine.multi_vector import pooled
 from handlers.engine.seam import EmbedKey, SparseVector
 from handlers.engine.st_runner import open_model, preprocess_texts, text_tokenizer
 from handlers.model_specs import ModelSpec
@@ -73,7 +74,7 @@ class M3Stages:
         features, counts = preprocess_texts(self.model, self.tokenizer, texts, side)
         return (features, options), counts
 
-    def forward(self, prepared: tuple[Any, EmbedKey]) -> list[Any]:
+    def forward(self, prepared: tuple[Any, EmbedKey]) -> tuple[list[Any], float]:
         import torch
         from sentence_transformers.sentence_transformer.modules import Normalize
         from sentence_transformers.util import batch_to_device
@@ -101,8 +102,9 @@ class M3Stages:
                     for row, n in zip(vectors, counts, strict=True)
                 ]
         if not options.outputs:
-            return found["dense"]
-        return [{name: found[name][i] for name in outputs} for i in range(len(counts))]
+            return found["dense"], options.pool_factor
+        rows = [{name: found[name][i] for name in outputs} for i in range(len(counts))]
+        return rows, options.pool_factor
 
     def _lexical(self, weights: Any, ids: Any) -> SparseVector:
         """One input's lexical weights: the largest weight of each token id it holds."""
@@ -114,5 +116,12 @@ class M3Stages:
         tokens = self.tokenizer.convert_ids_to_tokens(indices)
         return SparseVector(indices, [best[i] for i in indices], tokens)
 
-    def finish(self, output: list[Any]) -> list[Any]:
-        return output
+    def finish(self, output: tuple[list[Any], float]) -> list[Any]:
+        """The ColBERT vectors pooled as the key asks (no token kept out: the first, CLS, is
+        already dropped)."""
+        rows, factor = output
+        if factor > 1 and rows and isinstance(rows[0], dict) and "multi_vector" in rows[0]:
+            vectors = pooled([row["multi_vector"] for row in rows], factor, protected=0)
+            for row, matrix in zip(rows, vectors, strict=True):
+                row["multi_vector"] = matrix
+        return rows

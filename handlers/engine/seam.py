@@ -30,6 +30,7 @@ class EmbedKey:
     # models of several outputs (engine.bge_m3): those to compute, each input's a dict of
     # them; (): the dense vector alone, as every other embedder gives
     outputs: tuple[str, ...] = ()
+    pool_factor: float = 1.0  # multi-vector outputs: token pooling (engine.multi_vector.pooled)
 
 
 @dataclass(frozen=True)

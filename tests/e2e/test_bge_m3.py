@@ -144,6 +144,23 @@ def test_float16_token_vectors_in_base64_are_half_the_bytes(models_http, wanted)
     assert np.abs(raw - want).max() < 1e-3
 
 
+def test_pooled_colbert_vectors_are_the_reference_pooled(models_http, wanted):
+    import torch
+    from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
+
+    pooling = HierarchicalTokenPooling(2, num_protected_tokens=0)
+    body = {"model": M3_ID, "input": TEXTS, "outputs": ["multi_vector", "dense"], "pool_factor": 2}
+    reply = models_http.post("/v1/embeddings", json=body)
+    assert reply.status_code == 200, reply.text
+    kept = []
+    for item, want in zip(reply.json()["data"], wanted, strict=True):
+        pooled = pooling.pool_one(torch.from_numpy(want["multi_vector"])).numpy()
+        assert cosines(item["embeddings"]["multi_vector"], pooled).min() >= 0.9999
+        assert cosines(item["embeddings"]["dense"], want["dense"]).min() >= 0.9999
+        kept.append(len(pooled) / len(want["multi_vector"]))
+    assert kept[0] <= 0.5, "pooling kept every vector"
+
+
 @pytest.mark.parametrize(
     ("body", "param", "fragment"),
     [
@@ -152,6 +169,7 @@ def test_float16_token_vectors_in_base64_are_half_the_bytes(models_http, wanted)
         ({"model": M3_ID, "return_tokens": True}, "return_tokens", "add 'sparse' to outputs"),
         ({"model": M3_ID, "outputs": ["sparse"], "dimensions": 8}, "dimensions", "'dense'"),
         ({"model": M3_ID, "outputs": []}, "outputs", ""),
+        ({"model": M3_ID, "pool_factor": 2}, "pool_factor", "add 'multi_vector' to outputs"),
     ],
 )
 def test_bad_output_requests_get_a_clear_400(models_http, body, param, fragment):

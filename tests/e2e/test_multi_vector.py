@@ -74,6 +74,24 @@ def test_base64_and_int8_encode_the_same_vectors(models_http, models):
     assert np.abs(np.asarray(int8["data"][0]["embedding"]) - np.rint(want * 127)).max() <= 1
 
 
+@pytest.mark.parametrize(("input_type", "factor"), [("search_document", 2), ("search_query", 3)])
+def test_token_pooling_equals_the_encoders_hierarchical_pooling(
+    models_http, models, input_type, factor
+):
+    from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
+
+    pooling = HierarchicalTokenPooling(factor, tasks=["query", "document"])
+    model = encoder(models[COLBERT_ID])
+    method = getattr(model, METHODS[input_type])
+    wanted = [method([text], token_pooling=pooling)[0].numpy() for text in TEXTS]
+    body = {"model": COLBERT_ID, "input": TEXTS, "input_type": input_type, "pool_factor": factor}
+    reply = models_http.post("/v1/embeddings", json=body)
+    assert reply.status_code == 200, reply.text
+    for item, want, text in zip(reply.json()["data"], wanted, TEXTS, strict=True):
+        assert_token_vectors(item["embedding"], want)
+        assert len(want) < len(method([text])[0]), "pooling kept every vector"
+
+
 def test_rerank_and_score_are_the_models_maxsim(models_http, models):
     query, docs = "capital of france", ["paris is the capital of france", "a dog", TEXTS[0]]
     model = encoder(models[COLBERT_ID])
@@ -99,12 +117,15 @@ def test_rerank_and_score_are_the_models_maxsim(models_http, models):
             "max_tokens_per_doc",
         ),
         ("/v2/embed", {"model": COLBERT_ID, "texts": ["a"], "input_type": "query"}, "model"),
+        ("/v1/embeddings", {"model": EMBED_ID, "input": "a", "pool_factor": 2}, "pool_factor"),
+        ("/v1/embeddings", {"model": COLBERT_ID, "input": "a", "pool_factor": 0.5}, "pool_factor"),
     ],
 )
 def test_options_it_cannot_honour_get_a_clear_400(models_http, path, body, param):
     reply = models_http.post(path, json=body)
     assert reply.status_code == 400, reply.text
     assert "Traceback" not in reply.text
+    assert param in (reply.json()["error"]["param"] or reply.json()["error"]["message"])
 
 
 def test_models_card_names_its_outputs(models_http):

@@ -53,6 +53,7 @@ def test_a_model_of_several_outputs_gives_those_asked_in_their_order():
         (COLBERT, {"normalize": False}, "normalize", "applies to dense vectors only"),
         (COLBERT, {"truncate": False}, "truncate", "multi-vector encoder"),
         (M3, {"outputs": ["sparse"], "dimensions": 2}, "dimensions", "add 'dense' to outputs"),
+        (SPLADE, {"pool_factor": 2}, "pool_factor", "applies to multi-vector"),
     ],
 )
 def test_what_the_outputs_cannot_honour_is_refused_by_name(info, fields, param, fragment):

@@ -89,7 +89,8 @@ async def embed(
         lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
     task = sparse.task_of(req) if wanted[0] != "dense" else None  # single-output encoders
     several = wanted if len(info.outputs) > 1 else ()
-    key = EmbedKey(req.truncation_direction, req.normalize, adapter, task, several)
+    pooling = req.pool_factor or 1.0
+    key = EmbedKey(req.truncation_direction, req.normalize, adapter, task, several, pooling)
     async with core.backend.admit(req.model, len(items)) as ticket:
         image_idx = [i for i, flag in enumerate(is_image) if flag]
         if image_idx:
