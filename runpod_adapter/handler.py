@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from handlers.api.wire import plain
@@ -34,8 +34,9 @@ def accepted_shapes(routes: Mapping[str, str]) -> str:
     return (
         f'Accepted job inputs: {{"openai_route": {quoted(True, " or ")}}}; '
         f'{{"openai_route": {quoted(False, ", ")}, "openai_input": {{...}}}}; '
-        '{"model", "input", "modality"?, ...} (embeddings); '
-        '{"model", "query", "docs", "return_docs"?, ...} (rerank).'
+        '{"model", "input", "modality"?, ...} (embeddings; a classifier: classify); '
+        '{"model", "query", "docs", "return_docs"?, ...} (rerank); '
+        '{"model", "text_1", "text_2"} (score).'
     )
 
 
@@ -49,6 +50,8 @@ class Dispatcher(Protocol):
     def routes(self) -> Mapping[str, Any]: ...
 
     async def dispatch(self, route: str, body: Any = None) -> dict[str, Any]: ...
+
+    def classifier(self, model: Any) -> bool: ...
 
 
 def _json_type(value: Any) -> str:
@@ -83,10 +86,13 @@ def canonical_route(value: Any, routes: Mapping[str, str] = DEFAULT_ROUTES) -> s
 
 
 def normalize(
-    job_input: Any, routes: Mapping[str, str] = DEFAULT_ROUTES
+    job_input: Any,
+    routes: Mapping[str, str] = DEFAULT_ROUTES,
+    classifier: Callable[[Any], bool] | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
     """Map a job's `input` onto a core route (a path of `routes`, path -> method) and
-    request body (no I/O).
+    request body (no I/O). A native `input` job whose model `classifier` says is a
+    classifier (one that gives no embeddings) classifies.
 
     Raises:
         ServiceError: INVALID (param "input") for any input that is not one of the
@@ -114,19 +120,26 @@ def normalize(
                 param="openai_input",
             )
         return route, body
-    has_input, has_query = "input" in job_input, "query" in job_input
-    if has_input and has_query:
-        raise _invalid(routes, "The job input has both 'input' (embeddings) and 'query' (rerank).")
-    if has_input:
+    shapes = {"input": "embeddings", "query": "rerank", "text_1": "score"}
+    given = [key for key in shapes if key in job_input]
+    if len(given) > 1:
+        names = " and ".join(f"'{key}' ({shapes[key]})" for key in given)
+        raise _invalid(routes, f"The job input has {names}: send one of them.")
+    if given == ["input"]:
+        if classifier is not None and classifier(job_input.get("model")):
+            return "/v1/classify", dict(job_input)
         return "/v1/embeddings", dict(job_input)
-    if has_query:  # the RunPod Infinity worker's reply: documents as sent
+    if given == ["text_1"]:
+        return "/v1/score", dict(job_input)
+    if given:  # rerank, with the RunPod Infinity worker's reply: documents as sent
         # no documents at all: Infinity's validation names them (/rerank would name both
         # Infinity's and TEI's shapes, for the HTTP path both speak)
         bodies = {"documents", "docs", "texts"} & set(job_input)
         return ("/rerank" if bodies else "/v1/rerank"), dict(job_input)
     keys = ", ".join(repr(key) for key in list(job_input)[:10]) or "none"
     raise _invalid(
-        routes, f"The job input has no 'openai_route', 'input' or 'query' (keys: {keys})."
+        routes,
+        f"The job input has no 'openai_route', 'input', 'query' or 'text_1' (keys: {keys}).",
     )
 
 
@@ -161,7 +174,7 @@ async def handle(job: Any, core: Dispatcher) -> dict[str, Any] | list[dict[str, 
     try:
         job_input = job.get("input") if isinstance(job, dict) else None
         routes = {op.path: op.method for op in core.routes.values()}  # no aliases
-        route, body = normalize(job_input, routes)
+        route, body = normalize(job_input, routes, core.classifier)
         result = plain(await core.dispatch(route, body))  # what the SDK can serialise
         if isinstance(job_input, dict) and "openai_route" in job_input and routes[route] != "GET":
             return [result]

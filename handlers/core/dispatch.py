@@ -131,6 +131,12 @@ class Core:
                 )
         return info
 
+    def classifier(self, model: Any) -> bool:
+        """Whether `model` names a served sequence classifier that gives no embeddings (a
+        RunPod native `input` job for it classifies)."""
+        info = self.backend.models().get(model) if isinstance(model, str) else None
+        return info is not None and "classify" in info.capabilities and not info.outputs
+
     def check_size(self, param: str, count: int, texts: list[str]) -> None:
         """413 past MAX_CLIENT_BATCH_SIZE items or MAX_TOTAL_CHARS characters of text."""
         limit = self.settings.max_client_batch_size

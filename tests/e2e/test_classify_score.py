@@ -172,3 +172,18 @@ def test_runpod_classify_and_score(worker, models):
     bad = {"model": SENTIMENT_ID, "input": [["a", "b"]]}
     output = worker.runsync({"openai_route": "/v1/classify", "openai_input": bad})
     assert_error(output, 400, None, "input[0] is a pair")
+
+
+def test_runpod_native_classify_and_score_jobs(worker, models):
+    """Native jobs: an `input` job for a classifier classifies, `text_1`/`text_2` scores;
+    each output the HTTP reply itself."""
+    output = worker.runsync({"model": NLI_ID, "input": PAIRS[:2]})
+    want = cross_encoder(models[NLI_ID], PAIRS[:2], apply_softmax=True)
+    for item, probs in zip(output["data"], want, strict=True):
+        assert item["probs"] == pytest.approx(probs.tolist(), abs=TOLERANCE)
+    output = worker.runsync({"model": RERANK_ID, "text_1": "a cat", "text_2": ["the cat", "x"]})
+    want = cross_encoder(models[RERANK_ID], [["a cat", "the cat"], ["a cat", "x"]])
+    assert [d["score"] for d in output["data"]] == pytest.approx(want.tolist(), abs=TOLERANCE)
+    embedded = worker.runsync({"model": EMBED_ID, "input": ["a cat"]})
+    assert embedded["object"] == "list" and len(embedded["data"][0]["embedding"]) > 2
+    assert_error(worker.runsync({"model": SENTIMENT_ID, "input": [["a", "b"]]}), 400, None, "pair")

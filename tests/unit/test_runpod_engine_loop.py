@@ -35,6 +35,9 @@ class LoopCore:
         self.events.append((route, threading.current_thread().name))
         return {"object": "list", "data": []}
 
+    def classifier(self, model: Any) -> bool:
+        return False
+
 
 def test_engine_loop_runs_service_in_one_thread_from_any_caller_loop():
     core = LoopCore()

@@ -52,6 +52,10 @@ RERANK_BODY = {"model": "r", "query": "q", "documents": ["x", "y"]}
             {"model": "r", "query": "q"},
             ("/v1/rerank", {"model": "r", "query": "q"}),
         ),
+        (
+            {"model": "r", "text_1": "q", "text_2": ["a", "b"]},
+            ("/v1/score", {"model": "r", "text_1": "q", "text_2": ["a", "b"]}),
+        ),
     ],
 )
 def test_normalize_accepted_shapes(job_input, expected):
@@ -144,12 +148,25 @@ def test_openai_input_must_be_an_object(route, openai_input):
 def test_neither_input_nor_query_is_refused(job_input):
     error = _invalid(job_input)
     assert error.param == "input"
-    assert "has no 'openai_route', 'input' or 'query'" in error.message
+    assert "has no 'openai_route', 'input', 'query' or 'text_1'" in error.message
 
 
-def test_both_input_and_query_is_refused():
-    error = _invalid({"model": "m", "input": "a", "query": "b", "docs": ["c"]})
-    assert "both 'input' (embeddings) and 'query' (rerank)" in error.message
+@pytest.mark.parametrize(
+    ("job_input", "names"),
+    [
+        ({"model": "m", "input": "a", "query": "b", "docs": ["c"]}, "'input' (embeddings) and"),
+        ({"model": "m", "query": "b", "text_1": "a", "text_2": "c"}, "'query' (rerank) and"),
+    ],
+)
+def test_two_shapes_at_once_are_refused(job_input, names):
+    error = _invalid(job_input)
+    assert names in error.message and "send one of them" in error.message
+
+
+def test_an_input_job_for_a_classifier_classifies():
+    job = {"model": "c", "input": ["a"]}
+    assert normalize(job, classifier=lambda model: model == "c") == ("/v1/classify", job)
+    assert normalize(job, classifier=lambda model: False) == ("/v1/embeddings", job)
 
 
 # ----------------------------------------------------------------------------- handle
@@ -169,6 +186,9 @@ class FakeCore:
             raise self.error
         return self.result
 
+    def classifier(self, model: Any) -> bool:
+        return model == "classifier"
+
 
 async def test_openai_embeddings_and_rerank_are_wrapped_in_a_list():
     core = FakeCore({"object": "list", "data": [1]})
@@ -186,7 +206,12 @@ async def test_models_and_native_jobs_return_the_body_itself():
     assert await handle({"input": {"model": "r", "query": "q", "docs": []}}, core) == {
         "object": "x"
     }
-    assert [route for route, _ in core.calls] == ["/v1/models", "/v1/embeddings", "/rerank"]
+    assert await handle({"input": {"model": "classifier", "input": "a"}}, core) == {"object": "x"}
+    assert await handle({"input": {"model": "r", "text_1": "a", "text_2": "b"}}, core) == {
+        "object": "x"
+    }
+    routes = ["/v1/models", "/v1/embeddings", "/rerank", "/v1/classify", "/v1/score"]
+    assert [route for route, _ in core.calls] == routes
 
 
 @pytest.mark.parametrize(
