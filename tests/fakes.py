@@ -226,6 +226,7 @@ class FakeBackend:
         docs: list[str],
         max_tokens: int | None,
         max_chunks: int | None,
+        instruction: str | None = None,
     ) -> Windows:
         """The engine's own window planner, on FakeTokenizer."""
         return plan_windows(FakeTokenizer(), query, docs, max_tokens, max_chunks)

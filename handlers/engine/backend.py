@@ -18,7 +18,7 @@ from handlers import memory
 from handlers.engine import loading
 from handlers.engine.infinity import Loaded
 from handlers.engine.scheduler import Scheduler
-from handlers.engine.seam import Prepared, Ticket, Windows
+from handlers.engine.seam import Planner, Prepared, Ticket, Windows
 from handlers.engine.stages import Limits
 from handlers.engine.text_tokenizer import (
     Counter,
@@ -48,6 +48,7 @@ class Served:
     tokenizer: TextTokenizer | None  # /v1/tokenize and rerank windows (None: no fast one)
     counter: Counter | None  # counts untruncated texts (None: it cannot)
     collates: bool  # its runners take Tokens (counted texts are not tokenised again)
+    planner: Planner | None = None  # plans its own rerank windows (else plan_windows)
 
 
 class EngineBackend:
@@ -142,7 +143,7 @@ class EngineBackend:
                 info = replace(info, dimensions=int(vectors[0].shape[-1]))
             self._info[spec.served_id] = info
             self._served[spec.served_id] = Served(
-                info, scheduler, model.tokenizer, model.counter, model.collates
+                info, scheduler, model.tokenizer, model.counter, model.collates, model.planner
             )
 
     async def stop(self) -> None:
@@ -200,9 +201,14 @@ class EngineBackend:
         docs: list[str],
         max_tokens: int | None,
         max_chunks: int | None,
+        instruction: str | None = None,
     ) -> Windows:
-        tokenizer = self._served[model].tokenizer
-        return await asyncio.to_thread(plan_windows, tokenizer, query, docs, max_tokens, max_chunks)
+        served = self._served[model]
+        if served.planner is not None:
+            plan = served.planner
+            return await asyncio.to_thread(plan, query, docs, max_tokens, max_chunks, instruction)
+        args = (served.tokenizer, query, docs, max_tokens, max_chunks)
+        return await asyncio.to_thread(plan_windows, *args)
 
     async def tokenize(
         self, model: str, texts: list[str], add_special_tokens: bool

@@ -18,6 +18,7 @@ from handlers.engine.infinity_runners import (
     RerankStages,
     Stages,
 )
+from handlers.engine.seam import Planner
 from handlers.engine.stages import Runner
 from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer
 from handlers.model_info import Classes
@@ -48,6 +49,7 @@ class Loaded:
     adapters: tuple[str, ...] = ()  # its task adapters (engine.adapters), loaded on torch
     classes: Classes | None = None  # a classifier's labels (engine.classifier)
     similarity: str | None = None  # multi-vector encoders: maxsim or meanmaxsim
+    planner: Planner | None = None  # plans its own rerank windows (engine.windows.TextWindows)
 
     @property
     def counter(self) -> Counter | None:

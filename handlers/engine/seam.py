@@ -4,7 +4,7 @@ cross it (the core imports nothing else from the engine)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,7 +16,7 @@ from handlers.model_info import ModelInfo
 if TYPE_CHECKING:
     from handlers.engine.scheduler import Scheduler
 
-__all__ = ["Backend", "EmbedKey", "Prepared", "SparseVector", "Ticket", "Windows"]
+__all__ = ["Backend", "EmbedKey", "Planner", "Prepared", "SparseVector", "Ticket", "Windows"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,10 @@ class Windows:
         return best
 
 
+# a model's own window planner: (query, documents, max_tokens, max_chunks, instruction)
+Planner = Callable[[str, list[str], int | None, int | None, str | None], Windows]
+
+
 class Backend(Protocol):
     """What the request core needs of the models. The engine owns tokens: it counts texts
     (`count`), plans rerank windows (`windows`) and tokenises (`tokenize`); the core keeps
@@ -131,6 +135,7 @@ class Backend(Protocol):
         docs: list[str],
         max_tokens: int | None,
         max_chunks: int | None,
+        instruction: str | None = None,
     ) -> Windows:
         """Each document split into windows that fit the reranker's context next to the
         query (engine/windows.py; off the event loop).

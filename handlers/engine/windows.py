@@ -1,16 +1,17 @@
 """Rerank windows: each document cut into overlapping token windows that fit the reranker's
-context next to the query, each text tokenised once."""
+context next to the query, each text tokenised once (a model that formats each pair with its
+own template, an LLM reranker, reads windows as the document's text they cover)."""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from handlers.engine.seam import Windows
 from handlers.engine.text_tokenizer import Tokenizer, Tokens
 from handlers.errors import ErrorKind, ServiceError
 
-__all__ = ["DEFAULT_MAX_TOKENS_PER_DOC", "WINDOW_OVERLAP", "plan_windows"]
+__all__ = ["DEFAULT_MAX_TOKENS_PER_DOC", "WINDOW_OVERLAP", "TextWindows", "plan_windows"]
 
 WINDOW_OVERLAP = 32
 """Tokens two neighbouring windows of a document share (at most half the window)."""
@@ -76,10 +77,7 @@ def plan_windows(
             param="query",
             code="query_too_long",
         )
-    overlap = min(WINDOW_OVERLAP, room // 2)
-    if max_chunks is not None:
-        max_tokens = room + (max_chunks - 1) * (room - overlap)
-    limit = max_tokens or DEFAULT_MAX_TOKENS_PER_DOC
+    overlap, limit = _reading(room, max_tokens, max_chunks)
     items: list[str | Tokens] = []
     owners: list[int] = []
     lengths: list[int] = []
@@ -97,3 +95,68 @@ def plan_windows(
         owners.extend([index] * len(spans))
         lengths.extend(pair + len(span) for span in spans)
     return Windows(query_read, items, owners, lengths)
+
+
+def _reading(room: int, max_tokens: int | None, max_chunks: int | None) -> tuple[int, int]:
+    """The overlap of windows of `room` tokens, and how many tokens of a document are read."""
+    overlap = min(WINDOW_OVERLAP, room // 2)
+    if max_chunks is not None:
+        max_tokens = room + (max_chunks - 1) * (room - overlap)
+    return overlap, max_tokens or DEFAULT_MAX_TOKENS_PER_DOC
+
+
+class TextWindows:
+    """Windows for a model that formats each (query, document) pair with its own template
+    (an LLM reranker): a window holds what the model's context leaves next to the rendered
+    pair of the query and an empty document (`overhead(query, instruction)`, in tokens),
+    cut and read as above from the document's tokens by `tokenizer` (the model's, without
+    special tokens), and handed to the model as the document's text those tokens cover.
+    Blocking."""
+
+    def __init__(
+        self, tokenizer: Tokenizer, max_length: int, overhead: Callable[[str, str | None], int]
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.overhead = overhead
+
+    def plan(
+        self,
+        query: str,
+        docs: list[str],
+        max_tokens: int | None,
+        max_chunks: int | None,
+        instruction: str | None,
+    ) -> Windows:
+        """Raises:
+        ServiceError: TOO_LARGE when the query and the template leave no room."""
+        pair = self.overhead(query, instruction)
+        room = self.max_length - pair
+        if room < 1:
+            raise ServiceError(
+                ErrorKind.TOO_LARGE,
+                f"The query in the model's prompt template takes {pair} of its "
+                f"{self.max_length} tokens: it leaves no room for a document. Shorten the query.",
+                param="query",
+                code="query_too_long",
+            )
+        overlap, limit = _reading(room, max_tokens, max_chunks)
+        items: list[str] = []
+        owners: list[int] = []
+        lengths: list[int] = []
+        encodings = self.tokenizer.encode(docs, add_special_tokens=False)
+        for index, (doc, read) in enumerate(zip(docs, encodings, strict=True)):
+            offsets = read.offsets
+            total = len(offsets)
+            length = min(total, limit)
+            if length == total and length <= room:  # read as it is
+                items.append(doc)
+                owners.append(index)
+                lengths.append(pair + total)
+                continue
+            spans = list(_spans(read.word_ids, length, room, overlap))
+            # byte-level BPE offsets take in the space before a word: a window is its words
+            items.extend(doc[offsets[s.start][0] : offsets[s.stop - 1][1]].strip() for s in spans)
+            owners.extend([index] * len(spans))
+            lengths.extend(pair + len(span) for span in spans)
+        return Windows(query, items, owners, lengths)

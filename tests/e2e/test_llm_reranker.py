@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from handlers.engine.windows import WINDOW_OVERLAP
 from tests.conftest import RERANK_ID
 from tests.families_llm_rerankers import (
     BGE_GEMMA_PROMPT,
@@ -154,3 +155,45 @@ def test_models_card_names_the_instruction(models_http):
 def test_runpod_native_rerank_job(worker, models, llm_id):
     output = worker.runsync({"model": llm_id, "query": QUERY, "docs": DOCS})
     assert scores_by_index(output) == pytest.approx(predict(models[llm_id], DOCS), abs=TOLERANCE)
+
+
+def documented_windows(model: Any, words: list[str], instruction: str | None) -> list[str]:
+    """docs/models.md's windows, from the library itself: `room` = the model's length less
+    the tokens of the pair of the query and an empty document as the model renders it; of a
+    text of one-token words, windows of `room` words, each starting WINDOW_OVERLAP before the
+    last one ends."""
+    pair = model.preprocess([(QUERY, "")], prompt=instruction)["attention_mask"].sum()
+    room = model.max_seq_length - int(pair)
+    out, start = [], 0
+    while start + room < len(words):
+        out.append(" ".join(words[start : start + room]))
+        start += room - WINDOW_OVERLAP
+    return [*out, " ".join(words[start:])]
+
+
+@pytest.mark.parametrize("instruction", [None, INSTRUCTION])
+@pytest.mark.parametrize("llm_id", ["tiny/llm-reranker", "tiny/mxbai-rerank-v2"])
+def test_a_long_document_scores_as_its_best_window(models_http, models, llm_id, instruction):
+    import torch
+
+    model = cross_encoder(models[llm_id])
+    # words each one token of the tiny vocabularies, with or without a space before
+    words = ("a lazy embedding on an " * 120 + "embedding embedding on a").split()
+    long_doc = " ".join(words)
+    assert len(model[0].tokenizer(long_doc, add_special_tokens=False)["input_ids"]) == len(words)
+    parts = documented_windows(model, words, instruction)
+    assert len(parts) >= 2
+    pairs = [(QUERY, part) for part in [DOCS[1], *parts]]
+    raw = model.predict(pairs, prompt=instruction, activation_fn=torch.nn.Identity()).tolist()
+    assert len({round(score, 4) for score in raw[1:]}) > 1, "windows too flat"
+    docs = [DOCS[1], long_doc]
+    body = {"model": llm_id, "query": QUERY, "documents": docs, "instruction": instruction}
+    body["raw_scores"] = True
+    reply = models_http.post("/v1/rerank", json=body).json()
+    assert scores_by_index(reply) == pytest.approx([raw[0], max(raw[1:])], abs=TOLERANCE)
+    rendered = [
+        model.preprocess([pair], prompt=instruction)["attention_mask"].sum() for pair in pairs
+    ]
+    assert reply["usage"]["total_tokens"] == sum(int(n) for n in rendered)
+    capped = models_http.post("/v1/rerank", json={**body, "max_chunks_per_doc": 1}).json()
+    assert scores_by_index(capped)[1] == pytest.approx(raw[1], abs=TOLERANCE)

@@ -6,9 +6,9 @@ import pytest
 
 from handlers.core.dispatch import Core
 from handlers.core.rerank import document_texts
-from handlers.engine.windows import DEFAULT_MAX_TOKENS_PER_DOC
-from handlers.errors import ErrorKind
-from tests.fakes import FakeBackend, FakeImages
+from handlers.engine.windows import DEFAULT_MAX_TOKENS_PER_DOC, TextWindows
+from handlers.errors import ErrorKind, ServiceError
+from tests.fakes import FakeBackend, FakeImages, FakeTokenizer
 from tests.helpers import error_of
 
 # FakeTokenizer: 16 tokens of context, 3 pair specials, one token per word; with a
@@ -158,3 +158,37 @@ async def test_tokenize_errors(core, backend):
     backend.without_fast_tokenizer.add("clip")
     error = await error_of(core, "/v1/tokenize", {"model": "clip", "input": "a"})
     assert error.kind is ErrorKind.INVALID and "no fast tokenizer" in error.message
+
+
+# ----------------------------------------------------------------- windows of a template's text
+def text_windows(overhead: int) -> TextWindows:
+    """FakeTokenizer's words; the rendered (query, empty document) takes `overhead` tokens
+    plus one per word of the instruction."""
+    return TextWindows(
+        FakeTokenizer(), 16, lambda query, instruction: overhead + len((instruction or "").split())
+    )
+
+
+def test_template_windows_are_the_texts_of_token_windows_next_to_the_rendered_query():
+    doc = "  " + " ".join(f"w{i}" for i in range(20)) + "  "
+    planned = text_windows(6).plan("q", ["short doc", doc], None, None, None)
+    # 16 - 6 = 10 words a window, 5 shared (half a window)
+    assert planned.items == [
+        "short doc",
+        " ".join(f"w{i}" for i in range(0, 10)),
+        " ".join(f"w{i}" for i in range(5, 15)),
+        " ".join(f"w{i}" for i in range(10, 20)),
+    ]
+    assert planned.owners == [0, 1, 1, 1] and planned.lengths == [8, 16, 16, 16]
+    assert planned.best([0.1, 0.5, 0.9, 0.2], 2) == [0.1, 0.9]
+    capped = text_windows(6).plan("q", [doc], None, 1, None)
+    assert capped.items == [" ".join(f"w{i}" for i in range(10))]
+    instructed = text_windows(6).plan("q", [doc], None, 1, "two words")  # 8 words a window
+    assert instructed.items == [" ".join(f"w{i}" for i in range(8))]
+
+
+def test_a_query_whose_template_leaves_no_room_is_413():
+    with pytest.raises(ServiceError) as caught:
+        text_windows(16).plan("q", ["doc"], None, None, None)
+    assert caught.value.kind is ErrorKind.TOO_LARGE and caught.value.param == "query"
+    assert "takes 16 of its 16 tokens" in caught.value.message

@@ -71,7 +71,7 @@ async def _rank(core: Core, body: Any) -> tuple[RerankRequest, str, list[float],
         scores, tokens = await late_interaction(core, info, req.query, texts)
         return req, model, scores, tokens
     windows = await core.backend.windows(
-        model, req.query, texts, req.max_tokens_per_doc, req.max_chunks_per_doc
+        model, req.query, texts, req.max_tokens_per_doc, req.max_chunks_per_doc, req.instruction
     )
     async with core.backend.admit(model, len(windows.items)) as ticket:
         scores, tokens = await core.backend.rerank(ticket, windows, req.instruction)
