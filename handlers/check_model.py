@@ -52,11 +52,11 @@ async def _served(env: dict[str, str], texts: list[str], images: list[str]) -> d
     """What the service answers, through its own path (settings, engine, scheduler, core)."""
     from handlers.core.dispatch import Core
     from handlers.engine.backend import EngineBackend
-    from handlers.media.fetcher import ImageFetcher
+    from handlers.media.fetcher import MediaFetcher
     from handlers.settings import load_settings
 
     settings = load_settings(env)
-    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
     try:  # stopped also when a start fails part way: no model thread outlives the check
         await core.start()
         card = (await core.dispatch("/v1/models"))["data"][0]

@@ -7,7 +7,7 @@ import logging
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
 from handlers.engine.infinity import preload_infinity
-from handlers.media.fetcher import ImageFetcher
+from handlers.media.fetcher import MediaFetcher
 from handlers.model_specs import BUNDLED_MODEL_ID
 from handlers.settings import Settings
 
@@ -25,4 +25,4 @@ def build_core(settings: Settings) -> Core:
         preload_infinity()
     if settings.uses_bundled_model:
         log.info("MODEL_NAMES is unset: serving the bundled %s offline", BUNDLED_MODEL_ID)
-    return Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    return Core(settings, EngineBackend(settings), MediaFetcher(settings))

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["OUTPUTS", "Classes", "ModelInfo"]
+__all__ = ["OUTPUTS", "AudioWindow", "Classes", "ModelInfo"]
 
 # The embeddings outputs (a request's `outputs`) and the capability that gives each.
 OUTPUTS = {"dense": "embed", "sparse": "sparse_embed", "multi_vector": "multi_vector_embed"}
@@ -21,6 +21,15 @@ class Classes:
     labels: tuple[str, ...]
     pairs: bool = False
     multi_label: bool = False
+
+
+@dataclass(frozen=True)
+class AudioWindow:
+    """What an audio model reads of a clip: its processor's sampling rate and the longest
+    clip, in seconds, its audio tower takes."""
+
+    sampling_rate: int
+    max_seconds: float
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class ModelInfo:
     fingerprint: str | None = None  # embedders: what decides their vector space
     classes: Classes | None = None  # classifiers: what they predict
     similarity: str | None = None  # multi-vector encoders: maxsim or meanmaxsim (rerank, score)
+    audio: AudioWindow | None = None  # audio models: the clips they read
 
     @property
     def outputs(self) -> tuple[str, ...]:

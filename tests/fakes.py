@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from handlers.core.dispatch import ImageLoader
 from handlers.engine.seam import Backend, Prepared, SparseVector, Ticket, Windows
 from handlers.engine.text_tokenizer import Tokens, tokenize_data
 from handlers.engine.windows import plan_windows
-from handlers.media.fetcher import looks_like_image
 from handlers.model_info import Classes, ModelInfo
+from tests.fake_media import FakeMedium
 
 
 def fake_vector(text: str, dims: int = 8) -> NDArray[Any]:
@@ -208,7 +207,7 @@ class FakeBackend:
         self.keys.append(key)
         self._maybe_fail()
         vectors: list[Any] = [
-            fake_vector(f"image:{item.ref}" if isinstance(item, FakeImage) else item)
+            fake_vector(f"{item.kind}:{item.ref}" if isinstance(item, FakeMedium) else item)
             for item in items
         ]
         if "sparse_embed" in self._models[ticket.model].capabilities:
@@ -263,37 +262,5 @@ class FakeBackend:
         return logits, 4 * len(items)
 
 
-@dataclass(frozen=True)
-class FakeImage:
-    """What FakeImages 'decodes' an image reference to."""
-
-    ref: str
-
-
-class FakeImages:
-    """Image loader stand-in: 'decodes' an item to a FakeImage; items containing 'bad' fail."""
-
-    @staticmethod
-    def looks_like_image(item: str) -> bool:
-        return looks_like_image(item)
-
-    async def load(self, items: list[tuple[int, str]]) -> list[Any]:
-        from handlers.errors import At, ErrorKind, ServiceError
-
-        for index, item in items:  # named as ImageFetcher names a failing item
-            if "bad" in item:
-                raise ServiceError(
-                    ErrorKind.INVALID, At(("input", index), f": bad image {item!r}"), param="input"
-                )
-        return [FakeImage(item) for _, item in items]
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-
 if TYPE_CHECKING:  # the type checker (make test) holds each fake to the seam it stands in for
     _backend: Backend = FakeBackend()
-    _images: ImageLoader = FakeImages()

@@ -45,6 +45,14 @@ def card(info: ModelInfo, stats: dict[str, Any]) -> dict[str, Any]:
             "input_types": input_types(info),
             "fingerprint": info.fingerprint,
         }
+    if "embed" in info.capabilities:  # the inputs it embeds, and what it reads of a clip
+        media = [m for m in ("image", "audio") if f"{m}_embed" in info.capabilities]
+        out["modalities"] = ["text", *media]
+    if info.audio is not None:
+        out["audio"] = {
+            "sampling_rate": info.audio.sampling_rate,
+            "max_seconds": info.audio.max_seconds,
+        }
     if info.classes is not None:
         out["classes"] = {
             "labels": list(info.classes.labels),

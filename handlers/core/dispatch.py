@@ -15,21 +15,29 @@ from handlers.errors import At, ErrorKind, ServiceError
 from handlers.model_info import ModelInfo
 from handlers.settings import Settings
 
-__all__ = ["REPLY_HEADERS", "Core", "ImageLoader"]
+__all__ = ["REPLY_HEADERS", "Core", "MediaLoader"]
 
 log = logging.getLogger(__name__)
 
 # reply body field -> the HTTP response header that repeats it
 REPLY_HEADERS = {"fingerprint": "x-embedding-fingerprint"}
+# capabilities named by their modality when a model lacks them ('image', 'audio')
+MEDIA = frozenset({"image_embed", "audio_embed"})
 
 
-class ImageLoader(Protocol):
-    """Turns image references into decoded images; errors name the item (`input[i]: ...`)."""
+class MediaLoader(Protocol):
+    """Turns image references into decoded images and audio references into clips
+    (handlers.media.audio.Clip); errors name the item (`input[i]: ...`)."""
 
     async def load(self, items: list[tuple[int, str]]) -> list[Any]: ...
 
+    async def load_audio(self, items: list[tuple[int, str]]) -> list[Any]: ...
+
     @staticmethod
     def looks_like_image(item: str) -> bool: ...
+
+    @staticmethod
+    def looks_like_audio(item: str) -> bool: ...
 
     async def start(self) -> None: ...
 
@@ -44,12 +52,12 @@ class Core:
         self,
         settings: Settings,
         backend: Backend,
-        images: ImageLoader,
+        media: MediaLoader,
         operations: Sequence[Operation] | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
-        self.images = images
+        self.media = media
         self.operations = tuple(OPERATIONS if operations is None else operations)
         self.routes = {path: op for op in self.operations for path in op.paths}
         token_arrays = cl100k_decoder() if settings.token_arrays == "cl100k" else None
@@ -67,14 +75,14 @@ class Core:
         return self.backend.alive
 
     async def start(self) -> None:
-        await self.images.start()
+        await self.media.start()
         await self.backend.start()
 
     async def stop(self) -> None:
         try:
             await self.backend.stop()
         finally:
-            await self.images.stop()
+            await self.media.stop()
 
     async def dispatch(self, route: str, body: Any = None) -> Any:
         """Run one request for `route` (a path of `routes`).
@@ -121,7 +129,7 @@ class Core:
             )
         for capability in capabilities:
             if capability not in info.capabilities:
-                wanted = "image" if capability == "image_embed" else capability
+                wanted = capability.removesuffix("_embed") if capability in MEDIA else capability
                 raise ServiceError(
                     ErrorKind.INVALID,
                     f"Model '{model}' does not expose the '{wanted}' capability. "

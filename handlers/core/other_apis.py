@@ -109,7 +109,8 @@ def our_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def input_objects(items: list[Any]) -> tuple[list[Any], list[str | None] | None]:
-    """Jina's and vLLM's input objects ({"text": ...}, {"image": ...}) as their strings,
+    """Jina's and vLLM's input objects ({"text": ...}, {"image": ...}; {"audio": ...} too) as
+    their strings,
     with each item's modality (None for a plain item); (items, None) when there is none.
 
     Raises:
@@ -125,12 +126,12 @@ def input_objects(items: list[Any]) -> tuple[list[Any], list[str | None] | None]
             kinds.append(None)
             continue
         fields = list(item)
-        if len(fields) != 1 or fields[0] not in ("text", "image"):
+        if len(fields) != 1 or fields[0] not in ("text", "image", "audio"):
             raise ServiceError(
                 ErrorKind.INVALID,
                 At(
                     ("input", index),
-                    ": an input object has one field, 'text' or 'image' "
+                    ": an input object has one field, 'text', 'image' or 'audio' "
                     f"(got {', '.join(map(repr, fields)) or 'none'}).",
                 ),
                 param="input",

@@ -53,7 +53,7 @@ def _known_modality(value: Any) -> Any:
     if value not in MODALITIES:
         raise PydanticCustomError(
             "modality",
-            "Invalid modality: {value}. Supported: text, image, auto (audio planned)",
+            "Invalid modality: {value}. Supported: text, image, audio, auto",
             {"value": repr(value)},
         )
     return value
@@ -230,13 +230,6 @@ class EmbeddingsRequest(RequestBody):
 
     @model_validator(mode="after")
     def _across_fields(self) -> EmbeddingsRequest:
-        if self.modality == "audio":
-            raise ServiceError(
-                ErrorKind.NOT_IMPLEMENTED,
-                "Audio modality is not yet implemented.",
-                param="modality",
-                code="not_implemented",
-            )
         chosen = [f for f in ("prompt_name", "input_type", "task") if getattr(self, f) is not None]
         if len(chosen) > 1:
             fields = " or ".join(chosen) + (", not both" if len(chosen) == 2 else ": one of them")

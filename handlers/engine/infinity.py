@@ -21,7 +21,7 @@ from handlers.engine.infinity_runners import (
 from handlers.engine.seam import Planner
 from handlers.engine.stages import Runner
 from handlers.engine.text_tokenizer import Counter, SlowTokenizer, TextTokenizer
-from handlers.model_info import Classes
+from handlers.model_info import AudioWindow, Classes
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
@@ -50,6 +50,7 @@ class Loaded:
     classes: Classes | None = None  # a classifier's labels (engine.classifier)
     similarity: str | None = None  # multi-vector encoders: maxsim or meanmaxsim
     planner: Planner | None = None  # plans its own rerank windows (engine.windows.TextWindows)
+    audio: AudioWindow | None = None  # audio-text models (engine.audio): rate, window
 
     @property
     def counter(self) -> Counter | None:

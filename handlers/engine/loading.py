@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from handlers.engine import (
     adapters,
+    audio,
     bge_m3,
     classifier,
     ct2,
@@ -55,9 +56,9 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Load one model. With BACKEND=optimum an embedder is exported to ONNX once (see
     onnx.plan) and run by onnxruntime; with BACKEND=ctranslate2 an encoder embedder is
     converted once by Infinity, under a cross-process lock. Other models, those with
-    task adapters, classifiers, sparse and multi-vector encoders, BGE-M3-style models (their
-    sparse and ColBERT heads), causal-LM rerankers and those whose conversion fails, run on
-    torch, with a log line."""
+    task adapters, classifiers, audio models, sparse and multi-vector encoders, BGE-M3-style
+    models (their sparse and ColBERT heads), causal-LM rerankers and those whose conversion
+    fails, run on torch, with a log line."""
     backend = settings.backend
     reason: str | None
     names = adapters.find(identity.source_folder(spec.path, spec.revision)[0])
@@ -66,6 +67,10 @@ def _load(spec: ModelSpec, settings: Settings) -> Loaded:
         if backend != "torch":
             log.warning("model %s: classifiers run on torch; BACKEND=torch", spec.served_id)
         return classifier.load(spec, settings, found)
+    if audio.is_audio_model(spec.path, spec.revision):
+        if backend != "torch":
+            log.warning("model %s: audio models run on torch; BACKEND=torch", spec.served_id)
+        return audio.load(spec, settings)
     saved_as = identity.saved_model_type(spec.path, spec.revision)
     by_library = {"SparseEncoder": sparse.load, "MultiVectorEncoder": multi_vector.load}
     if bge_m3.has_heads(spec.path, spec.revision):
@@ -161,6 +166,7 @@ def describe(spec: ModelSpec, model: Loaded, settings: Settings) -> ModelInfo:
         adapters=model.adapters,
         classes=model.classes,
         similarity=model.similarity,
+        audio=model.audio,
     )
     if not model.capabilities & {"embed", "sparse_embed", "multi_vector_embed"}:
         return info

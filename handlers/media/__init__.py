@@ -1,1 +1,1 @@
-"""Image inputs: classification, fetching under an address policy, bounded decoding."""
+"""Image and audio inputs: classification, fetching under an address policy, bounded decoding."""

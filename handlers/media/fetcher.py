@@ -1,11 +1,11 @@
-"""Image inputs: classify items, fetch URLs (limits, address policy), decode data URIs, Pillow."""
+"""Image and audio inputs: classify items, fetch URLs (limits, address policy), decode data
+URIs, then bounded decoding (Pillow; libsndfile)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
-import re
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -15,26 +15,22 @@ import httpx
 
 from handlers.errors import At, ErrorKind, ServiceError
 from handlers.media.addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
+from handlers.media.audio import AudioLimits, Clip, decode_audio, looks_like_audio
 from handlers.media.decode import ItemError, decode_image, open_image
+from handlers.media.kinds import AUDIO, IMAGE, Kind, looks_like_image
 from handlers.media.transport import PoolTransport
 from handlers.settings import Settings
 
-__all__ = ["MAX_REDIRECTS", "ImageFetcher", "looks_like_image"]
+__all__ = ["MAX_REDIRECTS", "MediaFetcher"]
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
-_DATA_URI = re.compile(r"^data:image/[\w.+-]+(?:;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
-_ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 
 
-def looks_like_image(item: str) -> bool:
-    """`auto` modality: http(s) URLs and `data:image/...;base64,` URIs are images; everything
-    else (including other text that starts with "data:") is text."""
-    return item[:8].lower().startswith(("http://", "https://")) or bool(_DATA_URI.match(item))
-
-
-def _too_large(limit: int) -> ItemError:
-    return ItemError(f"image is larger than {limit} bytes", ErrorKind.TOO_LARGE, "image_too_large")
+def _too_large(limit: int, kind: Kind) -> ItemError:
+    return ItemError(
+        f"{kind.name} is larger than {limit} bytes", ErrorKind.TOO_LARGE, f"{kind.name}_too_large"
+    )
 
 
 def _connect_failure(exc: httpx.ConnectError) -> str:
@@ -77,12 +73,17 @@ async def _each(items: list[tuple[int, T]], step: Callable[[T], Awaitable[R]]) -
     )
 
 
-class ImageFetcher:
-    """One shared httpx.AsyncClient per process; turns image items into PIL images."""
+class MediaFetcher:
+    """One shared httpx.AsyncClient per process; turns image items into PIL images and
+    audio items into Clips."""
 
     @staticmethod
     def looks_like_image(item: str) -> bool:
         return looks_like_image(item)
+
+    @staticmethod
+    def looks_like_audio(item: str) -> bool:
+        return looks_like_audio(item)
 
     def __init__(
         self,
@@ -116,7 +117,7 @@ class ImageFetcher:
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(s.http_client_timeout),
-            headers={"User-Agent": s.http_client_user_agent, "Accept": "image/*"},
+            headers={"User-Agent": s.http_client_user_agent},
             follow_redirects=False,
             trust_env=False,  # no proxy from the environment may bypass the guard
         )
@@ -139,20 +140,43 @@ class ImageFetcher:
         indexed = [(index, img) for (index, _), img in zip(items, opened, strict=True)]
         return await _each(indexed, self._decode)
 
-    async def _open(self, item: str) -> Any:
+    async def load_audio(self, items: list[tuple[int, str]]) -> list[Clip]:
+        """Fetch and decode every audio item concurrently (at most MAX_CONCURRENT_DECODES
+        decodes at a time in this process), each bounded by the MAX_AUDIO_* limits.
+
+        Raises:
+            ServiceError: naming the first failing item, e.g. `input[1]: audio declares
+                36000.0 s, over the 600 s allowed (MAX_AUDIO_SECONDS)`.
+        """
+        return await _each(items, self._audio)
+
+    async def _audio(self, item: str) -> Clip:
+        data = await self._bytes(item, AUDIO, self._settings.max_audio_bytes)
+        s = self._settings
+        limits = AudioLimits(s.max_audio_seconds, s.max_audio_channels, s.max_audio_sample_rate)
+        async with self._decode_slots:
+            return await asyncio.to_thread(decode_audio, data, limits)
+
+    async def _bytes(self, item: str, kind: Kind, limit: int) -> bytes:
+        """The bytes an item holds or names: downloaded, from its data URI, or bare base64."""
         lowered = item[:8].lower()
         if lowered.startswith(("http://", "https://")):
-            data = await self._download(item)
-        elif lowered.startswith("data:"):
-            match = _DATA_URI.match(item)
+            return await self._download(item, kind, limit)
+        if lowered.startswith("data:"):
+            match = kind.data_uri.match(item)
             if match is None:
-                raise ItemError("data URI must look like data:image/<type>;base64,<data>")
-            data = self._b64decode(item[match.end() :])
-        elif "://" in item[:16]:
+                raise ItemError(
+                    f"data URI must look like data:{kind.name}/<type>;base64,<data>",
+                    code=f"invalid_{kind.name}",
+                )
+            return self._b64decode(item[match.end() :], kind, limit)
+        if "://" in item[:16]:
             raise ItemError("only http and https URLs are supported", code="unsupported_scheme")
-        else:
-            data = self._b64decode(item)
+        return self._b64decode(item, kind, limit)
+
+    async def _open(self, item: str) -> Any:
         s = self._settings
+        data = await self._bytes(item, IMAGE, s.max_image_bytes)
         return await asyncio.to_thread(open_image, data, s.max_image_side, s.max_image_aspect_ratio)
 
     async def _decode(self, img: Any) -> Any:
@@ -178,75 +202,79 @@ class ImageFetcher:
                     code="image_too_large",
                 )
 
-    def _b64decode(self, payload: str) -> bytes:
-        limit = self._settings.max_image_bytes
+    def _b64decode(self, payload: str, kind: Kind, limit: int) -> bytes:
         if len(payload) * 3 // 4 > limit + 3:
-            raise _too_large(limit)
+            raise _too_large(limit, kind)
         try:
             data = base64.b64decode("".join(payload.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise ItemError("invalid base64 image data", code="invalid_base64") from None
+            raise ItemError(f"invalid base64 {kind.name} data", code="invalid_base64") from None
         if len(data) > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, kind)
         return data
 
-    async def _download(self, url: str) -> bytes:
+    async def _download(self, url: str, kind: Kind, limit: int) -> bytes:
         timeout = self._settings.http_client_timeout
+        failed = f"{kind.name}_fetch_failed"
         try:
             async with asyncio.timeout(timeout):
-                return await self._follow(url)
+                return await self._follow(url, kind, limit)
         except TimeoutError:
             raise ItemError(
-                f"image download failed: timed out after {timeout:g}s from {url}",
-                code="image_fetch_failed",
+                f"{kind.name} download failed: timed out after {timeout:g}s from {url}",
+                code=failed,
             ) from None
         except BlockedAddress as exc:
-            raise ItemError(f"image download refused: {exc}", code="blocked_address") from None
+            raise ItemError(
+                f"{kind.name} download refused: {exc}", code="blocked_address"
+            ) from None
         except httpx.InvalidURL:
-            raise ItemError(f"invalid image URL {url}", code="invalid_url") from None
+            raise ItemError(f"invalid {kind.name} URL {url}", code="invalid_url") from None
         except httpx.ConnectError as exc:
             raise ItemError(
-                f"image download failed: {_connect_failure(exc)} from {url}",
-                code="image_fetch_failed",
+                f"{kind.name} download failed: {_connect_failure(exc)} from {url}", code=failed
             ) from None
         except httpx.HTTPError as exc:
             reason = type(exc).__name__
             raise ItemError(
-                f"image download failed: {reason} from {url}", code="image_fetch_failed"
+                f"{kind.name} download failed: {reason} from {url}", code=failed
             ) from None
 
-    async def _follow(self, url: str) -> bytes:
-        assert self._client is not None, "ImageFetcher.start() was not called"
-        limit = self._settings.max_image_bytes
+    async def _follow(self, url: str, kind: Kind, limit: int) -> bytes:
+        assert self._client is not None, "MediaFetcher.start() was not called"
+        failed = f"{kind.name}_fetch_failed"
         current = httpx.URL(url)
         for _hop in range(MAX_REDIRECTS + 1):
             if current.scheme not in ("http", "https"):
                 raise ItemError("only http and https URLs are supported", code="unsupported_scheme")
-            async with self._client.stream("GET", current) as response:
+            async with self._client.stream(
+                "GET", current, headers={"Accept": kind.accept}
+            ) as response:
                 if response.is_redirect:
                     current = current.join(response.headers["location"])
                     continue
                 if response.status_code != 200:
                     raise ItemError(
-                        f"image download failed: HTTP {response.status_code} from {url}",
-                        code="image_fetch_failed",
+                        f"{kind.name} download failed: HTTP {response.status_code} from {url}",
+                        code=failed,
                     )
                 ctype = response.headers.get("content-type", "").lower()
-                if ctype and not ctype.startswith(_ACCEPTED_TYPES):
+                if ctype and not ctype.startswith(kind.accepted):
+                    article = "an image" if kind is IMAGE else "audio"
                     raise ItemError(
-                        f"not an image: {url} answered content-type {ctype.split(';')[0]}",
-                        code="not_an_image",
+                        f"not {article}: {url} answered content-type {ctype.split(';')[0]}",
+                        code="not_an_image" if kind is IMAGE else "not_audio",
                     )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
-                    raise _too_large(limit)
+                    raise _too_large(limit, kind)
                 body = bytearray()
                 async for chunk in response.aiter_bytes(CHUNK):
                     body += chunk
                     if len(body) > limit:
-                        raise _too_large(limit)
+                        raise _too_large(limit, kind)
                 return bytes(body)
         raise ItemError(
-            f"image download failed: more than {MAX_REDIRECTS} redirects from {url}",
-            code="image_fetch_failed",
+            f"{kind.name} download failed: more than {MAX_REDIRECTS} redirects from {url}",
+            code=failed,
         )

@@ -9,7 +9,7 @@ import pytest
 
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
-from tests.fakes import FakeImages
+from tests.fake_media import FakeMedia
 from tests.servers import ServiceProcess, serving
 
 
@@ -22,7 +22,7 @@ async def make_core(make_settings, model_env):
     async def make(**env: str) -> Core:
         lowered = {key.lower(): value for key, value in model_env.items()}
         settings = make_settings(**{**lowered, **env})
-        core = Core(settings, EngineBackend(settings), FakeImages())
+        core = Core(settings, EngineBackend(settings), FakeMedia())
         await core.start()
         cores.append(core)
         return core

@@ -15,7 +15,7 @@ from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
 from handlers.errors import ErrorKind, ServiceError
 from tests.conftest import EMBED_ID
-from tests.fakes import FakeImages
+from tests.fake_media import FakeMedia
 from tests.tiny_models import WORDS
 
 LONG = random.Random(3).choices(WORDS, k=200)  # one token per word; 126 fit beside [CLS] [SEP]
@@ -29,7 +29,7 @@ async def serving(make_settings, tiny_models, tmp_path, **env: str) -> AsyncIter
         hf_home=str(tmp_path),
         **env,
     )
-    core = Core(settings, EngineBackend(settings), FakeImages())
+    core = Core(settings, EngineBackend(settings), FakeMedia())
     await core.start()
     try:
         yield core

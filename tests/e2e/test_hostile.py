@@ -93,7 +93,7 @@ CASES = [
     ("encoding bogus", E, emb(encoding_format="int4"), 400, "encoding_format"),
     ("modality bogus", E, emb(modality="video"), 400, "Invalid modality: 'video'"),
     ("modality number", E, emb(modality=3), 400, "Invalid modality: 3"),
-    ("audio", E, emb(modality="audio"), 501, "Audio modality is not yet implemented."),
+    ("audio", E, emb(modality="audio"), 400, "does not expose the 'audio' capability"),
     ("unknown fields ignored", E, emb(foo={"bar": [1]}), 200, None),
     (
         "unicode edge cases",

@@ -107,8 +107,8 @@ def test_errors_come_back_in_openai_shape(client, http):
     assert_openai_error(http.post("/v1/embeddings", json={"input": "a"}), 400, "model")
     assert_openai_error(
         http.post("/v1/embeddings", json={"model": EMBED_ID, "input": "a", "modality": "audio"}),
-        501,
-        "Audio modality is not yet implemented.",
+        400,
+        f"Model '{EMBED_ID}' does not expose the 'audio' capability.",
     )
     assert_openai_error(http.get("/v1/no-such-route"), 404, "Not Found")
 

@@ -97,13 +97,13 @@ def test_download_failures_are_index_aware(server, image_host, path, status, fra
 
 
 def test_modality_errors(server):
-    audio = embed(server.url, ["x"], "audio")
-    assert audio.status_code == 501
-    assert audio.json()["error"]["message"] == "Audio modality is not yet implemented."
+    audio = embed(server.url, ["x"], "audio")  # a CLIP model takes no audio
+    assert audio.status_code == 400
+    assert "does not expose the 'audio' capability" in audio.json()["error"]["message"]
     video = embed(server.url, ["x"], "video")
     assert video.status_code == 400
     assert video.json()["error"]["message"] == (
-        "Invalid modality: 'video'. Supported: text, image, auto (audio planned)"
+        "Invalid modality: 'video'. Supported: text, image, audio, auto"
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
-from handlers.media.fetcher import ImageFetcher
+from handlers.media.fetcher import MediaFetcher
 from handlers.settings import load_settings
 from tests import oracles
 from tests.e2e.family_checks import (
@@ -41,7 +41,7 @@ async def test_family_on_backend(family_models, tmp_path, caplog, name, backend)
             "HF_HOME": str(tmp_path),
         }
     )
-    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
     try:
         with caplog.at_level(logging.INFO):
             await core.start()

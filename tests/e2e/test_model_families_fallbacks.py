@@ -12,7 +12,7 @@ import pytest
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
 from handlers.engine.loading import ModelLoadError
-from handlers.media.fetcher import ImageFetcher
+from handlers.media.fetcher import MediaFetcher
 from handlers.settings import load_settings
 from tests import families_2026_multimodal, oracles
 from tests.e2e.family_checks import COSINE, TEXTS, cosines
@@ -31,7 +31,7 @@ async def test_a_bert_saved_by_transformers_5_falls_back_from_ctranslate2(
     config_file.write_text(json.dumps(config))
     env = {"MODEL_NAMES": str(folder), "BACKEND": "ctranslate2", "HF_HOME": str(tmp_path)}
     settings = load_settings(env)
-    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
     try:
         with caplog.at_level(logging.INFO):
             await core.start()
@@ -62,7 +62,7 @@ async def test_ctranslate2_never_serves_another_models_conversion(family_models,
             model.save_pretrained(folder)
         env = {"MODEL_NAMES": str(folder), "BACKEND": "ctranslate2", "HF_HOME": str(tmp_path)}
         settings = load_settings(env)
-        core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+        core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
         try:
             await core.start()
             (card,) = (await core.dispatch("/v1/models"))["data"]
@@ -83,7 +83,7 @@ async def test_embedding_gemma2s_multimodal_layout_is_refused_naming_torchvision
         tmp_path / "embeddinggemma-2"
     )
     settings = load_settings({"MODEL_NAMES": str(folder), "HF_HOME": str(tmp_path / "hf")})
-    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
     try:
         with pytest.raises(ModelLoadError) as refused:
             await core.start()

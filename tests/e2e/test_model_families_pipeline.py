@@ -10,7 +10,7 @@ import numpy as np
 
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
-from handlers.media.fetcher import ImageFetcher
+from handlers.media.fetcher import MediaFetcher
 from handlers.settings import load_settings
 from tests import oracles
 from tests.e2e.family_checks import COSINE, TEXTS, cosines
@@ -21,7 +21,7 @@ async def vectors_and_fingerprint(folder: Path, backend: str, hf_home: Path) -> 
     settings = load_settings(
         {"MODEL_NAMES": str(folder), "BACKEND": backend, "HF_HOME": str(hf_home)}
     )
-    core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+    core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
     try:
         await core.start()
         (card,) = (await core.dispatch("/v1/models"))["data"]
@@ -74,7 +74,7 @@ async def test_the_models_own_default_prompt_applies_unless_configured(family_mo
         if configured is not None:
             env["DEFAULT_PROMPT_NAMES"] = configured
         settings = load_settings(env)
-        core = Core(settings, EngineBackend(settings), ImageFetcher(settings))
+        core = Core(settings, EngineBackend(settings), MediaFetcher(settings))
         await core.start()
         try:
             (card,) = (await core.dispatch("/v1/models"))["data"]

@@ -7,11 +7,11 @@ import numpy as np
 from handlers.core.dispatch import Core
 from handlers.engine.backend import EngineBackend
 from handlers.model_specs import BUNDLED_MODEL_ID
-from tests.fakes import FakeImages
+from tests.fake_media import FakeMedia
 
 
 async def test_paraphrases_are_closer_than_unrelated_sentences(make_settings):
-    core = Core(settings := make_settings(), EngineBackend(settings), FakeImages())
+    core = Core(settings := make_settings(), EngineBackend(settings), FakeMedia())
     await core.start()
     try:
         body = await core.dispatch(

@@ -143,14 +143,14 @@ def test_run_then_status_completes_a_job(worker):
         (
             {"model": EMBED_ID, "input": "hi", "modality": "video"},
             400,
-            "Invalid modality: 'video'. Supported: text, image, auto (audio planned)",
+            "Invalid modality: 'video'. Supported: text, image, audio, auto",
             "",
         ),
         (
             {"model": CLIP_ID, "input": "hi", "modality": "audio"},
-            501,
-            "Audio modality is not yet implemented.",
-            "",
+            400,
+            None,
+            "does not expose the 'audio' capability",
         ),
         ({"model": RERANK_ID, "query": "q"}, 400, None, "documents"),
         ({"input": "hi"}, 400, None, "model"),

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from handlers.core.dispatch import Core
-from tests.fakes import FakeBackend, FakeImages
+from tests.fake_media import FakeMedia
+from tests.fakes import FakeBackend
 from tests.unit.scheduler_fakes import FakeClock, FakeRunner, schedulers
 
 
@@ -17,7 +18,7 @@ def backend() -> FakeBackend:
 
 @pytest.fixture
 def core(make_settings, backend) -> Core:
-    return Core(make_settings(), backend, FakeImages())
+    return Core(make_settings(), backend, FakeMedia())
 
 
 @pytest.fixture

@@ -85,9 +85,9 @@ async def test_bad_classify_requests_are_refused_by_place(
     make_settings, backend, body, kind, fragment
 ):
     from handlers.core.dispatch import Core
-    from tests.fakes import FakeImages
+    from tests.fake_media import FakeMedia
 
-    core = Core(make_settings(max_client_batch_size=8), backend, FakeImages())
+    core = Core(make_settings(max_client_batch_size=8), backend, FakeMedia())
     with pytest.raises(ServiceError) as caught:
         await core.dispatch("/v1/classify", body)
     assert caught.value.kind is kind and fragment in caught.value.message

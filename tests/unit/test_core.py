@@ -9,14 +9,15 @@ import pytest
 
 from handlers.core.dispatch import Core
 from handlers.errors import ErrorKind
-from tests.fakes import FakeBackend, FakeImages, fake_vector
+from tests.fake_media import FakeMedia
+from tests.fakes import FakeBackend, fake_vector
 from tests.helpers import error_of
 
 
 @pytest.fixture
 def core(make_settings, backend):
     """The unit core with at most 4 items per request."""
-    return Core(make_settings(max_client_batch_size=4), backend, FakeImages())
+    return Core(make_settings(max_client_batch_size=4), backend, FakeMedia())
 
 
 async def test_models_lists_capabilities(core):
@@ -98,12 +99,12 @@ async def test_dimensions_truncate_and_renormalise(core):
         (
             {"model": "embedder", "input": "a", "modality": "video"},
             ErrorKind.INVALID,
-            "Invalid modality: 'video'. Supported: text, image, auto (audio planned)",
+            "Invalid modality: 'video'. Supported: text, image, audio, auto",
         ),
         (
             {"model": "embedder", "input": "a", "modality": "audio"},
-            ErrorKind.NOT_IMPLEMENTED,
-            "Audio modality is not yet implemented.",
+            ErrorKind.INVALID,
+            "Model 'embedder' does not expose the 'audio' capability.",
         ),
         (
             {"model": "embedder", "input": "a", "encoding_format": "int8"},
@@ -226,7 +227,7 @@ async def test_rerank_errors(core, body, kind, fragment):
 
 async def test_engine_failure_is_a_clean_internal_error(make_settings, caplog):
     core = Core(
-        make_settings(), FakeBackend(fail_with=RuntimeError("CUDA exploded at 0x1")), FakeImages()
+        make_settings(), FakeBackend(fail_with=RuntimeError("CUDA exploded at 0x1")), FakeMedia()
     )
     error = await error_of(core, "/v1/embeddings", {"model": "embedder", "input": "a"})
     assert error.kind is ErrorKind.INTERNAL

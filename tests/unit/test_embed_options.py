@@ -9,7 +9,8 @@ from handlers.api.http import V1App
 from handlers.core.dispatch import Core
 from handlers.engine.seam import EmbedKey
 from handlers.errors import ErrorKind
-from tests.fakes import FakeBackend, FakeImages
+from tests.fake_media import FakeMedia
+from tests.fakes import FakeBackend
 from tests.helpers import embed_error, embed_reply
 
 
@@ -85,7 +86,7 @@ async def test_models_describe_prompts_and_identity(core):
 
 
 async def test_the_fingerprint_is_in_the_body_and_the_http_header(make_settings):
-    core = Core(make_settings(), FakeBackend(), FakeImages())
+    core = Core(make_settings(), FakeBackend(), FakeMedia())
     app = V1App(core=lambda: core)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

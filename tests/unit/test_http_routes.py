@@ -16,7 +16,8 @@ from handlers.core.dispatch import Core
 from handlers.core.operations import Operation, mount_prefixes, root_paths
 from handlers.core.table import OPERATIONS
 from runpod_adapter.handler import ACCEPTED_SHAPES, accepted_shapes, handle
-from tests.fakes import FakeBackend, FakeImages
+from tests.fake_media import FakeMedia
+from tests.fakes import FakeBackend
 
 
 def mounted(
@@ -24,7 +25,7 @@ def mounted(
 ) -> Starlette:
     """An app per prefix of the table mounted under a parent app, as BentoML mounts them,
     and the root paths through RootRoutes, as the service serves them."""
-    core = Core(make_settings(**env), backend or FakeBackend(), FakeImages(), operations)
+    core = Core(make_settings(**env), backend or FakeBackend(), FakeMedia(), operations)
     apps = [V1App(prefix, lambda: core) for prefix in mount_prefixes(core.operations)]
     root = V1App("", lambda: core)
     paths = frozenset(root_paths(core.operations))
@@ -177,7 +178,7 @@ class SlowBackend(FakeBackend):
 
 async def test_a_client_that_disconnects_cancels_its_request(make_settings):
     backend = SlowBackend()
-    core = Core(make_settings(), backend, FakeImages())
+    core = Core(make_settings(), backend, FakeMedia())
     app = V1App(core=lambda: core)
     body = b'{"model": "embedder", "input": ["a"]}'
     messages = [{"type": "http.request", "body": body, "more_body": False}]
@@ -236,7 +237,7 @@ async def test_one_declaration_adds_a_route_on_http_runpod_and_openapi(make_sett
     }
     spec = (await send(app, "GET", "/v1/openapi.json")).json()
     assert spec["paths"]["/v3/echo"]["post"]["summary"] == "Echo the body."
-    core = Core(make_settings(), FakeBackend(), FakeImages(), operations)
+    core = Core(make_settings(), FakeBackend(), FakeMedia(), operations)
     job = {"input": {"openai_route": "/v3/echo", "openai_input": {"text": "hi"}}}
     assert (await handle(job, core))[0]["echo"] == {"text": "hi"}
     assert "/v3/echo" in (await handle({"input": {"openai_route": "/v3/x"}}, core))["message"]
@@ -254,8 +255,8 @@ async def test_an_app_serves_whichever_core_is_running_and_503_before_one_is(mak
     )
     first, second = FakeBackend(), FakeBackend()
     second.loaded = False  # a second instance whose models are still loading
-    running.append(Core(make_settings(), first, FakeImages()))
+    running.append(Core(make_settings(), first, FakeMedia()))
     assert (await send(app, "GET", "/v1/models")).status_code == 200
     assert len((await send(app, "GET", OPENAPI_PATH)).json()["paths"]) > 0
-    running.append(Core(make_settings(), second, FakeImages()))
+    running.append(Core(make_settings(), second, FakeMedia()))
     assert (await send(app, "GET", "/v1/models")).status_code == 503  # the new one's state

@@ -1,4 +1,4 @@
-"""ImageFetcher in-process against the loopback image host: forms, limits, redirects."""
+"""MediaFetcher in-process against the loopback image host: forms, limits, redirects."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from handlers.errors import ErrorKind, ServiceError
 from handlers.media import addresses
 from handlers.media import fetcher as media
 from handlers.media.addresses import system_resolver
-from handlers.media.fetcher import ImageFetcher, looks_like_image
+from handlers.media.fetcher import MediaFetcher
+from handlers.media.kinds import looks_like_image
 from tests.imagehost import TestCA, TLSImageHost, encoded, png_bytes
 
 
@@ -25,14 +26,14 @@ async def make_fetcher(make_settings):
     stopped after the test."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def make(resolver=system_resolver, ssl_context=None, **env: str) -> ImageFetcher:
+        async def make(resolver=system_resolver, ssl_context=None, **env: str) -> MediaFetcher:
             env = {
                 "http_client_allow_private_networks": "true",
                 "http_client_timeout": "1",
                 "max_image_bytes": "200000",
                 **env,
             }
-            fetcher = ImageFetcher(make_settings(**env), resolver, ssl_context)
+            fetcher = MediaFetcher(make_settings(**env), resolver, ssl_context)
             await fetcher.start()
             stack.push_async_callback(fetcher.stop)
             return fetcher
@@ -138,7 +139,7 @@ async def test_redirect_to_a_blocked_address_is_refused_at_that_hop(
     # Only 127.0.0.1 is allowed in this test, so the redirect target (127.0.0.2: loopback
     # too, so nothing leaves the machine even if the guard failed) is a blocked address.
     monkeypatch.setattr(addresses, "is_blocked", lambda ip: ip != "127.0.0.1")
-    strict = ImageFetcher(make_settings())
+    strict = MediaFetcher(make_settings())
     await strict.start()
     target = f"http://127.0.0.2:{image_host.port}/red.png"
     before = len(image_host.requests)

@@ -7,7 +7,8 @@ import pytest
 
 from handlers.core.dispatch import Core
 from handlers.errors import ErrorKind
-from tests.fakes import FakeBackend, FakeImage, FakeImages
+from tests.fake_media import FakeImage, FakeMedia
+from tests.fakes import FakeBackend
 from tests.helpers import embed_error, vectors_of
 
 
@@ -51,7 +52,7 @@ async def test_other_apis_fields_reach_the_model_as_ours(make_settings, theirs, 
     seen = []
     for body in (theirs, ours):
         backend = FakeBackend()
-        core = Core(make_settings(), backend, FakeImages())
+        core = Core(make_settings(), backend, FakeMedia())
         await vectors_of(core, **body)
         seen.append((backend.calls, backend.keys, backend.lengths))
     assert seen[0] == seen[1]
@@ -109,7 +110,7 @@ async def test_an_unknown_task_names_the_models_prompts(core):
 
 async def test_input_objects_are_embedded_by_their_own_modality(make_settings):
     backend = FakeBackend()
-    core = Core(make_settings(), backend, FakeImages())
+    core = Core(make_settings(), backend, FakeMedia())
     items = [{"text": "a cat"}, {"image": "https://example.com/cat.jpg"}, "https://x.y/z.png"]
     reply = await core.dispatch("/v1/embeddings", {"model": "clip", "input": items})
     assert len(reply["data"]) == 3
@@ -129,7 +130,8 @@ async def test_input_objects_are_embedded_by_their_own_modality(make_settings):
     [
         (
             {"text": "a", "image": "b"},
-            "input[1]: an input object has one field, 'text' or 'image' (got 'text', 'image').",
+            "input[1]: an input object has one field, 'text', 'image' or 'audio' (got 'text', "
+            "'image').",
         ),
         ({"video": "v"}, "input[1]: an input object has one field"),
         ({"text": 3}, "input[1].text: should be a string."),
@@ -157,7 +159,7 @@ async def test_token_arrays_are_refused_naming_both_fixes(core, cl100k):
 
 @pytest.fixture
 def cl100k_core(make_settings, backend) -> Core:
-    return Core(make_settings(TOKEN_ARRAYS="cl100k"), backend, FakeImages())
+    return Core(make_settings(TOKEN_ARRAYS="cl100k"), backend, FakeMedia())
 
 
 async def test_cl100k_token_arrays_embed_as_the_texts_they_encode(cl100k_core, backend, cl100k):
@@ -278,7 +280,7 @@ async def test_values_that_are_on_or_disagree_are_refused(core, body, param):
 
 async def test_token_ids_past_the_character_limit_are_413_before_decoding(make_settings):
     core = Core(
-        make_settings(TOKEN_ARRAYS="cl100k", MAX_TOTAL_CHARS="10"), FakeBackend(), FakeImages()
+        make_settings(TOKEN_ARRAYS="cl100k", MAX_TOTAL_CHARS="10"), FakeBackend(), FakeMedia()
     )
     error = await embed_error(core, input=[[1] * 6, [2] * 6])
     assert error.kind is ErrorKind.TOO_LARGE and error.code == "too_many_characters"

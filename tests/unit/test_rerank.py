@@ -8,7 +8,8 @@ from handlers.core.dispatch import Core
 from handlers.core.rerank import document_texts
 from handlers.engine.windows import DEFAULT_MAX_TOKENS_PER_DOC, TextWindows
 from handlers.errors import ErrorKind, ServiceError
-from tests.fakes import FakeBackend, FakeImages, FakeTokenizer
+from tests.fake_media import FakeMedia
+from tests.fakes import FakeBackend, FakeTokenizer
 from tests.helpers import error_of
 
 # FakeTokenizer: 16 tokens of context, 3 pair specials, one token per word; with a
@@ -117,7 +118,7 @@ async def test_model_is_required_when_several_rerankers_are_served(make_settings
     from handlers.model_info import ModelInfo
 
     backend.models()["other"] = ModelInfo("other", frozenset({"rerank"}), "fake", None, 1)
-    core = Core(make_settings(), backend, FakeImages())
+    core = Core(make_settings(), backend, FakeMedia())
     error = await error_of(core, "/v1/rerank", {"query": "q", "documents": ["a"]})
     assert error.kind is ErrorKind.INVALID and error.param == "model"
     assert "serves 2 rerankers: reranker, other" in error.message

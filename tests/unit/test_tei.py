@@ -125,9 +125,9 @@ async def test_bad_requests_get_teis_status_and_error_type(core, route, body, st
 
 async def test_too_many_inputs_is_teis_422(core, make_settings, backend):
     from handlers.core.dispatch import Core
-    from tests.fakes import FakeImages
+    from tests.fake_media import FakeMedia
 
-    small = Core(make_settings(MAX_CLIENT_BATCH_SIZE="2"), backend, FakeImages())
+    small = Core(make_settings(MAX_CLIENT_BATCH_SIZE="2"), backend, FakeMedia())
     status, error = await tei_error(small, "/embed", {"inputs": ["a", "b", "c"]})
     assert (status, error["error_type"]) == (422, "Validation") and "inputs" in error["error"]
 

@@ -1,6 +1,6 @@
-"""POST /v1/embeddings (OpenAI's, with Cohere's, Voyage's and Jina's fields): vectors of texts
-and images, sparse encoders' {"indices", "values"} and multi-vector models' token vectors;
-`embed` is the routine every embeddings dialect runs."""
+"""POST /v1/embeddings (OpenAI's, with Cohere's, Voyage's and Jina's fields): vectors of texts,
+images and audio clips, sparse encoders' {"indices", "values"} and multi-vector models' token
+vectors; `embed` is the routine every embeddings dialect runs."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["EMBEDDINGS", "embed"]
 
 DENSE = frozenset({"embed"})  # what the routes of dense vectors only read a model as
+NEEDS = {"text": "embed", "image": "image_embed", "audio": "audio_embed"}  # by modality
 
 
 async def embeddings(core: Core, body: Any) -> dict[str, Any]:
@@ -51,10 +52,10 @@ async def embed(
     SparseVectors, a multi-vector encoder's token vectors, a dict of each asked output per
     input for a model of several; without, dense vectors only (other models are refused as
     no embedder)."""
-    is_image = _is_image(core, req)
-    texts = [item for item, flag in zip(req.input, is_image, strict=True) if not flag]
+    kinds = _modalities(core, req)
+    texts = [item for item, kind in zip(req.input, kinds, strict=True) if kind == "text"]
     core.check_size("input", len(req.input), texts)
-    needed = {"embed" if not flag else "image_embed" for flag in is_image} or {"embed"}
+    needed = {NEEDS[kind] for kind in kinds} or {"embed"}
     served = core.model(req.model)
     wanted = outputs.chosen(req, served if beyond_dense else replace(served, capabilities=DENSE))
     if "dense" not in wanted:
@@ -74,44 +75,67 @@ async def embed(
     if info.similarity is not None:  # a multi-vector encoder applies its task's prompt itself
         prompt = ""
     items: list[Any] = [
-        item if flag else prompt + item for item, flag in zip(req.input, is_image, strict=True)
+        prompt + item if kind == "text" else item
+        for item, kind in zip(req.input, kinds, strict=True)
     ]
     if not items:
         return info, [], 0
     lengths = None
     if not req.truncate:
-        flagged = zip(items, is_image, strict=True)
-        texts_at = [(i, t) for i, (t, f) in enumerate(flagged) if not f]
+        texts_at = [
+            (i, t) for i, (t, k) in enumerate(zip(items, kinds, strict=True)) if k == "text"
+        ]
         prepared = await _check_lengths(core, info, texts_at)
         for (i, _), read in zip(texts_at, prepared.items, strict=True):
             items[i] = read
         counted = iter(prepared.counts)
-        lengths = [1 if flag else next(counted) for flag in is_image]  # an image: 1
+        lengths = [next(counted) if kind == "text" else 1 for kind in kinds]  # a medium: 1
     task = sparse.task_of(req) if wanted[0] != "dense" else None  # single-output encoders
     several = wanted if len(info.outputs) > 1 else ()
     pooling = req.pool_factor or 1.0
     key = EmbedKey(req.truncation_direction, req.normalize, adapter, task, several, pooling)
     async with core.backend.admit(req.model, len(items)) as ticket:
-        image_idx = [i for i, flag in enumerate(is_image) if flag]
-        if image_idx:
-            images = await core.images.load([(i, items[i]) for i in image_idx])
-            for i, image in zip(image_idx, images, strict=True):
-                items[i] = image
+        for kind, load in (("image", core.media.load), ("audio", core.media.load_audio)):
+            at = [i for i, k in enumerate(kinds) if k == kind]
+            if at:
+                for i, decoded in zip(at, await load([(i, items[i]) for i in at]), strict=True):
+                    items[i] = decoded
+        if "audio" in kinds and not req.truncate:
+            _check_clips(info, [(i, items[i]) for i, k in enumerate(kinds) if k == "audio"])
         vectors, tokens = await core.backend.embed(ticket, items, key, lengths)
     return info, vectors, tokens
 
 
-def _is_image(core: Core, req: EmbeddingsRequest) -> list[bool]:
-    """Each input's modality: its object's, else the request's (auto: by its form)."""
-    flags = []
+def _modalities(core: Core, req: EmbeddingsRequest) -> list[str]:
+    """Each input's modality: its object's, else the request's (auto: by its form, audio
+    first: data:audio URIs, URLs of audio files and base64 of audio bytes)."""
+    kinds = []
     for item, kind in zip(req.input, req.kinds, strict=True):
-        if kind is not None:
-            flags.append(kind == "image")
-        elif req.modality == "auto":
-            flags.append(core.images.looks_like_image(item))
-        else:
-            flags.append(req.modality == "image")
-    return flags
+        if kind is None and req.modality == "auto":
+            if core.media.looks_like_audio(item):
+                kind = "audio"
+            else:
+                kind = "image" if core.media.looks_like_image(item) else "text"
+        kinds.append(kind or req.modality)
+    return kinds
+
+
+def _check_clips(info: ModelInfo, clips: list[tuple[int, Any]]) -> None:
+    """truncate=false: a 413 naming the first clip longer than the model's audio window
+    (with truncate, the model reads the window's first seconds)."""
+    window = info.audio.max_seconds if info.audio is not None else None
+    for index, clip in clips:
+        if window is not None and clip.seconds > window:
+            raise ServiceError(
+                ErrorKind.TOO_LARGE,
+                At(
+                    ("input", index),
+                    f" lasts {clip.seconds:.2f} s; the model reads at most {window:g} s of a "
+                    "clip and truncate is false.",
+                ),
+                param="input",
+                code="input_too_long",
+            )
 
 
 async def _check_lengths(core: Core, info: ModelInfo, texts: list[tuple[int, str]]) -> Prepared:
@@ -153,7 +177,7 @@ EMBEDDINGS = Operation(
     "/v1/embeddings",
     "POST",
     embeddings,
-    "Create embeddings for texts or images (OpenAI-compatible; Cohere's, Voyage's and "
+    "Create embeddings for texts, images or audio (OpenAI-compatible; Cohere's, Voyage's and "
     "Jina's fields too).",
     EmbeddingsResponse,
     EmbeddingsRequest,
