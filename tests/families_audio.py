@@ -1,6 +1,7 @@
 """Tiny random audio-text models built at test time, saved by transformers as the real
 checkpoints are: CLAP (laion/clap-htsat-*: RoBERTa text tower, HTSAT audio tower, plain or
-fused) and PE-Audio (facebook/pe-a-*: ModernBERT text tower, DAC + transformer audio tower)."""
+fused) and PE-Audio (facebook/pe-a-*: ModernBERT text tower, DAC + transformer audio tower);
+and a sentence-transformers 6 pipeline with an audio modality."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from pathlib import Path
 from tests.families_shared import _sentences
 from tests.tiny_tokenizers import byte_bpe, wrap
 
-__all__ = ["CLAP_SECONDS", "CLAP_TEXT_TOKENS", "build_clap", "build_pe_audio"]
+__all__ = [
+    "CLAP_SECONDS",
+    "CLAP_TEXT_TOKENS",
+    "build_clap",
+    "build_pe_audio",
+    "build_st_clap",
+]
 
 CLAP_SECONDS = 1  # the tiny CLAP's window (the real ones: 10 s)
 CLAP_TEXT_TOKENS = 128  # its text tower's positions less RoBERTa's offset of 2
@@ -140,3 +147,15 @@ def build_pe_audio(folder: Path) -> Path:
     torch.manual_seed(0)
     PeAudioModel(PeAudioConfig(text_config=text, audio_config=audio)).save_pretrained(folder)
     return folder
+
+
+def build_st_clap(folder: Path) -> Path:
+    """A sentence-transformers 6 pipeline with an audio modality: a Transformer over a tiny
+    CLAP (its get_text_features / get_audio_features) and Normalize, saved by the library."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Transformer
+
+    clap = build_clap(folder / "clap")
+    modules = [Transformer(str(clap), max_seq_length=CLAP_TEXT_TOKENS), Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder / "model"))
+    return folder / "model"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from handlers.engine import identity
+from handlers.engine import identity, st_runner
 from handlers.engine.infinity import Loaded, import_infinity
 from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer
@@ -23,14 +23,19 @@ CAPABILITIES = frozenset({"embed", "audio_embed"})
 
 
 def is_audio_model(path: str, revision: str | None) -> bool:
-    """Whether the model's config names an audio-text model served here (CLAP, PE-Audio)."""
+    """Whether the model is an audio-text checkpoint served here (its config names CLAP or
+    PE-Audio), or a sentence-transformers pipeline over a model with an audio tower."""
     config = identity.model_json(path, "config.json", revision) or {}
-    return config.get("model_type") in KINDS
+    pipeline = st_runner.transformer_config(path, revision) or {}
+    return config.get("model_type") in KINDS or "audio_config" in pipeline
 
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
-    """The model of `spec` and its processor, loaded by transformers (blocking); float32
-    unless DTYPES names float16 or bfloat16."""
+    """A sentence-transformers pipeline by sentence-transformers 6 itself (its modules, its
+    audio modality); otherwise the model of `spec` and its processor, loaded by
+    transformers (blocking), float32 unless DTYPES names float16 or bfloat16."""
+    if st_runner.is_multimodal_pipeline(spec.path, spec.revision):
+        return st_runner.load(spec, settings)
     import_infinity()  # waits for the preload's import of transformers (half-imported else)
     import torch
     from transformers import AutoModel, AutoProcessor

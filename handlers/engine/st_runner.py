@@ -11,6 +11,8 @@ from handlers.engine import identity
 from handlers.engine.infinity import Loaded, import_infinity
 from handlers.engine.seam import EmbedKey
 from handlers.engine.text_tokenizer import TextTokenizer, Tokens
+from handlers.media.audio import Clip, resampled
+from handlers.model_info import AudioWindow
 from handlers.model_specs import ModelSpec
 from handlers.settings import Settings
 
@@ -33,13 +35,21 @@ MEDIA_CONFIGS = ("vision_config", "audio_config")
 def is_multimodal_pipeline(path: str, revision: str | None) -> bool:
     """Whether the model at `path` (a folder or Hub id) is a sentence-transformers pipeline
     whose first module is a Transformer over a model with a vision or audio tower."""
+    config = transformer_config(path, revision)
+    return any(key in (config or {}) for key in MEDIA_CONFIGS)
+
+
+def transformer_config(path: str, revision: str | None) -> dict[str, Any] | None:
+    """The config.json of the model under a sentence-transformers pipeline's first module
+    (a Transformer); None when `path` is no such pipeline."""
     listing = identity.model_json(path, "modules.json", revision)
     if not listing or not str(listing[0].get("type", "")).endswith(".Transformer"):
-        return False
+        return None
     folder = str(listing[0].get("path", "")).strip("/")
-    name = f"{folder}/config.json" if folder else "config.json"
-    config = identity.model_json(path, name, revision)
-    return any(key in (config or {}) for key in MEDIA_CONFIGS)
+    config = identity.model_json(
+        path, f"{folder}/config.json" if folder else "config.json", revision
+    )
+    return config if isinstance(config, dict) else None
 
 
 def open_model(kind: str, spec: ModelSpec, settings: Settings) -> tuple[Any, Any, str]:
@@ -70,9 +80,14 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
     """The pipeline of `spec` loaded by sentence-transformers 6 (blocking): it embeds texts
     and each media modality the model declares (images)."""
     model, tokenizer, dtype = open_model("SentenceTransformer", spec, settings)
-    capabilities = {"embed"} | ({"image_embed"} if "image" in model.modalities else set())
+    media = {f"{m}_embed" for m in ("image", "audio") if m in model.modalities}
     runner = SentenceTransformerStages(model)
-    return Loaded([runner], frozenset(capabilities), "torch", tokenizer, dtype)
+    window = None
+    if runner.audio is not None:
+        rate, samples = runner.audio
+        window = AudioWindow(rate, samples / rate if samples else settings.max_audio_seconds)
+    capabilities = frozenset({"embed", *media})
+    return Loaded([runner], capabilities, "torch", tokenizer, dtype, audio=window)
 
 
 class SentenceTransformerStages:
@@ -80,15 +95,25 @@ class SentenceTransformerStages:
     (a mixed batch is not what `encode` computes), each part through the model's own
     `preprocess` and modules; the Normalize module is applied as the batch's EmbedKey says
     (normalize false: the output of the module before it). Texts count their tokens
-    (the attention mask); images count none. Owned by the scheduler's threads."""
+    (the attention mask); images and clips none. A clip is handed to the model as its
+    `{"array", "sampling_rate"}` at its audio processor's rate (sentence-transformers does
+    not resample), cut to the processor's window where it has one. Owned by the
+    scheduler's threads."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        # (sampling rate, window in samples or 0) of a model with an audio modality
+        self.audio: tuple[int, int] | None = None
+        if "audio" in model.modalities:
+            extractor = model[0].processor.feature_extractor
+            window = getattr(extractor, "nb_max_samples", None) or 0
+            self.audio = int(extractor.sampling_rate), int(window)
 
     def prepare(self, inputs: list[Any], key: Hashable) -> tuple[Any, list[int]]:
         options = key if isinstance(key, EmbedKey) else EmbedKey()
         texts = [i for i, item in enumerate(inputs) if isinstance(item, str | Tokens)]
-        images = [i for i, item in enumerate(inputs) if not isinstance(item, str | Tokens)]
+        clips = [i for i, item in enumerate(inputs) if isinstance(item, Clip)]
+        images = [i for i, item in enumerate(inputs) if not isinstance(item, str | Tokens | Clip)]
         tokenizer = text_tokenizer(self.model)
         counts = [0] * len(inputs)
         parts = []
@@ -102,6 +127,11 @@ class SentenceTransformerStages:
             parts.append((texts, features))
         if images:
             parts.append((images, self.model.preprocess([inputs[i] for i in images])))
+        if clips and self.audio is not None:
+            rate, window = self.audio
+            arrays = [resampled(inputs[i], rate)[: window or None] for i in clips]
+            audio = [{"array": array, "sampling_rate": rate} for array in arrays]
+            parts.append((clips, self.model.preprocess(audio)))
         return (parts, len(inputs), options.normalize), counts
 
     def forward(self, prepared: tuple[list[Any], int, bool]) -> tuple[list[Any], int, bool]:

@@ -22,11 +22,17 @@ from tests.audio_clips import (
     signal,
 )
 from tests.conftest import EMBED_ID
-from tests.families_audio import CLAP_SECONDS, CLAP_TEXT_TOKENS, build_clap, build_pe_audio
+from tests.families_audio import (
+    CLAP_SECONDS,
+    CLAP_TEXT_TOKENS,
+    build_clap,
+    build_pe_audio,
+    build_st_clap,
+)
 from tests.runpod_procs import LocalApi, worker_env
 from tests.servers import serving
 
-CLAP_ID, FUSED_ID, PE_ID = "tiny/clap", "tiny/clap-fused", "tiny/pe-audio"
+CLAP_ID, FUSED_ID, PE_ID, ST_ID = "tiny/clap", "tiny/clap-fused", "tiny/pe-audio", "tiny/st-clap"
 RATE = 48_000
 # (kind, seconds, rate, channels, codec): mixed lengths, rates, channel counts and codecs
 CLIPS = [
@@ -45,6 +51,7 @@ def models(tmp_path_factory, tiny_models) -> dict[str, Path]:
         CLAP_ID: build_clap(root / "clap"),
         FUSED_ID: build_clap(root / "fused", fused=True),
         PE_ID: build_pe_audio(root / "pe"),
+        ST_ID: build_st_clap(root / "st"),
         EMBED_ID: tiny_models[EMBED_ID],
     }
 
@@ -125,6 +132,20 @@ def test_clips_of_each_codec_equal_the_models_own_alone_and_batched(
     assert max(pairs) < 0.9999, "oracle too flat: two clips' vectors are not told apart"
 
 
+def test_a_sentence_transformers_pipeline_with_audio_equals_its_encode(models_http, models, clips):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(models[ST_ID]), device="cpu")
+    audio = [{"array": oracle_waveform(data, RATE), "sampling_rate": RATE} for data in clips[:3]]
+    wanted = [model.encode([item])[0] for item in audio] + [model.encode(["a dog barking"])[0]]
+    items = [{"audio": data_uri(d, c[4])} for d, c in zip(clips[:3], CLIPS, strict=False)]
+    body = {"model": ST_ID, "input": [*items, {"text": "a dog barking"}]}
+    for got, want in zip(
+        vectors(models_http.post("/v1/embeddings", json=body)), wanted, strict=True
+    ):
+        assert float(got @ want) >= 0.9999
+
+
 def test_raw_base64_and_auto_mixed_with_text(models_http, models, clips):
     text = "a dog barking " * 60  # past 20 tokens, past the text tower's 128
     items = [text, base64.b64encode(clips[0]).decode(), data_uri(clips[2], "ogg")]
@@ -156,6 +177,8 @@ def test_models_card_names_modalities_and_the_audio_window(models_http):
     assert cards[PE_ID]["audio"] == {"sampling_rate": 48_000, "max_seconds": 10.0}
     assert cards[CLAP_ID]["max_input_tokens"] == CLAP_TEXT_TOKENS
     assert cards[EMBED_ID]["modalities"] == ["text"] and "audio" not in cards[EMBED_ID]
+    assert cards[ST_ID]["modalities"] == ["text", "audio"]
+    assert cards[ST_ID]["audio"] == {"sampling_rate": 48_000, "max_seconds": CLAP_SECONDS}
 
 
 def hostile() -> list[tuple[str, str, int, str]]:
