@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import adapter, beyond, mixed, report
+from bench import adapter, audio, beyond, mixed, report
 from bench.ceilings import SENTENCE
 from bench.models import build_clip_b32, build_minilm_reranker
 from bench.servers import Server
@@ -263,6 +263,7 @@ def main() -> None:
         print("outputs beyond dense (each model alone)", flush=True)
         env = ours_env({}, "torch", cache)
         results["beyond"] = beyond.measure(spec.path, models / "beyond", OURS, env, mixed_seconds)
+        results["audio"] = audio.measure(OURS, env, models / "clap", mixed_seconds)
 
         results["overload"] = overload(model_env, cache, spec.served_id, seconds)
         results["adapter"] = {}

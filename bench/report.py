@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import report_beyond, report_gpu, report_soak
+from bench import report_audio, report_beyond, report_gpu, report_soak
 from bench.report_mixed import NAMES, mixed_sections, mixed_targets, plot_ingestion
 
 __all__ = ["write"]
@@ -113,7 +113,7 @@ def targets(res: dict) -> list[tuple[str, float, float, bool]]:
                 "max",
             )
         )
-    out += mixed_targets(res) + report_beyond.targets(res)
+    out += mixed_targets(res) + report_beyond.targets(res) + report_audio.targets(res)
     return [
         (what, round(r, 2), t, (r <= t) if kind == "max" else (r >= t)) for what, r, t, kind in out
     ]
@@ -200,7 +200,7 @@ def markdown(res: dict) -> str:
     for name, seconds in res["cold_start_s"].items():
         rss = res["peak_rss_mb"].get(name, "-")
         lines.append(f"| {NAMES[name]} | {seconds:.1f} | {rss} |")
-    lines += mixed_sections(res) + report_beyond.section(res)
+    lines += mixed_sections(res) + report_beyond.section(res) + report_audio.section(res)
     lines += ["", "![throughput vs concurrency](bench/throughput.png)", ""]
     return "\n".join(lines)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 __all__ = ["stock_command"]
 
 VENV = Path(__file__).parent / ".stock-venv"
-# pillow and aiohttp: Infinity's image inputs (data URIs included) need both
-PACKAGES = ["torch==2.13.0", "infinity-emb[server,torch]==0.0.78", "pillow", "aiohttp"]
+# pillow and aiohttp: Infinity's image inputs (data URIs included) need both; its `audio`
+# extra (soundfile<0.13) its audio inputs
+PACKAGES = ["torch==2.13.0", "infinity-emb[server,torch,audio]==0.0.78", "pillow", "aiohttp"]
 
 
 def ensure_venv() -> Path:

@@ -6,6 +6,7 @@ and a sentence-transformers 6 pipeline with an audio modality."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.families_shared import _sentences
 from tests.tiny_tokenizers import byte_bpe, wrap
@@ -22,9 +23,12 @@ CLAP_SECONDS = 1  # the tiny CLAP's window (the real ones: 10 s)
 CLAP_TEXT_TOKENS = 128  # its text tower's positions less RoBERTa's offset of 2
 
 
-def build_clap(folder: Path, fused: bool = False) -> Path:
+def build_clap(
+    folder: Path, fused: bool = False, seconds: int = CLAP_SECONDS, **audio: Any
+) -> Path:
     """ClapModel (HTSAT with 64 mel bins at 48 kHz; `fused`: the fusion variant, as
-    laion/clap-htsat-fused) with its ClapProcessor."""
+    laion/clap-htsat-fused) with its ClapProcessor. `seconds`: its window; `audio`:
+    ClapAudioConfig's sizes in place of the tiny ones (bench.models' HTSAT-sized model)."""
     import torch
     from transformers import (
         ClapConfig,
@@ -53,7 +57,7 @@ def build_clap(folder: Path, fused: bool = False) -> Path:
         feature_size=64,
         sampling_rate=48_000,
         hop_length=480,
-        max_length_s=CLAP_SECONDS,
+        max_length_s=seconds,
         fft_window_size=1024,
         truncation="fusion" if fused else "rand_trunc",
         padding="repeatpad",
@@ -73,7 +77,7 @@ def build_clap(folder: Path, fused: bool = False) -> Path:
         "eos_token_id": tokenizer.eos_token_id,
         "type_vocab_size": 1,
     }
-    audio = {
+    tower = {
         "spec_size": 128,
         "num_mel_bins": 64,
         "window_size": 4,
@@ -85,9 +89,10 @@ def build_clap(folder: Path, fused: bool = False) -> Path:
         "hidden_size": 32,  # patch_embeds_hidden_size * 2 ** (len(depths) - 1)
         "enable_fusion": fused,
         "fusion_type": "aff_2d" if fused else None,
+        **audio,
     }
     torch.manual_seed(0)
-    config = ClapConfig(text_config=text, audio_config=audio, projection_dim=16)
+    config = ClapConfig(text_config=text, audio_config=tower, projection_dim=16)
     ClapModel(config).save_pretrained(folder)
     return folder
 

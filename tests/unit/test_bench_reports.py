@@ -97,3 +97,30 @@ def test_the_beyond_dense_section_gives_each_kind_against_its_ceiling_and_the_ta
     }
     assert met == {"sparse (MiniLM-L6 SPLADE)": True, "LLM reranker (Qwen3-style": False}
     assert report_beyond.section({}) == [] and report_beyond.targets({}) == []
+
+
+def test_the_audio_section_gives_both_servers_the_ratio_and_the_decode_cost():
+    from bench import report_audio
+
+    row = {"clips_per_s": 6.2, "p50_ms": 2500.0, "p99_ms": 2900.0, "errors": 0}
+    res = {
+        "audio": {
+            "ours_torch": row,
+            "stock": {**row, "clips_per_s": 6.0, "errors": 3},
+            "ratio": 1.03,
+            "decode": {
+                "wav_48k_ms_per_clip": 2.8,
+                "mp3_44k1_stereo_5s_ms": 8.3,
+                "share_of_serving": 0.017,
+            },
+        }
+    }
+    text = "\n".join(report_audio.section(res))
+    assert (
+        "| ours_torch | 6.2 | 2500 / 2900 |" in text
+        and "| stock | 6.0 | 2500 / 2900, 3 errors |" in text
+    )
+    assert "**1.03x**" in text and "2.8 ms per clip" in text and "1.7% of serving" in text
+    ((what, ratio, target, kind),) = report_audio.targets(res)
+    assert "CLAP" in what and (ratio, target, kind) == (1.03, 1.0, "min")
+    assert report_audio.section({}) == [] and report_audio.targets({}) == []
