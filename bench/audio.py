@@ -125,9 +125,12 @@ def measure(ours: list[str], env: dict, folder: Path, seconds: float, rounds: in
             "errors": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
         }
         print(f"  audio {name}: {out[name]}", flush=True)
-    out["ratio"] = round(out["ours_torch"]["clips_per_s"] / out["stock"]["clips_per_s"], 2)
+    ours_rate, stock_rate = out["ours_torch"]["clips_per_s"], out["stock"]["clips_per_s"]
+    failed = out["ours_torch"]["errors"] or out["stock"]["errors"]
+    # a server that fails fast is not fast: no ratio when either failed a request
+    out["ratio"] = None if failed or not stock_rate else round(ours_rate / stock_rate, 2)
     out["decode"] = decode_cost()
-    serving_ms = 1000 / out["ours_torch"]["clips_per_s"]
+    serving_ms = 1000 / max(ours_rate, 1e-9)
     out["decode"]["share_of_serving"] = round(out["decode"]["wav_48k_ms_per_clip"] / serving_ms, 3)
     print(f"  audio decode: {out['decode']}", flush=True)
     return out

@@ -60,7 +60,6 @@ class ErrorKind(enum.Enum):
     TOO_LARGE = (413, "invalid_request_error")
     OVERLOADED = (429, "rate_limit_error")
     INTERNAL = (500, "server_error")
-    NOT_IMPLEMENTED = (501, "not_implemented_error")
     NOT_READY = (503, "service_unavailable_error")
 
     @property
@@ -141,7 +140,6 @@ _TEI = {
     ErrorKind.TOO_LARGE: (422, "Validation"),
     ErrorKind.OVERLOADED: (429, "Overloaded"),
     ErrorKind.INTERNAL: (424, "Backend"),
-    ErrorKind.NOT_IMPLEMENTED: (424, "Backend"),
     ErrorKind.NOT_READY: (503, "Unhealthy"),
 }
 

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(600.0, gt=0, allow_inf_nan=False)
     max_audio_channels: int = Field(8, ge=1)
     max_audio_sample_rate: int = Field(192_000, ge=8000)
+    max_request_audio_seconds: float = Field(1800.0, gt=0, allow_inf_nan=False)
     max_concurrent_decodes: int = Field(4, ge=1)
     max_client_batch_size: int = Field(2048, ge=1)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1)

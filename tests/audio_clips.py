@@ -58,20 +58,15 @@ def data_uri(data: bytes, codec: str = "wav") -> str:
 
 
 def oracle_waveform(data: bytes, rate: int, seconds: float | None = None) -> np.ndarray:
-    """The mono float32 waveform at `rate` as transformers' own audio loader reads a file
-    (soundfile, channels averaged, soxr high quality), cut to `seconds` when given."""
-    import soundfile
-    import soxr
+    """The mono float32 waveform at `rate` as transformers' own audio loader reads the file
+    (`transformers.audio_utils.load_audio`, its soundfile backend: channels averaged, soxr
+    high-quality resampling), cut to `seconds` when given."""
+    from transformers.audio_utils import load_audio
 
-    frames, own = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    mono = frames.mean(axis=1).astype(np.float32)
-    if own != rate:
-        wanted = math.ceil(len(mono) * rate / own)
-        mono = soxr.resample(mono, own, rate, quality="soxr_hq")
-        mono = np.pad(mono, (0, max(0, wanted - len(mono))))[:wanted]
+    wave = load_audio(base64.b64encode(data).decode(), sampling_rate=rate, backend="soundfile")
     if seconds is not None:
-        mono = mono[: int(seconds * rate)]
-    return mono.astype(np.float32)
+        wave = wave[: int(seconds * rate)]
+    return np.asarray(wave, dtype=np.float32)
 
 
 def declares_hours_wav(hours: float = 10, rate: int = 16_000) -> bytes:

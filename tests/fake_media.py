@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from handlers.errors import At, ErrorKind, ServiceError
-from handlers.media.audio import looks_like_audio
-from handlers.media.kinds import looks_like_image
+from handlers.media.kinds import looks_like_audio, looks_like_image
 
 if TYPE_CHECKING:
     from handlers.core.dispatch import MediaLoader
@@ -52,7 +51,9 @@ class FakeMedia:
         _refuse_bad(items, "image")
         return [FakeImage(item) for _, item in items]
 
-    async def load_audio(self, items: list[tuple[int, str]]) -> list[Any]:
+    async def load_audio(
+        self, items: list[tuple[int, str]], seconds: float | None = None
+    ) -> list[Any]:
         _refuse_bad(items, "audio")
         return [FakeClip(item, 3600.0 if "long" in item else 2.0) for _, item in items]
 

@@ -12,7 +12,7 @@ from handlers.core.replies import ErrorResponse, TeiErrorResponse
 
 __all__ = ["openapi_document"]
 
-ERROR_STATUSES = (400, 401, 404, 413, 429, 500, 501, 503)
+ERROR_STATUSES = (400, 401, 404, 413, 429, 500, 503)
 TEI_STATUSES = (400, 401, 413, 422, 424, 429, 503)  # TEI's routes (handlers.errors)
 REF = "#/components/schemas/{model}"
 NONE_SERVED = "No model served here can run this operation (none has the {capability} capability)."

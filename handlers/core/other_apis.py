@@ -114,7 +114,7 @@ def input_objects(items: list[Any]) -> tuple[list[Any], list[str | None] | None]
     with each item's modality (None for a plain item); (items, None) when there is none.
 
     Raises:
-        ServiceError: INVALID naming the first object that is not one of the two.
+        ServiceError: INVALID naming the first object that is not one of these.
     """
     if not any(isinstance(item, dict) for item in items):
         return items, None

@@ -77,8 +77,8 @@ InputList = Annotated[
                 {"type": "string"},
                 {"type": "array", "items": {"type": "string"}},
             ],
-            "description": "A string or a list of strings (texts, or images for "
-            "modality image/auto). Order is preserved.",
+            "description": "A string or a list of strings (texts, or images or audio "
+            "clips for modality image/audio/auto). Order is preserved.",
         }
     ),
 ]
@@ -91,12 +91,15 @@ _ITEM = {
             "required": ["text"],
             "additionalProperties": False,
         },
-        {
-            "type": "object",
-            "properties": {"image": {"type": "string"}},
-            "required": ["image"],
-            "additionalProperties": False,
-        },
+        *(
+            {
+                "type": "object",
+                "properties": {medium: {"type": "string"}},
+                "required": [medium],
+                "additionalProperties": False,
+            }
+            for medium in ("image", "audio")
+        ),
     ]
 }
 EmbeddingInput = Annotated[
@@ -108,9 +111,10 @@ EmbeddingInput = Annotated[
                 {"type": "string"},
                 {"type": "array", "items": _ITEM},
             ],
-            "description": "A string or a list: strings (texts, or images for modality "
-            "image/auto), or Jina/vLLM objects {'text': ...} and {'image': URL, data URI or "
-            "base64}, each embedded by its own modality, mixed freely. Order is preserved.",
+            "description": "A string or a list: strings (texts, or images or audio clips for "
+            "modality image/audio/auto), or Jina/vLLM objects {'text': ...}, {'image': URL, "
+            "data URI or base64} and {'audio': ...}, each embedded by its own modality, mixed "
+            "freely. Order is preserved.",
         }
     ),
 ]
@@ -134,9 +138,10 @@ class EmbeddingsRequest(RequestBody):
         WithJsonSchema(
             {
                 "type": "string",
-                "enum": ["text", "image", "auto"],
+                "enum": list(MODALITIES),
                 "default": "text",
-                "description": "'audio' is planned and answers 501 Not Implemented.",
+                "description": "What each string item is: text, an image or an audio clip "
+                "(URL, data URI or base64); auto: by its form.",
             }
         ),
     ] = "text"
@@ -238,7 +243,7 @@ class EmbeddingsRequest(RequestBody):
 
     @property
     def kinds(self) -> list[str | None]:
-        """Each input's modality as its object names it ('text', 'image'), or None (a
+        """Each input's modality as its object names it ('text', 'image', 'audio'), or None (a
         string: the request's modality applies)."""
         return self._kinds
 

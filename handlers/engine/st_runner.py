@@ -127,7 +127,9 @@ class SentenceTransformerStages:
             parts.append((texts, features))
         if images:
             parts.append((images, self.model.preprocess([inputs[i] for i in images])))
-        if clips and self.audio is not None:
+        if clips:
+            if self.audio is None:
+                raise TypeError("audio clips for a model without an audio modality")
             rate, window = self.audio
             arrays = [resampled(inputs[i], rate)[: window or None] for i in clips]
             audio = [{"array": array, "sampling_rate": rate} for array in arrays]

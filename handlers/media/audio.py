@@ -1,13 +1,13 @@
 """Bounded audio decoding: the header checked first (format, channels, sampling rate, the
-duration it declares), then a read bounded by the duration limit, mixed to mono float32."""
+duration it declares), then a block-wise read bounded by the duration limit (or a model's
+window), mixed to mono float32 as read."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import io
-import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,34 +15,30 @@ import numpy as np
 from numpy.typing import NDArray
 
 from handlers.errors import ErrorKind
-from handlers.media.decode import ItemError
+from handlers.media.decode import ItemError, out_of_memory
 
-__all__ = [
-    "AUDIO_DATA_URI",
-    "AudioLimits",
-    "Clip",
-    "decode_audio",
-    "looks_like_audio",
-    "resampled",
-]
+__all__ = ["AudioLimits", "Clip", "Probe", "decode_audio", "probe_audio", "resampled"]
 
-AUDIO_DATA_URI = re.compile(r"^data:audio/[\w.+-]+(?:;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
-# what libsndfile decodes here: WAV, FLAC, OGG (Vorbis, Opus), MP3 (and AIFF, CAF, ...)
+
+# libsndfile's containers accepted (it parses more: AIFF, CAF, AU, ...; they are refused)
+FORMATS = frozenset({"WAV", "WAVEX", "RF64", "FLAC", "OGG", "MP3"})
 ACCEPTED_NAMES = "WAV, FLAC, OGG (Vorbis or Opus) or MP3"
-_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM", b"caff")
-_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+MIN_RATE = 4000  # Hz: below telephone audio, nothing a model reads
+MIN_SECONDS = 0.01  # shorter clips give the processors nothing to frame
+BLOCK = 65_536  # frames read at a time (mixed to mono as read)
+_PCM_TAGS = (1, 3, 0xFFFE)  # WAVE_FORMAT_PCM, _IEEE_FLOAT, _EXTENSIBLE
+_WAV_CHUNKS = 64  # chunks read before the data chunk, at most
 
 
 @dataclass(frozen=True)
 class Clip:
-    """A decoded clip: mono float32 samples at their own sampling rate."""
+    """A decoded clip: mono float32 samples at their own sampling rate, and how long the
+    whole clip is (its header's duration, or what was read: the samples may stop at the
+    window a read was bounded by)."""
 
     samples: NDArray[np.float32]
     rate: int
-
-    @property
-    def seconds(self) -> float:
-        return len(self.samples) / self.rate
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -54,35 +50,35 @@ class AudioLimits:
     rate: int
 
 
-def looks_like_audio(item: str) -> bool:
-    """`auto` modality: `data:audio/...;base64,` URIs, http(s) URLs whose path ends in an
-    audio extension (.wav, .flac, .ogg, .opus, .mp3), and bare base64 whose bytes start as
-    an audio file does (RIFF, fLaC, OggS, ID3, an MPEG frame)."""
-    if AUDIO_DATA_URI.match(item):
-        return True
-    lowered = item[:8].lower()
-    if lowered.startswith(("http://", "https://")):
-        path = item.split("?", 1)[0].split("#", 1)[0].lower()
-        return path.endswith(_EXTENSIONS)
-    if len(item) < 16 or " " in item[:16]:
-        return False
-    try:
-        head = base64.b64decode(item[:16], validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return head.startswith(_MAGIC) or (head[:1] == b"\xff" and head[1] & 0xE0 == 0xE0)
+@dataclass(frozen=True)
+class Probe:
+    """What a clip's header says: its rate, channels and declared frames."""
+
+    rate: int
+    channels: int
+    frames: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.rate
 
 
 def _wav_declared_frames(data: bytes) -> int | None:
     """The frames a RIFF/WAVE header declares in its data chunk (libsndfile reports only
-    those present), or None when it is not a WAV or declares no size."""
+    those present), or None when it is not a PCM or float WAV or declares no size."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return None
     offset, block = 12, 0
-    while offset + 8 <= len(data):
+    for _ in range(_WAV_CHUNKS):
+        if offset + 8 > len(data):
+            return None
         chunk, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
-        if chunk == b"fmt " and offset + 22 <= len(data):
-            block = struct.unpack_from("<H", data, offset + 20)[0]
+        if chunk == b"fmt " and offset + 24 <= len(data):
+            tag, channels = struct.unpack_from("<HH", data, offset + 8)
+            bits = struct.unpack_from("<H", data, offset + 22)[0]
+            if tag not in _PCM_TAGS or not channels or bits % 8:
+                return None
+            block = channels * bits // 8  # not the header's block align, which may lie
         elif chunk == b"data":
             return None if size in (0, 0xFFFFFFFF) or not block else size // block
         offset += 8 + size + (size & 1)
@@ -97,67 +93,104 @@ def _too_long(seconds: float, limits: AudioLimits, how: str) -> ItemError:
     )
 
 
-def decode_audio(data: bytes, limits: AudioLimits) -> Clip:
-    """Decode `data` (blocking): the header's channels, rate and declared duration checked
-    before anything is decoded, then at most the allowed duration read, channels averaged
-    to mono (float32, as transformers' own loader reads audio).
+def _check(sound: Any, data: bytes, limits: AudioLimits) -> Probe:
+    """The header's format, channels, rate and declared duration, checked."""
+    if sound.format not in FORMATS:
+        raise ItemError(
+            f"audio format {sound.format} is not accepted; send {ACCEPTED_NAMES}",
+            code="unsupported_audio_format",
+        )
+    rate, channels = int(sound.samplerate), int(sound.channels)
+    if channels > limits.channels:
+        raise ItemError(
+            f"audio has {channels} channels; at most {limits.channels} are accepted "
+            "(MAX_AUDIO_CHANNELS)",
+            code="invalid_audio",
+        )
+    if not MIN_RATE <= rate <= limits.rate:
+        raise ItemError(
+            f"audio sampling rate {rate} Hz is outside {MIN_RATE}-{limits.rate} Hz "
+            "(MAX_AUDIO_SAMPLE_RATE)",
+            code="invalid_audio",
+        )
+    probe = Probe(rate, channels, max(int(sound.frames), _wav_declared_frames(data) or 0))
+    if probe.seconds > limits.seconds:
+        raise _too_long(probe.seconds, limits, "declares")
+    return probe
 
-    Raises:
-        ItemError: 400 for data that is not audio of an accepted format, is empty, corrupt,
-            truncated (a WAV holding fewer frames than it declares) or holds non-finite
-            samples, or has too many channels or too high a rate; 413 for a clip longer than
-            the limit (declared or decoded).
-    """
+
+@contextlib.contextmanager
+def _opened(data: bytes) -> Iterator[Any]:
+    """libsndfile over `data`, its failures as ItemErrors: bad data 400, out of memory a
+    logged 503."""
     import soundfile
 
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as sound:
-            rate, channels = int(sound.samplerate), int(sound.channels)
-            if channels > limits.channels:
-                raise ItemError(
-                    f"audio has {channels} channels; at most {limits.channels} are accepted "
-                    "(MAX_AUDIO_CHANNELS)",
-                    code="invalid_audio",
-                )
-            if not 0 < rate <= limits.rate:
-                raise ItemError(
-                    f"audio sampling rate {rate} Hz is outside 1-{limits.rate} Hz "
-                    "(MAX_AUDIO_SAMPLE_RATE)",
-                    code="invalid_audio",
-                )
-            header = _wav_declared_frames(data)
-            declared = max(int(sound.frames), header or 0)
-            if declared > limits.seconds * rate:
-                raise _too_long(declared / rate, limits, "declares")
-            most = int(limits.seconds * rate)
-            frames = sound.read(most + 1, dtype="float32", always_2d=True)
+            yield sound
     except ItemError:
         raise
     except MemoryError:
-        raise ItemError(
-            "not enough memory to decode this audio now; retry shortly",
-            ErrorKind.NOT_READY,
-            "out_of_memory",
-            retry_after=1,
-        ) from None
+        raise out_of_memory("audio") from None
     except Exception as exc:  # libsndfile's errors: format not recognised, lost sync, ...
         why = " ".join(str(exc).split(":")[-1].split()) or type(exc).__name__
         raise ItemError(
             f"not decodable audio ({why}); send {ACCEPTED_NAMES}", code="invalid_audio"
         ) from None
-    if len(frames) > most:
-        raise _too_long(len(frames) / rate, limits, "lasts more than")
-    if not len(frames):
-        raise ItemError("audio holds no samples", code="invalid_audio")
-    if header is not None and len(frames) < header:
+
+
+def probe_audio(data: bytes, limits: AudioLimits) -> Probe:
+    """Read only the header of `data` and check it (blocking).
+
+    Raises:
+        ItemError: as decode_audio, for what the header shows.
+    """
+    with _opened(data) as sound:
+        return _check(sound, data, limits)
+
+
+def decode_audio(data: bytes, limits: AudioLimits, seconds: float | None = None) -> Clip:
+    """Decode `data` (blocking): the header checked before anything is decoded, then at
+    most `seconds` (a model's window; else the limit's) read block by block, each block's
+    channels averaged to mono (float32, as transformers' own loader reads audio).
+
+    Raises:
+        ItemError: 400 for data that is not audio of an accepted format, is empty, too
+            short, corrupt, truncated (a WAV holding fewer frames than it declares) or holds
+            non-finite samples, or has too many channels or a rate out of range; 413 for a
+            clip declaring more than the limit; 503 (logged) when memory runs out.
+    """
+    with _opened(data) as sound:
+        probe = _check(sound, data, limits)
+        most = int(min(limits.seconds, seconds or limits.seconds) * probe.rate)
+        parts: list[NDArray[np.float32]] = []
+        read = 0
+        # libsndfile 1.2's MP3 decoder loses its place across partial reads: an MP3 (two
+        # channels and 48 kHz at most) is read at once, other formats block by block
+        size = most if sound.format == "MP3" else BLOCK
+        while read < most:
+            block = sound.read(min(size, most - read), dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            parts.append(
+                block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            )
+            read += len(block)
+        more = read == most and bool(len(sound.read(1, dtype="float32")))
+    header = _wav_declared_frames(data)
+    if header is not None and read < min(header, most):
         raise ItemError(
-            f"audio is truncated: its header declares {header} frames, it holds {len(frames)}",
+            f"audio is truncated: its header declares {header} frames, it holds {read}",
             code="invalid_audio",
         )
-    mono = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
+    if read < MIN_SECONDS * probe.rate:
+        what = "holds no samples" if not read else f"lasts {read / probe.rate:.4f} s"
+        raise ItemError(f"audio {what}; at least {MIN_SECONDS:g} s is needed", code="invalid_audio")
+    mono = np.concatenate(parts)
     if not np.isfinite(mono).all():
         raise ItemError("audio holds samples that are not finite numbers", code="invalid_audio")
-    return Clip(np.ascontiguousarray(mono, dtype=np.float32), rate)
+    frames = max(probe.frames, read + int(more))
+    return Clip(np.ascontiguousarray(mono, dtype=np.float32), probe.rate, frames / probe.rate)
 
 
 def resampled(clip: Clip, rate: int) -> NDArray[Any]:

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE",
     "ItemError",
+    "out_of_memory",
     "decode_image",
     "open_image",
 ]
@@ -57,15 +58,20 @@ def _decode_errors() -> Iterator[None]:
             "image exceeds the pixel limit", ErrorKind.TOO_LARGE, "image_too_large"
         ) from None
     except MemoryError:
-        log.error("Out of memory while decoding an image; answered 503")
-        raise ItemError(
-            "not enough memory to decode this image now; retry shortly",
-            ErrorKind.NOT_READY,
-            "out_of_memory",
-            retry_after=1,
-        ) from None
+        raise out_of_memory("an image") from None
     except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, ... on bad data
         raise ItemError(f"not a decodable image ({type(exc).__name__})") from None
+
+
+def out_of_memory(what: str) -> ItemError:
+    """The 503 (Retry-After: 1) for running out of memory while decoding `what`, logged."""
+    log.error("Out of memory while decoding %s; answered 503", what)
+    return ItemError(
+        f"not enough memory to decode this {what.split()[-1]} now; retry shortly",
+        ErrorKind.NOT_READY,
+        "out_of_memory",
+        retry_after=1,
+    )
 
 
 def _ratio(width: int, height: int) -> str:

@@ -15,10 +15,10 @@ import httpx
 
 from handlers.errors import At, ErrorKind, ServiceError
 from handlers.media.addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
-from handlers.media.audio import AudioLimits, Clip, decode_audio, looks_like_audio
+from handlers.media.audio import AudioLimits, Clip, decode_audio, probe_audio
 from handlers.media.decode import ItemError, decode_image, open_image
-from handlers.media.kinds import AUDIO, IMAGE, Kind, looks_like_image
-from handlers.media.transport import PoolTransport
+from handlers.media.kinds import AUDIO, IMAGE, Kind, looks_like_audio, looks_like_image
+from handlers.media.transport import PoolTransport, connect_failure
 from handlers.settings import Settings
 
 __all__ = ["MAX_REDIRECTS", "MediaFetcher"]
@@ -31,16 +31,6 @@ def _too_large(limit: int, kind: Kind) -> ItemError:
     return ItemError(
         f"{kind.name} is larger than {limit} bytes", ErrorKind.TOO_LARGE, f"{kind.name}_too_large"
     )
-
-
-def _connect_failure(exc: httpx.ConnectError) -> str:
-    """ "ConnectError", or what the TLS certificate check said when that is why."""
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return "ConnectError"
-    return f"TLS certificate check failed ({cause.verify_message})"
 
 
 T = TypeVar("T")
@@ -140,22 +130,43 @@ class MediaFetcher:
         indexed = [(index, img) for (index, _), img in zip(items, opened, strict=True)]
         return await _each(indexed, self._decode)
 
-    async def load_audio(self, items: list[tuple[int, str]]) -> list[Clip]:
-        """Fetch and decode every audio item concurrently (at most MAX_CONCURRENT_DECODES
-        decodes at a time in this process), each bounded by the MAX_AUDIO_* limits.
+    async def load_audio(
+        self, items: list[tuple[int, str]], seconds: float | None = None
+    ) -> list[Clip]:
+        """Fetch every audio item and read its header concurrently, check the request's
+        audio budget, then decode each (at most MAX_CONCURRENT_DECODES decodes at a time in
+        this process), each read up to `seconds` (a model's window) or MAX_AUDIO_SECONDS.
 
         Raises:
             ServiceError: naming the first failing item, e.g. `input[1]: audio declares
                 36000.0 s, over the 600 s allowed (MAX_AUDIO_SECONDS)`.
         """
-        return await _each(items, self._audio)
-
-    async def _audio(self, item: str) -> Clip:
-        data = await self._bytes(item, AUDIO, self._settings.max_audio_bytes)
         s = self._settings
         limits = AudioLimits(s.max_audio_seconds, s.max_audio_channels, s.max_audio_sample_rate)
-        async with self._decode_slots:
-            return await asyncio.to_thread(decode_audio, data, limits)
+        fetched = await _each(items, lambda item: self._bytes(item, AUDIO, s.max_audio_bytes))
+        indexed = [(index, data) for (index, _), data in zip(items, fetched, strict=True)]
+        probes = await _each(indexed, lambda data: asyncio.to_thread(probe_audio, data, limits))
+        total = 0.0
+        for (index, _), probe in zip(items, probes, strict=True):
+            total += min(probe.seconds, seconds or probe.seconds)
+            if total > s.max_request_audio_seconds:
+                raise ServiceError(
+                    ErrorKind.TOO_LARGE,
+                    At(
+                        ("input", index),
+                        f": the request's audio reaches {total:.1f} s to decode here, over "
+                        f"the {s.max_request_audio_seconds:g} s allowed per request "
+                        "(MAX_REQUEST_AUDIO_SECONDS)",
+                    ),
+                    param="input",
+                    code="audio_too_long",
+                )
+
+        async def decode(data: bytes) -> Clip:
+            async with self._decode_slots:
+                return await asyncio.to_thread(decode_audio, data, limits, seconds)
+
+        return await _each(indexed, decode)
 
     async def _bytes(self, item: str, kind: Kind, limit: int) -> bytes:
         """The bytes an item holds or names: downloaded, from its data URI, or bare base64."""
@@ -232,7 +243,7 @@ class MediaFetcher:
             raise ItemError(f"invalid {kind.name} URL {url}", code="invalid_url") from None
         except httpx.ConnectError as exc:
             raise ItemError(
-                f"{kind.name} download failed: {_connect_failure(exc)} from {url}", code=failed
+                f"{kind.name} download failed: {connect_failure(exc)} from {url}", code=failed
             ) from None
         except httpx.HTTPError as exc:
             reason = type(exc).__name__
@@ -260,10 +271,9 @@ class MediaFetcher:
                     )
                 ctype = response.headers.get("content-type", "").lower()
                 if ctype and not ctype.startswith(kind.accepted):
-                    article = "an image" if kind is IMAGE else "audio"
                     raise ItemError(
-                        f"not {article}: {url} answered content-type {ctype.split(';')[0]}",
-                        code="not_an_image" if kind is IMAGE else "not_audio",
+                        f"not {kind.not_one}: {url} answered content-type {ctype.split(';')[0]}",
+                        code=f"not_{kind.not_one.replace(' ', '_')}",
                     )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:

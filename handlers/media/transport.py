@@ -1,4 +1,5 @@
-"""An httpx transport over an httpcore pool whose network backend is ours (the address guard)."""
+"""An httpx transport over an httpcore pool whose network backend is ours (the address guard),
+and what a failed connection says."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 import httpcore
 import httpx
 
-__all__ = ["PoolTransport"]
+__all__ = ["PoolTransport", "connect_failure"]
 
 # httpcore's exceptions and the httpx ones a client expects, as httpx's own transport maps them.
 _HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
@@ -106,3 +107,13 @@ class PoolTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def connect_failure(exc: httpx.ConnectError) -> str:
+    """ "ConnectError", or what the TLS certificate check said when that is why."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return "ConnectError"
+    return f"TLS certificate check failed ({cause.verify_message})"

@@ -12,9 +12,10 @@ import pytest
 from handlers.core.dispatch import Core
 from handlers.errors import ErrorKind, ServiceError
 from handlers.media import addresses
-from handlers.media.audio import AudioLimits, Clip, decode_audio, looks_like_audio, resampled
+from handlers.media.audio import AudioLimits, Clip, decode_audio, resampled
 from handlers.media.decode import ItemError
 from handlers.media.fetcher import MediaFetcher
+from handlers.media.kinds import looks_like_audio
 from handlers.model_info import AudioWindow, ModelInfo
 from tests.audio_clips import (
     CODECS,
@@ -31,8 +32,21 @@ from tests.fakes import FakeBackend
 LIMITS = AudioLimits(seconds=60, channels=8, rate=192_000)
 
 
+def aiff_bytes() -> bytes:
+    import io
+
+    import soundfile
+
+    out = io.BytesIO()
+    soundfile.write(out, signal("tone", 0.1, 8000), 8000, format="AIFF")
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("codec", list(CODECS))
-@pytest.mark.parametrize(("kind", "rate", "channels"), [("tone", 48_000, 1), ("noise", 16_000, 2)])
+@pytest.mark.parametrize(
+    ("kind", "rate", "channels"),
+    [("tone", 48_000, 1), ("noise", 16_000, 2), ("tone", 44_100, 2)],  # 1.5 s: 1 or 2 blocks
+)
 def test_each_codec_decodes_to_the_mono_waveform_soundfile_reads(codec, kind, rate, channels):
     data = clip_bytes(signal(kind, 1.5, rate, channels), rate, codec)
     clip = decode_audio(data, LIMITS)
@@ -40,6 +54,13 @@ def test_each_codec_decodes_to_the_mono_waveform_soundfile_reads(codec, kind, ra
     assert clip.rate == rate and clip.samples.dtype == np.float32
     assert clip.samples.shape == want.shape and np.abs(clip.samples - want).max() < 1e-6
     assert 1.4 < clip.seconds < 1.7  # MP3 and Vorbis pad a little
+
+
+def test_a_read_bounded_by_a_window_keeps_the_whole_clips_length():
+    data = clip_bytes(signal("noise", 3, 16_000, 2), 16_000, "flac")
+    clip = decode_audio(data, LIMITS, seconds=1.0)
+    assert len(clip.samples) == 16_000 and clip.seconds == 3.0
+    assert np.abs(clip.samples - oracle_waveform(data, 16_000, 1.0)).max() < 1e-6
 
 
 def test_silence_decodes_and_resampling_is_transformers_own():
@@ -67,8 +88,11 @@ def test_silence_decodes_and_resampling_is_transformers_own():
         (b"ID3" + bytes(range(256)) * 4, ErrorKind.INVALID, "not decodable audio"),
         (b"", ErrorKind.INVALID, "not decodable audio"),
         (clip_bytes(signal("tone", 0, 8000), 8000), ErrorKind.INVALID, "holds no samples"),
+        (clip_bytes(signal("tone", 0.005, 8000), 8000), ErrorKind.INVALID, "at least 0.01 s"),
         (clip_bytes(signal("tone", 0.1, 8000, 9), 8000), ErrorKind.INVALID, "9 channels"),
         (clip_bytes(signal("tone", 0.1, 8000), 8000)[:100], ErrorKind.INVALID, "truncated"),
+        (clip_bytes(signal("tone", 0.1, 2000), 2000), ErrorKind.INVALID, "outside 4000-"),
+        (aiff_bytes(), ErrorKind.INVALID, "audio format AIFF is not accepted"),
     ],
 )
 def test_hostile_audio_is_a_clear_item_error(data, kind, fragment):
@@ -78,7 +102,7 @@ def test_hostile_audio_is_a_clear_item_error(data, kind, fragment):
 
 
 def test_a_rate_past_the_limit_and_non_finite_samples_are_refused():
-    with pytest.raises(ItemError, match="outside 1-48000 Hz"):
+    with pytest.raises(ItemError, match="outside 4000-48000 Hz"):
         decode_audio(clip_bytes(signal("tone", 0.1, 96_000), 96_000), AudioLimits(60, 8, 48_000))
     samples = signal("tone", 0.1, 8000)
     samples[3] = np.nan
@@ -102,6 +126,12 @@ def test_auto_recognises_audio_by_mime_type_extension_and_magic_bytes():
     assert not looks_like_audio("https://example.com/cat.png")
     assert not looks_like_audio("a sentence about a cat")
     assert not looks_like_audio("data:image/png;base64,AAAA")
+    # text that merely starts as base64 of a frame sync, short base64, a WebP's RIFF
+    assert not looks_like_audio("////////////////////" + " then words of a sentence" * 4)
+    assert not looks_like_audio(base64.b64encode(wav[:30]).decode())
+    webp = b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(64)
+    assert not looks_like_audio(base64.b64encode(webp).decode())
+    assert not looks_like_audio("/" * 200)  # base64 of 0xFF bytes: no valid MPEG header
 
 
 @pytest.fixture
@@ -144,6 +174,17 @@ async def test_download_and_inline_failures_name_the_item(fetcher, image_host):
         with pytest.raises(ServiceError) as caught:
             await fetcher.load_audio([(3, item)])
         assert caught.value.message.startswith("input[3]: ") and fragment in caught.value.message
+
+
+async def test_the_requests_audio_budget_names_the_item_that_exceeds_it(make_settings):
+    fetcher = MediaFetcher(make_settings(max_request_audio_seconds="4"))
+    clip = data_uri(clip_bytes(signal("tone", 1.5, 8000), 8000))
+    assert len(await fetcher.load_audio([(0, clip), (1, clip)])) == 2
+    with pytest.raises(ServiceError) as caught:
+        await fetcher.load_audio([(0, clip), (1, clip), (2, clip)])
+    assert caught.value.message.startswith("input[2]: the request's audio reaches 4.5 s")
+    short = await fetcher.load_audio([(i, clip) for i in range(4)], seconds=1.0)  # windows
+    assert [c.seconds for c in short] == [1.5] * 4 and len(short[0].samples) == 8000
 
 
 async def test_a_redirect_to_a_private_address_is_refused(make_settings, image_host, monkeypatch):
@@ -218,4 +259,4 @@ async def test_the_card_names_modalities_and_the_audio_window(core):
     assert cards["clap"]["modalities"] == ["text", "audio"]
     assert cards["clap"]["audio"] == {"sampling_rate": 48_000, "max_seconds": 10.0}
     assert cards["clip"]["modalities"] == ["text", "image"] and "audio" not in cards["clip"]
-    assert Clip(np.zeros(8000, np.float32), 16_000).seconds == 0.5
+    assert Clip(np.zeros(8000, np.float32), 16_000, 0.5).samples.size == 8000

@@ -218,7 +218,7 @@ async def test_models_and_native_jobs_return_the_body_itself():
     "error",
     [
         ServiceError(ErrorKind.NOT_FOUND, "Model 'x' is not deployed.", param="model"),
-        ServiceError(ErrorKind.NOT_IMPLEMENTED, "Not implemented."),
+        ServiceError(ErrorKind.TOO_LARGE, "input[0]: audio declares 36000.0 s."),
         ServiceError(ErrorKind.OVERLOADED, "The model queue is full.", retry_after=3),
         ServiceError(ErrorKind.INTERNAL, "The model failed to process this request."),
     ],

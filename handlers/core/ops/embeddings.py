@@ -94,11 +94,13 @@ async def embed(
     several = wanted if len(info.outputs) > 1 else ()
     pooling = req.pool_factor or 1.0
     key = EmbedKey(req.truncation_direction, req.normalize, adapter, task, several, pooling)
+    window = info.audio.max_seconds if info.audio is not None else None  # what is read of a clip
     async with core.backend.admit(req.model, len(items)) as ticket:
-        for kind, load in (("image", core.media.load), ("audio", core.media.load_audio)):
-            at = [i for i, k in enumerate(kinds) if k == kind]
+        for kind in ("image", "audio"):  # the images first, then the clips
+            at = [(i, items[i]) for i, k in enumerate(kinds) if k == kind]
             if at:
-                for i, decoded in zip(at, await load([(i, items[i]) for i in at]), strict=True):
+                load = core.media.load(at) if kind == "image" else core.media.load_audio(at, window)
+                for (i, _), decoded in zip(at, await load, strict=True):
                     items[i] = decoded
         if "audio" in kinds and not req.truncate:
             _check_clips(info, [(i, items[i]) for i, k in enumerate(kinds) if k == "audio"])
@@ -148,6 +150,8 @@ async def _check_lengths(core: Core, info: ModelInfo, texts: list[tuple[int, str
         ServiceError: TOO_LARGE for such a text; INVALID when the model cannot count.
     """
     limit = info.max_input_tokens
+    if not texts:  # images and clips only: nothing to count
+        return Prepared([], [])
     if limit is None:
         raise ServiceError(
             ErrorKind.INVALID,
@@ -155,8 +159,6 @@ async def _check_lengths(core: Core, info: ModelInfo, texts: list[tuple[int, str
             "available for it.",
             param="truncate",
         )
-    if not texts:
-        return Prepared([], [])
     prepared = await core.backend.count(info.id, [text for _, text in texts])
     for (index, _), count in zip(texts, prepared.counts, strict=True):
         if count > limit:
