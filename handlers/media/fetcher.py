@@ -24,6 +24,7 @@ from handlers.settings import Settings
 __all__ = ["MAX_REDIRECTS", "MediaFetcher"]
 
 MAX_REDIRECTS = 5
+INLINE_ON_LOOP = 64 * 1024  # base64 characters decoded on the event loop; longer: a thread
 CHUNK = 64 * 1024
 
 
@@ -180,10 +181,12 @@ class MediaFetcher:
                     f"data URI must look like data:{kind.name}/<type>;base64,<data>",
                     code=f"invalid_{kind.name}",
                 )
-            return self._b64decode(item[match.end() :], kind, limit)
-        if "://" in item[:16]:
+            item = item[match.end() :]
+        elif "://" in item[:16]:
             raise ItemError("only http and https URLs are supported", code="unsupported_scheme")
-        return self._b64decode(item, kind, limit)
+        if len(item) < INLINE_ON_LOOP:
+            return self._b64decode(item, kind, limit)
+        return await asyncio.to_thread(self._b64decode, item, kind, limit)  # off the event loop
 
     async def _open(self, item: str) -> Any:
         s = self._settings
