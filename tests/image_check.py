@@ -21,7 +21,13 @@ import time
 
 from tests.image_check_base import ROOT, check, container_env, ensure_tools, make_base, run, say
 from tests.image_check_build import IMAGES, WheelIndex, build_images
-from tests.image_check_smoke import no_installer_cache, reference, smoke_http, smoke_runpod
+from tests.image_check_smoke import (
+    decodes_audio,
+    no_installer_cache,
+    reference,
+    smoke_http,
+    smoke_runpod,
+)
 
 TARGET_GB = {"cpu": 1.8, "gpu": 5.0, "runpod": 5.0}  # issue targets, checked below
 
@@ -58,6 +64,7 @@ def main() -> None:
     smoke_runpod(env, IMAGES["runpod"], expected)
     for image in IMAGES.values():
         no_installer_cache(env, image)
+        decodes_audio(env, image)
     figures = {}
     for name, image in IMAGES.items():  # every figure first, then the targets
         size = size_gb(env, image)

@@ -159,3 +159,26 @@ def no_installer_cache(env: dict[str, str], image: str) -> None:
         env, "run", "--rm", "--user=root", "--entrypoint=/bin/sh", image, "-c", script
     )
     check(code == 0 and not out.strip(), f"{image}: no installer cache", out)
+
+
+# a stereo 44.1 kHz tone written by the image's libsndfile in each compressed codec, decoded by
+# the service's own bounded decoder and resampled to 48 kHz (soundfile and soxr at work)
+AUDIO_CHECK = """
+import io, sys, numpy as np, soundfile as sf
+sys.path.insert(0, "src")  # a bento's code, from its working directory (the worker's: its own)
+from handlers.media.audio import AudioLimits, decode_audio, resampled
+tone = np.sin(np.arange(44100, dtype=np.float32) / 10)[:, None].repeat(2, 1) / 2
+for fmt in ("WAV", "FLAC", "OGG", "MP3"):
+    out = io.BytesIO()
+    sf.write(out, tone, 44100, format=fmt)
+    clip = decode_audio(out.getvalue(), AudioLimits(60, 8, 192000))
+    assert len(resampled(clip, 48000)) == 48000 and abs(clip.seconds - 1) < 0.05, fmt
+print("audio decoded")
+"""
+
+
+def decodes_audio(env: dict[str, str], image: str) -> None:
+    """The image decodes WAV, FLAC, OGG and MP3 and resamples (libsndfile in the soundfile
+    wheel, soxr): audio inputs work in it."""
+    code, out = podman(env, "run", "--rm", image, "python", "-c", AUDIO_CHECK)
+    check(code == 0 and "audio decoded" in out, f"{image}: decodes WAV, FLAC, OGG, MP3", out)
