@@ -52,11 +52,13 @@ class AudioLimits:
 
 @dataclass(frozen=True)
 class Probe:
-    """What a clip's header says: its rate, channels and declared frames."""
+    """What a clip's header says: its rate, channels and declared frames (`wav`: those a
+    WAV's data chunk declares, None for other formats)."""
 
     rate: int
     channels: int
     frames: int
+    wav: int | None = None
 
     @property
     def seconds(self) -> float:
@@ -113,7 +115,8 @@ def _check(sound: Any, data: bytes, limits: AudioLimits) -> Probe:
             "(MAX_AUDIO_SAMPLE_RATE)",
             code="invalid_audio",
         )
-    probe = Probe(rate, channels, max(int(sound.frames), _wav_declared_frames(data) or 0))
+    wav = _wav_declared_frames(data)
+    probe = Probe(rate, channels, max(int(sound.frames), wav or 0), wav)
     if probe.seconds > limits.seconds:
         raise _too_long(probe.seconds, limits, "declares")
     return probe
@@ -177,10 +180,9 @@ def decode_audio(data: bytes, limits: AudioLimits, seconds: float | None = None)
             )
             read += len(block)
         more = read == most and bool(len(sound.read(1, dtype="float32")))
-    header = _wav_declared_frames(data)
-    if header is not None and read < min(header, most):
+    if probe.wav is not None and read < min(probe.wav, most):
         raise ItemError(
-            f"audio is truncated: its header declares {header} frames, it holds {read}",
+            f"audio is truncated: its header declares {probe.wav} frames, it holds {read}",
             code="invalid_audio",
         )
     if read < MIN_SECONDS * probe.rate:

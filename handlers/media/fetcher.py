@@ -17,7 +17,7 @@ from handlers.errors import At, ErrorKind, ServiceError
 from handlers.media.addresses import BlockedAddress, GuardedBackend, Resolver, system_resolver
 from handlers.media.audio import AudioLimits, Clip, decode_audio, probe_audio
 from handlers.media.decode import ItemError, decode_image, open_image
-from handlers.media.kinds import AUDIO, IMAGE, Kind, looks_like_audio, looks_like_image
+from handlers.media.kinds import AUDIO, IMAGE, Kind, is_url, looks_like_audio, looks_like_image
 from handlers.media.transport import PoolTransport, connect_failure
 from handlers.settings import Settings
 
@@ -171,10 +171,9 @@ class MediaFetcher:
 
     async def _bytes(self, item: str, kind: Kind, limit: int) -> bytes:
         """The bytes an item holds or names: downloaded, from its data URI, or bare base64."""
-        lowered = item[:8].lower()
-        if lowered.startswith(("http://", "https://")):
+        if is_url(item):
             return await self._download(item, kind, limit)
-        if lowered.startswith("data:"):
+        if item[:5].lower() == "data:":
             match = kind.data_uri.match(item)
             if match is None:
                 raise ItemError(

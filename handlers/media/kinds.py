@@ -8,7 +8,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-__all__ = ["AUDIO", "IMAGE", "Kind", "looks_like_audio", "looks_like_image"]
+__all__ = ["AUDIO", "IMAGE", "Kind", "is_url", "looks_like_audio", "looks_like_image"]
 
 _IMAGE_URI = re.compile(r"^data:image/[\w.+-]+(?:;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
 _AUDIO_URI = re.compile(r"^data:audio/[\w.+-]+(?:;[\w-]+=[^;,]*)*;base64,", re.IGNORECASE)
@@ -32,10 +32,15 @@ IMAGE = Kind("image", _IMAGE_URI, ("image/", *_BINARY), "image/*", "an image")
 AUDIO = Kind("audio", _AUDIO_URI, ("audio/", "application/ogg", *_BINARY), "audio/*", "audio")
 
 
+def is_url(item: str) -> bool:
+    """Whether `item` is an http(s) URL (the only schemes fetched)."""
+    return item[:8].lower().startswith(("http://", "https://"))
+
+
 def looks_like_image(item: str) -> bool:
     """`auto` modality: http(s) URLs and `data:image/...;base64,` URIs are images; everything
     else (including other text that starts with "data:") is text."""
-    return item[:8].lower().startswith(("http://", "https://")) or bool(_IMAGE_URI.match(item))
+    return is_url(item) or bool(_IMAGE_URI.match(item))
 
 
 def looks_like_audio(item: str) -> bool:
@@ -46,7 +51,7 @@ def looks_like_audio(item: str) -> bool:
     header."""
     if _AUDIO_URI.match(item):
         return True
-    if item[:8].lower().startswith(("http://", "https://")):
+    if is_url(item):
         return item.split("?", 1)[0].split("#", 1)[0].lower().endswith(_EXTENSIONS)
     if not _BASE64.match(item):
         return False

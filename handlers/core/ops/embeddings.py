@@ -103,7 +103,7 @@ async def embed(
                 for (i, _), decoded in zip(at, await load, strict=True):
                     items[i] = decoded
         if "audio" in kinds and not req.truncate:
-            _check_clips(info, [(i, items[i]) for i, k in enumerate(kinds) if k == "audio"])
+            _check_clips(window, [(i, items[i]) for i, k in enumerate(kinds) if k == "audio"])
         vectors, tokens = await core.backend.embed(ticket, items, key, lengths)
     return info, vectors, tokens
 
@@ -122,10 +122,9 @@ def _modalities(core: Core, req: EmbeddingsRequest) -> list[str]:
     return kinds
 
 
-def _check_clips(info: ModelInfo, clips: list[tuple[int, Any]]) -> None:
+def _check_clips(window: float | None, clips: list[tuple[int, Any]]) -> None:
     """truncate=false: a 413 naming the first clip longer than the model's audio window
-    (with truncate, the model reads the window's first seconds)."""
-    window = info.audio.max_seconds if info.audio is not None else None
+    (`window` seconds; with truncate, the model reads the window's first seconds)."""
     for index, clip in clips:
         if window is not None and clip.seconds > window:
             raise ServiceError(
